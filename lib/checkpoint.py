@@ -1,0 +1,142 @@
+"""Checkpoints: safetensors weights + JSON config beside them (the diffusers pattern).
+
+    save_model("data/checkpoints/tux32", model, metadata={...})
+      -> tux32.safetensors (weights; the config is also embedded in its header)
+      -> tux32.json        ({"config": {...}, "metadata": {...}})
+    model = load_model("data/checkpoints/tux32")
+
+Nothing is ever unpickled. Every write goes to a temporary file in the same folder and is renamed
+into place, so a crash never leaves a half-written checkpoint. Errors name the file and the problem.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file, safe_open
+
+from .unet import UNet, UNetConfig
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, truncated or does not match its config."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a safetensors file (no pickle). Missing -> FileNotFoundError; corrupt -> CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+    return tensors, meta
+
+
+def _stem(path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+
+
+def save_model(path, model: UNet, metadata: dict | None = None) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json``; returns the stem."""
+    stem = _stem(path)
+    cfg = model.config.to_dict()
+    meta = {"config": json.dumps(cfg, sort_keys=True), "format": "lib.unet/1"}
+    sd = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    atomic_save_tensors(stem.with_suffix(".safetensors"), sd, meta)
+    atomic_write_json(stem.with_suffix(".json"), {"config": cfg, "metadata": metadata or {}})
+    return stem
+
+
+def read_config(path) -> tuple[UNetConfig, dict]:
+    """Config and metadata from ``<stem>.json``."""
+    jpath = _stem(path).with_suffix(".json")
+    if not jpath.is_file():
+        raise FileNotFoundError(f"checkpoint config not found: {jpath}")
+    try:
+        d = json.loads(jpath.read_text())
+        cfg = UNetConfig.from_dict(d["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{jpath}: not a valid checkpoint config: {e}") from None
+    return cfg, d.get("metadata", {})
+
+
+def load_model(path, device: str | torch.device = "cpu", eval: bool = True) -> UNet:
+    """Build the UNet from ``<stem>.json`` and load ``<stem>.safetensors`` into it, strictly."""
+    stem = _stem(path)
+    wpath = stem.with_suffix(".safetensors")
+    if not wpath.is_file():
+        raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
+    cfg, meta = read_config(stem)
+    tensors, header = read_tensors(wpath)
+    if "config" in header and json.loads(header["config"]) != json.loads(json.dumps(cfg.to_dict())):
+        raise CheckpointError(f"{wpath}: config embedded in the weights differs from {stem.with_suffix('.json')}")
+    model = UNet(cfg)
+    load_state(model, tensors, str(wpath))
+    model.checkpoint_metadata = meta
+    model.checkpoint_path = str(stem)
+    model.to(device)
+    return model.eval() if eval else model
+
+
+def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Strict load with a message naming missing, unexpected and mis-shaped tensors."""
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"shape mismatch: {shapes[:3]}")
+        raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
+    model.load_state_dict(tensors, strict=False)

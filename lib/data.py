@@ -1,0 +1,95 @@
+"""Datasets behind one small interface.
+
+    ds = load_dataset("tuxphoto", n=2000, size=32, seed=0, split="test")
+    ds.images      # uint8 (N, C, H, W)
+    ds.labels      # int64 (N,)
+    ds.class_names # list[str]
+    ds.factors     # dict name -> (N,) array (instance, background, pose...; may be empty)
+    ds.float()     # float32 torch tensor in [0, 1]
+
+Specs: "tuxphoto" (embedded photo composites), "shapes" (procedural), "imagenet64:/dir" (downsampled
+ImageNet npz batches), "cifar10:/dir" (python batches), "folder:/dir" (class sub-folders),
+"fashion-mnist[:/dir]" (Debian's dataset-fashion-mnist, padded to 32x32).
+Generated datasets use disjoint seeds for the "train" and "test" splits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_003}
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self):
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise ValueError(f"ImageSet.images: expected uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+        n = len(self.images)
+        if len(self.labels) != n:
+            raise ValueError(f"ImageSet.labels: expected {n} labels, got {len(self.labels)}")
+        for k, v in self.factors.items():
+            if len(v) != n:
+                raise ValueError(f"ImageSet.factors[{k!r}]: expected {n} values, got {len(v)}")
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    def float(self, idx=None) -> torch.Tensor:
+        x = self.images if idx is None else self.images[idx]
+        return torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+
+    def subset(self, idx) -> "ImageSet":
+        idx = np.asarray(idx)
+        return ImageSet(self.images[idx], self.labels[idx], self.class_names,
+                        {k: v[idx] for k, v in self.factors.items()}, self.name)
+
+
+def _parse(spec: str) -> tuple[str, str | None]:
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"dataset: expected a spec like 'tuxphoto' or 'imagenet64:/path', got {spec!r}")
+    name, _, path = spec.partition(":")
+    return name.lower(), (path or None)
+
+
+DATASETS = ("tuxphoto", "shapes", "imagenet64", "cifar10", "folder", "fashion-mnist")
+
+
+def load_dataset(spec: str, n: int | None = None, size: int = 32, seed: int = 0, split: str = "train") -> ImageSet:
+    """Load ``n`` images (all, for file datasets, when None) of ``spec`` at ``size`` x ``size``."""
+    name, path = _parse(spec)
+    if split not in SPLIT_SEED_OFFSET:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    if n is not None and int(n) < 0:
+        raise ValueError(f"n: expected a count >= 0, got {n!r}")
+    if int(size) < 8:
+        raise ValueError(f"size: expected >= 8, got {size!r}")
+    gseed = int(seed) + SPLIT_SEED_OFFSET[split]
+    if name == "tuxphoto":
+        from . import tuxphoto
+        d = tuxphoto.generate(2000 if n is None else int(n), size=size, seed=gseed, bank_dir=path)
+        return ImageSet(d["images"], d["labels"], d["class_names"], d["factors"], "tuxphoto")
+    if name == "shapes":
+        from . import shapes
+        d = shapes.generate(2000 if n is None else int(n), size=size, seed=gseed)
+        return ImageSet(d["images"], d["labels"], d["class_names"], d["factors"], "shapes")
+    if name in ("imagenet64", "cifar10", "folder", "fashion-mnist"):
+        from . import filedata
+        return filedata.load(name, path, n=n, size=size, seed=int(seed), split=split)
+    raise ValueError(f"dataset: unknown dataset {name!r}; expected one of {DATASETS}")

@@ -1,0 +1,375 @@
+"""Blind denoiser training: ``python -m lib.train --config configs/tux32.json [--key value ...]``.
+
+y = x + sigma z with one sigma per image (sigma = u^2 by default, u ~ U[0, 1], times sigma_max);
+loss = squared error of D(y) against x summed over pixels, averaged over the batch; Adam with a step
+or cosine schedule; optional bf16 autocast and channels_last; seeded data order and noise that depend
+only on (seed, step), so a resumed run reproduces an uninterrupted one exactly.
+
+Files in --out: state.safetensors (weights + optimizer + progress, written atomically at every
+checkpoint), model.safetensors/model.json (the exported model), log.jsonl (one JSON record per line),
+snapshots/ (optional copies of the model every ``snapshot_every_images``).
+Launched by ``torchrun --nproc_per_node=K`` it trains with DistributedDataParallel (gloo on CPU, nccl
+on GPU); each rank takes its slice of the same global batch.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_save_tensors, atomic_write_json, load_state, read_tensors, save_model
+from .data import load_dataset
+from .device import autocast, pick_device, to_channels_last
+from .metrics import psnr
+from .unet import UNet, preset
+
+EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/tux32"
+    preset: str = "cpu32"
+    model: dict = field(default_factory=dict)  # UNetConfig overrides, e.g. {"norm": "batch"}
+    dataset: str = "tuxphoto"
+    size: int = 32
+    n_train: int = 60000
+    n_val: int = 256
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "cosine"  # "cosine" | "step" (halve every lr_step_images) | "constant"
+    lr_step_images: int = 5_000_000
+    lr_min: float = 1e-5
+    total_images: int = 1_000_000
+    sigma_dist: str = "u2"  # "u2" (sigma = u^2) | "uniform"
+    sigma_max: float = 1.0
+    seed: int = 0
+    ckpt_every: int = 500  # steps
+    log_every: int = 50  # steps
+    snapshot_every_images: int = 0  # 0: no snapshots
+    device: str = "auto"
+    amp: str = "auto"  # "auto" | "true" | "false": bf16 autocast
+    channels_last: bool = True
+    threads: int = 0  # 0: torch default
+    data_cache: str = "data/cache"
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"schedule: expected cosine, step or constant, got {self.schedule!r}")
+        if self.sigma_dist not in ("u2", "uniform"):
+            raise ValueError(f"sigma_dist: expected u2 or uniform, got {self.sigma_dist!r}")
+        for k in ("batch_size", "n_train", "total_images", "ckpt_every", "log_every", "size"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k}: expected a positive integer, got {getattr(self, k)!r}")
+        if not self.sigma_max > 0:
+            raise ValueError(f"sigma_max: expected > 0, got {self.sigma_max}")
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.total_images // self.batch_size)
+
+    def compatible(self) -> dict:
+        """The fields that must not change when resuming."""
+        d = dataclasses.asdict(self)
+        return {k: d[k] for k in ("preset", "model", "dataset", "size", "n_train", "batch_size", "seed",
+                                  "sigma_dist", "sigma_max")}
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * 0.5 ** ((step * cfg.batch_size) // cfg.lr_step_images)
+    t = min(1.0, step / cfg.total_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def _seeded(*key) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(hash(tuple(int(k) for k in key)) & (2**63 - 1))
+    return g
+
+
+class BatchStream:
+    """Global batch ``step`` of a seeded stream: epoch e is permutation (seed, e) of the pool."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.b, self.seed, self._perms = n, batch_size, seed, {}
+
+    def _perm(self, epoch):
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(self.n, generator=_seeded(self.seed, 11, epoch))}
+            self._perms.update({epoch: self._perms[epoch]})
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> torch.Tensor:
+        k0 = step * self.b
+        out, k = [], k0
+        while k < k0 + self.b:
+            e, p = divmod(k, self.n)
+            take = min(self.n - p, k0 + self.b - k)
+            out.append(self._perm(e)[p:p + take])
+            k += take
+        return torch.cat(out)
+
+
+def noise_for_step(cfg: TrainConfig, step: int, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    g = _seeded(cfg.seed, 23, step)
+    u = torch.rand(shape[0], generator=g)
+    sigma = (u * u if cfg.sigma_dist == "u2" else u) * cfg.sigma_max
+    z = torch.randn(shape, generator=g)
+    return sigma, z
+
+
+def cached_images(cfg: TrainConfig, n: int, split: str) -> np.ndarray:
+    """Generated datasets are cached as .npy under ``data_cache`` (regenerated if absent)."""
+    name = cfg.dataset.replace(":", "_").replace("/", "_")
+    path = Path(cfg.data_cache) / f"{name}-{cfg.size}-{split}-{n}-{cfg.seed}.npy"
+    if path.is_file():
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        if arr.shape[0] == n:
+            return np.ascontiguousarray(arr)
+    ds = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split=split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, ds.images)
+    os.replace(tmp, path)
+    return ds.images
+
+
+@torch.inference_mode()
+def evaluate(model, val: torch.Tensor, device, amp, sigmas=EVAL_SIGMAS, seed: int = 1234) -> dict:
+    """Mean PSNR of the noisy input and of D(y) on ``val`` at each sigma (fixed noise)."""
+    was = model.training
+    model.eval()
+    res = {}
+    for i, s in enumerate(sigmas):
+        z = torch.randn(val.shape, generator=_seeded(seed, i))
+        y = val + s * z
+        outs = []
+        for b in range(0, len(val), 128):
+            with autocast(device, amp):
+                outs.append(model(y[b:b + 128].to(device)).float().cpu())
+        out = torch.cat(outs).clamp(0, 1)
+        res[str(s)] = {"input": round(psnr(y.clamp(0, 1), val).mean().item(), 3),
+                       "output": round(psnr(out, val).mean().item(), 3)}
+    model.train(was)
+    return res
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    sd = opt.state_dict()
+    tensors = {f"opt.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer(opt, tensors: dict, meta: dict) -> None:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, k = key.split(".", 2)
+            state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+            backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+            if cfg.batch_size % self.world:
+                raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.world} processes")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        dev = pick_device(cfg.device)
+        if dev.type == "cuda" and self.world > 1:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        self.device = dev
+        self.amp = {"auto": "auto", "true": True, "false": False}.get(str(cfg.amp).lower(), cfg.amp)
+        self.out = Path(cfg.out)
+        self.model = UNet(preset(cfg.preset, **cfg.model)).to(dev)
+        self.model = to_channels_last(self.model, cfg.channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.step, self.images_seen, self.wall = 0, 0, 0.0
+        self._stop = False
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self):
+        if self.rank != 0:
+            return
+        sd = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        ot, ometa = optimizer_tensors(self.opt)
+        meta = {"step": str(self.step), "images_seen": str(self.images_seen), "wall_s": str(self.wall),
+                "train_config": json.dumps(dataclasses.asdict(self.cfg)), "optimizer": json.dumps(ometa)}
+        atomic_save_tensors(self.out / "state.safetensors", {**sd, **ot}, meta)
+        save_model(self.out / "model", self.model, self.metadata())
+
+    def metadata(self) -> dict:
+        return {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
+                "images_seen": self.images_seen, "wall_s": round(self.wall, 1),
+                "train_config": dataclasses.asdict(self.cfg)}
+
+    def try_resume(self) -> bool:
+        path = self.out / "state.safetensors"
+        if not path.is_file():
+            return False
+        tensors, meta = read_tensors(path)
+        old = TrainConfig(**json.loads(meta["train_config"]))
+        if old.compatible() != self.cfg.compatible():
+            diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
+            raise ValueError(f"{path}: cannot resume, the run was started with different settings {diff} "
+                             f"(use another --out or delete the folder)")
+        load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+        load_optimizer(self.opt, tensors, json.loads(meta["optimizer"]))
+        self.step, self.images_seen, self.wall = int(meta["step"]), int(meta["images_seen"]), float(meta["wall_s"])
+        self._truncate_log()
+        return True
+
+    def _truncate_log(self):
+        log = self.out / "log.jsonl"
+        if self.rank != 0 or not log.is_file():
+            return
+        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        from .checkpoint import atomic_write_bytes
+        atomic_write_bytes(log, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def log(self, rec: dict):
+        if self.rank != 0:
+            return
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, progress: bool = True):
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()
+        if self.rank == 0:
+            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
+        pool = torch.from_numpy(cached_images(cfg, cfg.n_train, "train"))
+        val = torch.from_numpy(cached_images(cfg, cfg.n_val, "test")).float() / 255
+        if pool.shape[1] != self.model.config.in_channels:
+            raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
+        stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
+        model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        per = cfg.batch_size // self.world
+        lo, hi = self.rank * per, (self.rank + 1) * per
+        if self.step == 0 and self.rank == 0:
+            self.log({"step": 0, "images": 0, "kind": "eval", "psnr": evaluate(self.model, val, self.device, self.amp)})
+        old_handler = signal.signal(signal.SIGTERM, self._on_term) if self._main_thread() else None
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress or self.rank != 0,
+                   desc=f"train {cfg.out}", dynamic_ncols=True)
+        model.train()
+        t_last, loss_acc, n_acc = time.time(), 0.0, 0
+        while self.step < cfg.total_steps and not self._stop:
+            idx = stream.indices(self.step)
+            x = pool[idx].float().div_(255)
+            sigma, z = noise_for_step(cfg, self.step, x.shape)
+            x, sigma, z = x[lo:hi], sigma[lo:hi], z[lo:hi]
+            x = to_channels_last(x.to(self.device, non_blocking=True), cfg.channels_last)
+            y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(cfg, self.step)
+            with autocast(self.device, self.amp):
+                out = model(y)
+            loss = (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; last checkpoint kept in {self.out}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.step += 1
+            self.images_seen += cfg.batch_size
+            loss_acc += loss.item()
+            n_acc += 1
+            bar.update(1)
+            now = time.time()
+            self.wall += now - t_last
+            if self.step % cfg.log_every == 0:
+                self.log({"step": self.step, "images": self.images_seen, "loss": round(loss_acc / n_acc, 4),
+                          "lr": lr_at(cfg, self.step), "wall_s": round(self.wall, 1),
+                          "img_per_s": round(n_acc * cfg.batch_size / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
+                          if hasattr(self, "_t_log") else None})
+                loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
+            if cfg.snapshot_every_images and self.images_seen % cfg.snapshot_every_images < cfg.batch_size and self.rank == 0:
+                save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.total_steps:
+                if self.rank == 0:
+                    self.log({"step": self.step, "images": self.images_seen, "kind": "eval",
+                              "psnr": evaluate(self.model, val, self.device, self.amp)})
+                self.save()
+            t_last = time.time()
+        if self._stop and self.step % cfg.ckpt_every:
+            self.save()
+        bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        if self.world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+            dist.destroy_process_group()
+        return self.model
+
+    def _on_term(self, *_):
+        self._stop = True
+
+    @staticmethod
+    def _main_thread():
+        import threading
+        return threading.current_thread() is threading.main_thread()
+
+
+def parse_args(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="JSON file of TrainConfig fields (command-line flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model":
+            p.add_argument(flag, type=json.loads, help='UNetConfig overrides as JSON, e.g. \'{"norm": "batch"}\'')
+        elif f.type in ("bool", bool):
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), help=f"(default {f.default})")
+        else:
+            typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            p.add_argument(flag, type=typ, help=f"(default {f.default})")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    base = {}
+    if a.config:
+        if not Path(a.config).is_file():
+            p.error(f"--config: file not found: {a.config}")
+        base = json.loads(Path(a.config).read_text())
+        unknown = set(base) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            p.error(f"--config {a.config}: unknown keys {sorted(unknown)}")
+    over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
+    cfg = TrainConfig(**{**base, **over})
+    cfg._progress = not a.no_progress
+    return cfg
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    Trainer(cfg).run(progress=getattr(cfg, "_progress", True))
+
+
+if __name__ == "__main__":
+    main()
