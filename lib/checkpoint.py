@@ -22,6 +22,11 @@ from safetensors.torch import load_file, save_file, safe_open
 from .unet import UNet, UNetConfig
 
 
+_umask = os.umask(0)
+os.umask(_umask)
+_FILE_MODE = 0o666 & ~_umask  # what open() would give; mkstemp alone gives 0600
+
+
 class CheckpointError(ValueError):
     """A checkpoint file is corrupt, truncated or does not match its config."""
 
@@ -35,6 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -55,6 +61,7 @@ def atomic_save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[s
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,121 @@
+"""Figures of notebook 01: denoising performance, sparsity across blocks (Fig. 1), sparsity of phi,
+noise robustness. Each function takes measured arrays and returns a matplotlib figure."""
+from __future__ import annotations
+
+import numpy as np
+
+from .plots import show_images
+
+# PAPER.md 5.1: approximate modes of the PR histograms on ImageNet (input, output) per block.
+PAPER_PR_MODES = {"a2": (0.41, 0.64), "a3": (0.63, 0.75), "a4": (0.75, 0.26), "a5": (0.76, 0.49), "a6": (0.65, 0.27)}
+PAPER_BLOCK_LABELS = {"a1": "E1", "a2": "E2", "a3": "E3", "a4": "B (mid)", "a5": "D3", "a6": "D2"}
+
+
+def plot_psnr(tables: dict):
+    """tables: {label: psnr_table}. PSNR out vs in, with the blur oracle of the first table."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    first = next(iter(tables.values()))
+    sig = sorted(float(s) for s in first)
+    x = [first[str(s)]["input"] for s in sig]
+    ax.plot(x, x, "k:", lw=1, label="identity (no denoising)")
+    ax.plot(x, [first[str(s)]["blur_oracle"] for s in sig], "s--", c="grey", label="best Gaussian blur (oracle)")
+    for label, t in tables.items():
+        ax.plot(x, [t[str(s)]["output"] for s in sig], "o-", label=label)
+    for s, xi in zip(sig, x):
+        ax.annotate(f"σ={s:g}", (xi, xi), textcoords="offset points", xytext=(2, -10), fontsize=7)
+    ax.set_xlabel("input PSNR (dB)")
+    ax.set_ylabel("output PSNR (dB)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_denoise_examples(clean, examples, n: int = 6):
+    """examples: list of (sigma, noisy, denoised) as from lib.denoising.denoise_examples."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, len(examples) + 1, figsize=(1.6 * (len(examples) + 1), 3.6 * n / 6 + 0.5))
+    show_images(axes[0, 0], clean[:n], 1, "clean")
+    axes[1, 0].set_axis_off()
+    for j, (s, y, d) in enumerate(examples, start=1):
+        show_images(axes[0, j], y[:n], 1, f"noisy σ={s:g}")
+        show_images(axes[1, j], d[:n], 1, "denoised")
+    return fig
+
+
+def mode(values, grid=np.linspace(0, 1, 401)) -> float:
+    """Mode of a sample in [0, 1] by Gaussian kernel density (Scott's rule)."""
+    from scipy.stats import gaussian_kde
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 3 or np.ptp(v) == 0:
+        return float(np.median(v)) if len(v) else float("nan")
+    return float(grid[np.argmax(gaussian_kde(v)(grid))])
+
+
+def pr_summary(prs: dict) -> list[dict]:
+    """prs: {alias: {"in": (N,), "out": (N,)}} -> rows with modes, medians, the paper's modes, verdict."""
+    rows = []
+    for b, d in prs.items():
+        mi, mo = mode(d["in"]), mode(d["out"])
+        pin, pout = PAPER_PR_MODES.get(b, (np.nan, np.nan))
+        med_in, med_out = float(np.median(d["in"])), float(np.median(d["out"]))
+        rows.append({"block": PAPER_BLOCK_LABELS.get(b, b), "mode in": mi, "mode out": mo,
+                     "median in": med_in, "median out": med_out, "paper in": pin, "paper out": pout,
+                     "verdict": "sparser" if med_out < med_in else "denser",
+                     "paper verdict": ("sparser" if pout < pin else "denser") if np.isfinite(pin) else ""})
+    return rows
+
+
+def plot_pr_histograms(prs: dict, title: str = ""):
+    """Fig. 1: per block, histograms over images of the PR of the block's input and output means."""
+    import matplotlib.pyplot as plt
+    blocks = list(prs)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(2.3 * len(blocks), 2.3), sharey=False)
+    bins = np.linspace(0, 1, 41)
+    for ax, b in zip(np.atleast_1d(axes), blocks):
+        ax.hist(prs[b]["in"], bins, alpha=0.6, color="tab:blue", label="input", density=True)
+        ax.hist(prs[b]["out"], bins, alpha=0.6, color="tab:orange", label="output", density=True)
+        if b in PAPER_PR_MODES:
+            for v, c in zip(PAPER_PR_MODES[b], ("tab:blue", "tab:orange")):
+                ax.axvline(v, color=c, ls="--", lw=1)
+        ax.set_title(PAPER_BLOCK_LABELS.get(b, b))
+        ax.set_xlabel("participation ratio")
+        ax.set_yticks([])
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, y=1.04)
+    return fig
+
+
+def plot_sorted_phi(phi, energy_counts, n_examples: int = 4, labels=None):
+    """Sorted phi of a few images (left) and the histogram of channels carrying 90% energy (right)."""
+    import matplotlib.pyplot as plt
+    phi = np.asarray(phi)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
+    for i in range(min(n_examples, len(phi))):
+        a.plot(np.sort(phi[i])[::-1], label=(labels[i] if labels is not None else f"image {i}"))
+    a.set_xlabel("channel (sorted)")
+    a.set_ylabel("phi_c")
+    a.legend(fontsize=7)
+    b.hist(energy_counts, bins=np.arange(0, phi.shape[1] + 2, max(1, phi.shape[1] // 40)), color="tab:green")
+    b.set_xlabel(f"channels carrying 90% of the energy (of {phi.shape[1]})")
+    b.set_ylabel("images")
+    return fig
+
+
+def plot_robustness(sigmas, rel_change: dict, rel_change_untrained: dict | None = None):
+    """Mean relative change of each block's spatial-mean vector vs sigma."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2 if rel_change_untrained else 1, figsize=(8 if rel_change_untrained else 4.2, 3),
+                             sharey=True, squeeze=False)
+    for ax, data, t in zip(axes[0], (rel_change, rel_change_untrained), ("trained", "untrained")):
+        if data is None:
+            continue
+        for b, v in data.items():
+            ax.plot(sigmas, np.nanmean(v, axis=1), "o-", lw=2.5 if b == "a4" else 1,
+                    label=PAPER_BLOCK_LABELS.get(b, b))
+        ax.set_xlabel("σ")
+        ax.set_title(t)
+    axes[0, 0].set_ylabel("relative change of block mean vector")
+    axes[0, 0].legend(fontsize=7)
+    return fig

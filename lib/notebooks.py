@@ -1,0 +1,145 @@
+"""Run the numbered notebooks headlessly with papermill: ``python -m lib.notebooks [--smoke] [--only 01 03]``.
+
+Each notebooks/NN_*.ipynb is executed in a real Jupyter kernel with the given parameters; the executed
+copy and a standalone HTML export go to figures/rendered/, figures to figures/NN_*/. Prints each
+notebook's time; exits non-zero naming the notebook and the failing cell if any notebook fails.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import FIGURES, ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+
+# notebook stem -> the paper figures it reproduces (for the README table and the HTML index)
+PAPER_FIGURES = {
+    "00_training_evidence": "training-time evidence (ours)",
+    "01_denoising_sparsity": "Fig. 1, Fig. 10 (section 2)",
+    "02_channel_selectivity": "Figs. 3, 4, 5, 13",
+    "03_self_guided_reconstruction": "Fig. 7, algorithm boxes",
+    "04_distances": "Fig. 8",
+    "05_clustering": "Figs. 6, 15",
+    "06_linear_probe": "linear probe (authors' scripts)",
+    "07_explorer": "interactive explorer",
+}
+
+
+def find_notebooks(only=None) -> list[Path]:
+    nbs = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        want = [str(o) for o in only]
+        sel = [p for p in nbs if any(p.stem.startswith(w) or p.stem == w for w in want)]
+        missing = [w for w in want if not any(p.stem.startswith(w) for p in nbs)]
+        if missing:
+            raise SystemExit(f"--only: no notebook matches {missing}; have {[p.stem for p in nbs]}")
+        return sel
+    return nbs
+
+
+def _value(s: str):
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError:
+        return {"True": True, "False": False, "None": None}.get(s, s)
+
+
+def export_html(ipynb: Path, out: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+    nb = nbformat.read(ipynb, as_version=4)
+    body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    out.write_text(body)
+
+
+def write_index(rendered: Path, times: dict) -> Path:
+    rows = []
+    for stem, t in sorted(times.items()):
+        link = f"{stem}.html" if (rendered / f"{stem}.html").exists() else f"{stem}.ipynb"
+        rows.append(f"<tr><td><a href='{html.escape(link)}'>{html.escape(stem)}</a></td>"
+                    f"<td>{html.escape(PAPER_FIGURES.get(stem, ''))}</td><td>{t['seconds']:.0f} s</td>"
+                    f"<td>{'ok' if t['ok'] else 'FAILED'}</td></tr>")
+    page = ("<!doctype html><meta charset='utf-8'><title>Rendered analyses</title>"
+            "<h1>Rendered notebooks</h1><table border=1 cellpadding=4><tr><th>notebook</th>"
+            "<th>paper figure</th><th>runtime</th><th>status</th></tr>" + "".join(rows) + "</table>")
+    path = rendered / "index.html"
+    path.write_text(page)
+    return path
+
+
+def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_export=True,
+        kernel="python3", log_output=False) -> dict:
+    import papermill as pm
+    rendered = Path(rendered or FIGURES / "rendered")
+    rendered.mkdir(parents=True, exist_ok=True)
+    env_backup = dict(os.environ)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if figures:
+        os.environ["LIB_FIGURES_DIR"] = str(figures)
+    params = dict(params or {})
+    if smoke:
+        params["SMOKE"] = True
+    times_path = rendered / "times.json"
+    times = json.loads(times_path.read_text()) if times_path.is_file() and not smoke else {}
+    failures = []
+    try:
+        for nb in find_notebooks(only):
+            out = rendered / nb.name
+            t0 = time.time()
+            ok = True
+            try:
+                pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel,
+                                    cwd=str(ROOT), progress_bar=False, log_output=log_output)
+            except pm.PapermillExecutionError as e:
+                ok = False
+                failures.append(f"{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) "
+                                f"raised {e.ename}: {e.evalue}")
+            except Exception as e:  # kernel died, notebook unreadable, ...
+                ok = False
+                failures.append(f"{nb.name}: {type(e).__name__}: {e}")
+            dt = time.time() - t0
+            times[nb.stem] = {"seconds": round(dt, 1), "ok": ok, "smoke": smoke}
+            if html_export and out.exists():
+                export_html(out, out.with_suffix(".html"))
+            print(f"{'ok    ' if ok else 'FAILED'} {nb.stem:32s} {dt:7.1f} s", flush=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    if html_export:
+        write_index(rendered, times)
+    if failures:
+        raise RuntimeError("notebook(s) failed:\n  " + "\n  ".join(failures))
+    return times
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 01 03")
+    p.add_argument("--smoke", action="store_true", help="SMOKE=True: tiny model, seconds per notebook")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="notebook parameter, e.g. -p DEVICE cuda -p CHECKPOINT data/checkpoints/paper64")
+    p.add_argument("--rendered", help="where executed notebooks and HTML go (default figures/rendered)")
+    p.add_argument("--figures", help="root folder for figures (default figures/)")
+    p.add_argument("--no-html", action="store_true")
+    p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    a = p.parse_args(argv)
+    t0 = time.time()
+    try:
+        run(a.only, a.smoke, {k: _value(v) for k, v in a.parameter}, a.rendered, a.figures,
+            not a.no_html, log_output=a.log_output)
+    except RuntimeError as e:
+        print(str(e), file=sys.stderr)
+        print(f"total {time.time() - t0:.1f} s", file=sys.stderr)
+        sys.exit(1)
+    print(f"total {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

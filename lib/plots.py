@@ -1,0 +1,96 @@
+"""Figure style, image grids and `save_figure`, which writes small PNGs (and PDFs) with fixed metadata."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+from .paths import FIGURES
+
+_FIG_DIR: Path | None = None
+SAVED: list[Path] = []
+
+
+def set_style():
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9,
+                         "axes.spines.top": False, "axes.spines.right": False, "figure.max_open_warning": 0})
+
+
+def set_figure_dir(path: str | os.PathLike) -> Path:
+    global _FIG_DIR
+    _FIG_DIR = Path(path)
+    _FIG_DIR.mkdir(parents=True, exist_ok=True)
+    return _FIG_DIR
+
+
+def figure_dir() -> Path:
+    return _FIG_DIR if _FIG_DIR is not None else FIGURES
+
+
+def save_figure(fig, name: str, pdf: bool = False) -> Path:
+    """Save ``fig`` as <figure dir>/<name>.png (and .pdf) with reproducible metadata; returns the PNG path."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name: expected a plain file stem like 'fig1_sparsity', got {name!r}")
+    out = figure_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
+    if pdf:
+        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"Creator": None, "Producer": None,
+                                                                           "CreationDate": None})
+    SAVED.append(png)
+    return png
+
+
+def to_numpy_images(x) -> np.ndarray:
+    """(N, C, H, W) float [0,1] tensor or uint8 array -> (N, H, W, C) float array in [0, 1]."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255
+    if x.ndim == 3:
+        x = x[None]
+    x = np.clip(x, 0, 1).transpose(0, 2, 3, 1)
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def image_grid(images, nrow: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile images (N, C, H, W) into one (H', W', C) array, ``nrow`` images per row."""
+    x = to_numpy_images(images)
+    if x.ndim == 3:
+        x = np.repeat(x[..., None], 3, axis=-1)
+    n, h, w, c = x.shape
+    ncol = nrow
+    nr = int(np.ceil(n / ncol))
+    grid = np.full((nr * (h + pad) + pad, ncol * (w + pad) + pad, c), pad_value, np.float32)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
+    return grid
+
+
+def show_images(ax, images, nrow: int, title: str | None = None):
+    ax.imshow(image_grid(images, nrow), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def markdown_table(rows: list[dict], floatfmt: str = ".3f") -> str:
+    """A list of dicts as a markdown table (for closing cells and READMEs)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+matplotlib.rcParams.setdefault("svg.hashsalt", "lib")

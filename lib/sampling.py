@@ -1,0 +1,464 @@
+"""Samplers that use the blind denoiser D as a score (PAPER.md section 6), k-diffusion style.
+
+Every sampler has one signature style and returns a `SampleResult`:
+
+    sampler(model, <inputs>, <settings...>, generator=None, callback=None, progress=True) -> SampleResult
+
+- `sample_unconditional` unconditional stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021)
+- `guided_ascent`     self-guided reconstruction, "forward" form: ascent with a phi projection before each step
+- `guided_backward`   self-guided reconstruction, "backward" form: fixed sigma schedule, renoise-project-denoise
+- `self_guided`       either form with a named preset: "reference" (the authors' settings) or "fast" (ours)
+
+A phi target is anything `make_target` accepts: clean target images (phi(x_c, sigma) computed on demand
+on a log-spaced sigma grid with ``n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
+(C,) phi vector (used at every sigma: an approximation, since phi(x_c, sigma) changes with sigma), or a
+callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants.
+
+Costs: ``nfe`` counts network calls per batch: a full forward, a forward stopped after the block, and a
+backward pass each count 1. Computing the target phi (``info["target_nfe"]``) and the final measurements
+(``phi_rel_err``, ``final_sigma``) are not included. Units: images and sigma in [0, 1] (PAPER.md 7).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import autocast, base_seed, per_sample_noise
+from .hooks import BlockRecorder, resolve_blocks
+from .representation import phi as phi_of
+from .unet import check_images
+
+EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image, inside the training range)
+GRID_PER_DECADE = 8  # target phi grid: sigma = 10 ** (k / 8), interpolated linearly in log sigma
+
+
+@dataclass
+class SampleResult:
+    samples: torch.Tensor          # (N, C, H, W) float in [0, 1], CPU; N = targets x samples, target-major
+    nfe: int                       # network evaluations (forwards and backwards, per batch call)
+    sigmas: torch.Tensor           # (steps, N) effective sigma ||y - D(y)|| / sqrt(dim) per step and image
+    final_sigma: torch.Tensor      # (N,) effective sigma of the returned sample: ||x - D(x)|| / sqrt(dim)
+    phi_rel_err: torch.Tensor | None  # (N,) ||phi(x, EVAL_SIGMA) - target|| / ||target|| (masked channels)
+    steps: int
+    wall_s: float                  # sampling time incl. computing the target phi, excl. final measurements
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------- targets
+class PhiTarget:
+    """T target phi vectors as a function of sigma: ``target(sigma) -> (T, C)`` float32 CPU tensor."""
+
+    n: int
+    nfe: int = 0  # network calls spent computing the target
+    seconds: float = 0.0  # and the time (both included in a sampler's wall_s, not in its nfe)
+
+    def __call__(self, sigma: float) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ImageTarget(PhiTarget):
+    """phi(x_c, sigma) of target images (or, with centroid=True, the mean over them: one target), computed
+    on demand at grid points 10**(k/8) with ``n_noise`` draws (fixed ``seed``) and interpolated."""
+
+    def __init__(self, model, images, block="mid", n_noise=10, seed=0, centroid=False, amp=False):
+        self.model, self.images, self.block, self.n_noise = model, images, block, int(n_noise)
+        self.seed, self.centroid, self.amp, self.cache, self.nfe, self.seconds = seed, centroid, amp, {}, 0, 0.0
+        self.n = 1 if centroid else images.shape[0]
+        self.shape = tuple(images.shape[1:])
+
+    def at(self, sigma: float) -> torch.Tensor:
+        key = round(float(sigma), 12)
+        if key not in self.cache:
+            t0 = time.perf_counter()
+            v = phi_of(self.model, self.images, sigma, n_noise=self.n_noise, blocks=self.block,
+                       seed=self.seed, amp=self.amp)
+            draws = 1 if sigma == 0 else self.n_noise
+            self.nfe += math.ceil(self.images.shape[0] / max(1, 256 // draws))
+            self.cache[key] = v.mean(0, keepdim=True) if self.centroid else v
+            self.seconds += time.perf_counter() - t0
+        return self.cache[key]
+
+    def __call__(self, sigma):
+        sigma = float(sigma)
+        if sigma <= 0:
+            return self.at(0.0)
+        k = math.log10(max(sigma, 1e-3)) * GRID_PER_DECADE
+        lo, hi = math.floor(k), math.ceil(k)
+        a, b = self.at(10 ** (lo / GRID_PER_DECADE)), self.at(10 ** (hi / GRID_PER_DECADE))
+        w = k - lo
+        return a if hi == lo else (1 - w) * a + w * b
+
+
+class ConstantTarget(PhiTarget):
+    """A fixed phi (T, C) used at every sigma (approximation: the true phi(x_c, sigma) drifts with sigma)."""
+
+    def __init__(self, v):
+        self.v = v.float().cpu().reshape(-1, v.shape[-1])
+        self.n = self.v.shape[0]
+
+    def __call__(self, sigma):
+        return self.v
+
+
+class CallableTarget(PhiTarget):
+    def __init__(self, fn, n):
+        self.fn, self.n = fn, n
+
+    def __call__(self, sigma):
+        v = torch.as_tensor(self.fn(float(sigma))).float().cpu()
+        return v.reshape(-1, v.shape[-1])
+
+
+def block_channels(model, block="mid") -> int:
+    """Channel count of ``block`` (probe forward on a tiny zero input; raises ValueError if unknown)."""
+    name = _check_block(model, block)
+    d = model.config.downsampling
+    x = torch.zeros(1, model.config.in_channels, d, d, device=next(model.parameters()).device)
+    with torch.no_grad(), BlockRecorder(model, name, stop=True) as rec:
+        model(x)
+    return rec.outputs[name].shape[1]
+
+
+def _check_block(model, block):
+    try:
+        return resolve_blocks(model, block)[-1]
+    except ValueError as e:
+        raise ValueError(f"block: the model has no block {block!r} ({e})") from None
+
+
+def make_target(model, target, block="mid", n_noise=10, seed=0, amp=False) -> PhiTarget:
+    """Images (T, C, H, W) in [0, 1] -> ImageTarget; tensor (T, C) or (C,) -> ConstantTarget;
+    callable sigma -> (T, C) -> CallableTarget; a PhiTarget passes through. Validates sizes."""
+    C = block_channels(model, block)
+    if isinstance(target, PhiTarget):
+        t = target
+    elif callable(target):
+        v = torch.as_tensor(target(1.0))
+        t = CallableTarget(target, n=v.reshape(-1, v.shape[-1]).shape[0] if v.ndim else 1)
+    elif isinstance(target, torch.Tensor) and target.ndim == 4:
+        check_images(target, "target", channels=model.config.in_channels, multiple=model.config.downsampling)
+        t = ImageTarget(model, target, block, n_noise, seed, amp=amp)
+    elif isinstance(target, torch.Tensor) and target.ndim in (1, 2):
+        t = ConstantTarget(target)
+    else:
+        raise ValueError(f"target: expected images (T, C, H, W), a phi tensor (T, {C}) or (C,), or a callable "
+                         f"sigma -> phi; got {type(target).__name__} {getattr(target, 'shape', '')}")
+    probe = t(1.0)
+    if probe.shape[-1] != C or not torch.isfinite(probe).all():
+        raise ValueError(f"target: phi has {probe.shape[-1]} channels, block {block!r} has {C}")
+    return t
+
+
+def centroid_target(model, images, block="mid", n_noise=10, seed=0, amp=False) -> ImageTarget:
+    """One target: the mean of phi(x, sigma) over a set of images (a class or a cluster), at every sigma."""
+    check_images(images, "images", channels=model.config.in_channels, multiple=model.config.downsampling)
+    return ImageTarget(model, images, block, n_noise, seed, centroid=True, amp=amp)
+
+
+def topk_mask(phi_vectors: torch.Tensor, k: int) -> torch.Tensor:
+    """0/1 mask (T, C) keeping the ``k`` largest channels of each target phi (T, C) or (C,)."""
+    v = phi_vectors.reshape(-1, phi_vectors.shape[-1])
+    if not (isinstance(k, int) and 1 <= k <= v.shape[1]):
+        raise ValueError(f"k: expected an integer in [1, {v.shape[1]}], got {k!r}")
+    m = torch.zeros_like(v)
+    return m.scatter_(1, v.topk(k, dim=1).indices, 1.0)
+
+
+def _expand_mask(mask, T, C):
+    if mask is None:
+        return torch.ones(T, C)
+    m = torch.as_tensor(mask).float().cpu()
+    if m.shape[-1] != C or m.ndim > 2 or (m.ndim == 2 and m.shape[0] not in (1, T)):
+        raise ValueError(f"mask: expected shape ({C},) or ({T}, {C}), got {tuple(m.shape)}")
+    if ((m != 0) & (m != 1)).any() or (m.reshape(-1, C).sum(1) == 0).any():
+        raise ValueError("mask: expected 0/1 values with at least one channel kept per target")
+    return m.reshape(-1, C).expand(T, C).clone()
+
+
+# ------------------------------------------------------------------------------------ projection
+def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.01, tol=0.01,
+            max_move=None, amp=False):
+    """Move each image of ``y`` so the spatial mean of ``block`` matches ``target`` (N, C) on ``mask``.
+
+    Loss per image: mean over masked channels of (mean_spatial a(y) - target)^2, gradient through a forward
+    pass stopped after the block. method "adam": a fresh Adam (lr) per call, each image stops when its loss
+    is below ``tol`` x its first loss, at most ``iters`` iterations (the authors' projection). method
+    "newton": ``iters`` steps y -= lr * (||r||^2 / ||J^T r||^2) J^T r, the step that zeroes the residual if
+    J J^T were isotropic (Gauss-Newton with a scalar curvature); each step's norm per image is clipped to
+    ``max_move`` x sqrt(dim) (e.g. the noise level). Returns (y, nfe, iterations used per image, loss0, loss).
+    """
+    n, dim = y.shape[0], y[0].numel()
+    y = y.detach().clone()
+    active = torch.arange(n, device=y.device)
+    m1, m2 = torch.zeros_like(y), torch.zeros_like(y)
+    used, loss0, loss = torch.zeros(n, dtype=torch.long), torch.zeros(n), torch.zeros(n)
+    nfe = 0
+    for it in range(iters + 1):
+        yi = y[active].requires_grad_(True)
+        with torch.enable_grad():
+            with autocast(y.device, amp), BlockRecorder(model, block, grad=True, stop=True) as rec:
+                model(yi)
+            r = (rec.outputs[block].float().mean((2, 3)) - target[active]) * mask[active]
+            li = r.pow(2).sum(1) / mask[active].sum(1)
+        nfe += 1
+        li_c = li.detach().cpu()
+        if it == 0:
+            loss0[active.cpu()] = li_c
+        loss[active.cpu()] = li_c
+        done = (li_c <= tol * loss0[active.cpu()]) if method == "adam" else torch.zeros_like(li_c, dtype=torch.bool)
+        if it == iters or bool(done.all()):
+            break
+        g, = torch.autograd.grad(li.sum(), yi)
+        nfe += 1
+        keep = ~done.to(y.device)
+        act, g = active[keep], g[keep]
+        if method == "adam":
+            b1, b2, t = 0.9, 0.999, it + 1
+            m1[act] = b1 * m1[act] + (1 - b1) * g
+            m2[act] = b2 * m2[act] + (1 - b2) * g * g
+            step = lr * (m1[act] / (1 - b1 ** t)) / ((m2[act] / (1 - b2 ** t)).sqrt() + 1e-8)
+        elif method == "newton":
+            gn = g.flatten(1).pow(2).sum(1).clamp_min(1e-20)
+            step = g * (2 * lr * li.detach()[keep] / gn).view(-1, 1, 1, 1)
+        else:
+            raise ValueError(f"method: expected 'adam' or 'newton', got {method!r}")
+        if max_move is not None:
+            norm = step.flatten(1).norm(dim=1) / math.sqrt(dim)
+            mm = torch.as_tensor(max_move, device=y.device).float().reshape(-1).expand(n)[act]
+            step = step * (mm / norm.clamp_min(1e-12)).clamp(max=1.0).view(-1, 1, 1, 1)
+        y[act] = y[act] - step.to(y.dtype)
+        used[act.cpu()] += 1
+        active = act
+    return y.detach(), nfe, used, loss0, loss
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _denoise(model, y, amp):
+    with torch.no_grad(), autocast(y.device, amp):
+        return model(y).float()
+
+
+def _eff_sigma(y, d):
+    return (y - d).flatten(1).norm(dim=1) / math.sqrt(y[0].numel())
+
+
+def _noise(n, shape, seed, step, device):
+    return per_sample_noise(n, shape, (seed * 1_000_003 + step) % 2**62).squeeze(1).to(device)
+
+
+def _start(n, shape, mean, device):
+    mu = torch.full((shape[0],), 0.5) if mean is None else torch.as_tensor(mean).float().reshape(-1)
+    if mu.numel() == 1:
+        mu = mu.expand(shape[0])
+    if mu.numel() != shape[0]:
+        raise ValueError(f"mean: expected a number or {shape[0]} channel means, got {mu.numel()} values")
+    return mu.view(1, -1, 1, 1).expand(n, *shape).clone().to(device)
+
+
+def _check_finite(y, step, sigma):
+    if not torch.isfinite(y).all():
+        raise FloatingPointError(f"sampler diverged at step {step} (sigma {float(sigma.max()):.4g}): NaN/inf in y")
+
+
+def _finish(model, x, nfe, sigmas, steps, t0, target=None, mask=None, block="mid", n_noise=10, info=None, amp=False):
+    """Clamp, measure final_sigma and phi_rel_err (not counted in nfe), pack a SampleResult."""
+    wall = time.perf_counter() - t0
+    x = x.clamp(0, 1)
+    final = _eff_sigma(x, _denoise(model, x, amp)).cpu()
+    err = None
+    if target is not None:
+        S = x.shape[0] // target.n
+        t = target(EVAL_SIGMA).repeat_interleave(S, 0) * mask
+        p = phi_of(model, x, EVAL_SIGMA, n_noise=n_noise, blocks=block, seed=12345, amp=amp) * mask
+        err = (p - t).norm(dim=1) / t.norm(dim=1).clamp_min(1e-12)
+    info = dict(info or {}, target_nfe=getattr(target, "nfe", 0), target_s=getattr(target, "seconds", 0.0))
+    sig = torch.stack(sigmas) if sigmas else torch.zeros(0, x.shape[0])
+    return SampleResult(x.cpu(), int(nfe), sig, final, err, int(steps), wall, info)
+
+
+def _setup(model, target, n_samples, block, n_noise, mask, seed_t, amp):
+    block = _check_block(model, block)
+    if not (isinstance(n_samples, int) and n_samples >= 1):
+        raise ValueError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
+    tgt = make_target(model, target, block, n_noise, seed_t, amp)
+    C = tgt(1.0).shape[1]
+    return block, tgt, _expand_mask(mask, tgt.n, C).repeat_interleave(n_samples, 0)
+
+
+def _shape(model, target, shape):
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(target, ImageTarget):
+        return target.shape
+    s = model.config.image_size
+    return (model.config.in_channels, s, s)
+
+
+def _check_sigmas(sigma0, sigma_L):
+    if not (sigma_L > 0):
+        raise ValueError(f"sigma_L: expected > 0, got {sigma_L!r}")
+    if not (sigma0 > sigma_L):
+        raise ValueError(f"sigma0: expected sigma0 > sigma_L, got sigma0={sigma0!r}, sigma_L={sigma_L!r}")
+
+
+def _bar(progress, total, desc):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
+
+
+# -------------------------------------------------------------------------------------- samplers
+def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
+           adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True, amp=False,
+           _guide=None):
+    """Stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021; PAPER.md 6).
+
+    y <- mean + sigma0 z; each step: h_t = h0 t / (1 + h0 (t - 1)) (or h0 if not adaptive_h),
+    f = y - D(y), sigma_t = ||f|| / sqrt(dim), gamma = sigma_t sqrt((1 - beta h)^2 - (1 - h)^2),
+    y <- y - h f + gamma z. An image stops (and leaves the batch) once sigma_t < sigma_L; returns D(y).
+    One full forward per step. Internal: returns (x, nfe, sigmas, steps, t0); see `sample_unconditional`."""
+    _check_sigmas(sigma0, sigma_L)
+    if not (0 < h0 <= 1 and 0 < beta <= 1):
+        raise ValueError(f"h0, beta: expected in (0, 1], got h0={h0!r}, beta={beta!r}")
+    shape = shape or (model.config.in_channels, model.config.image_size, model.config.image_size)
+    dev, t0 = next(model.parameters()).device, time.perf_counter()
+    seed = base_seed(generator)
+    y = _start(n, shape, mean, dev) + sigma0 * _noise(n, shape, seed, 0, dev)
+    out = torch.empty_like(y)
+    active = torch.arange(n, device=dev)
+    last = torch.full((n,), float(sigma0))
+    sigmas, nfe, t = [], 0, 0
+    bar = _bar(progress, None, "ascent")
+    while active.numel() and t < max_steps:
+        t += 1
+        h = h0 * t / (1 + h0 * (t - 1)) if adaptive_h else h0
+        ya = y[active]
+        if _guide is not None:  # forward-form projection before the score step (guided_ascent)
+            ya, k = _guide(ya, active, last[active.cpu()].to(dev))
+            nfe += k
+        d = _denoise(model, ya, amp)
+        nfe += 1
+        s = _eff_sigma(ya, d)
+        last[active.cpu()] = s.cpu()
+        sigmas.append(last.clone())
+        if callback is not None:
+            callback(dict(step=t, y=ya, sigma=s, x0=d, active=active))
+        stop = s < sigma_L
+        out[active[stop]] = d[stop]
+        gamma = s * math.sqrt(max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0))
+        z = _noise(n, shape, seed, t, dev)[active]
+        ya = ya - h * (ya - d) + gamma.view(-1, 1, 1, 1) * z
+        _check_finite(ya, t, s)
+        y[active] = ya
+        active = active[~stop]
+        bar.update(1)
+        bar.set_postfix(sigma=float(s.max()), active=int(active.numel()))
+    bar.close()
+    if active.numel():  # max_steps reached: return the denoised current state
+        out[active] = _denoise(model, y[active], amp)
+        nfe += 1
+    return out, nfe, sigmas, t, t0
+
+
+def sample_unconditional(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
+                         adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True,
+                         amp=False) -> SampleResult:
+    """Unconditional samples by stochastic coarse-to-fine ascent (`_ascent`); nfe = one forward per step
+    (+1 if max_steps stops images early)."""
+    x, nfe, sigmas, t, t0 = _ascent(model, n, shape, mean, sigma0, sigma_L, h0, beta, adaptive_h, max_steps,
+                                   generator, callback, progress, amp)
+    return _finish(model, x, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"))
+
+
+def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01,
+                  adaptive_h=True, max_steps=10000, method="adam", proj_iters=100, proj_lr=0.01, proj_tol=0.01,
+                  mask=None, block="mid", n_noise=10, target_seed=0, generator=None, callback=None,
+                  progress=True, amp=False) -> SampleResult:
+    """Self-guided reconstruction, "forward" form (PAPER.md 6): `_ascent` where, before each score step,
+    y is projected (`project`) so its spatial block mean matches phi(x_c, sigma_t), sigma_t being the
+    image's effective sigma at its previous step (sigma0 at the first). Per step: projection
+    (1 + 2 x iterations) + 1 forward. Returns samples for T targets x n_samples, target-major."""
+    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp)
+    _check_sigmas(sigma0, sigma_L)
+    dev, N = next(model.parameters()).device, tgt.n * n_samples
+    m_dev, its = m.to(dev), []
+
+    def guide(ya, active, sig):
+        tv = torch.stack([tgt(float(s))[i // n_samples] for s, i in zip(sig.tolist(), active.tolist())])
+        ya, k, used, _, _ = project(model, ya, tv.to(dev), m_dev[active], block, method, proj_iters, proj_lr,
+                                    proj_tol, max_move=sig if method == "newton" else None, amp=amp)
+        its.append(used.float().mean().item())
+        return ya, k
+
+    x, nfe, sigmas, t, t0 = _ascent(model, N, _shape(model, tgt, None), mean, sigma0, sigma_L, h0, beta,
+                                   adaptive_h, max_steps, generator, callback, progress, amp, _guide=guide)
+    return _finish(model, x, nfe, sigmas, t, t0, tgt, m, block, n_noise, amp=amp,
+                   info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))))
+
+
+def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method="adam", proj_iters=100,
+                    proj_lr=0.01, proj_tol=0.01, proj_max_move=None, mask=None, block="mid", n_noise=10,
+                    target_seed=0, generator=None, callback=None, progress=True, amp=False) -> SampleResult:
+    """Self-guided reconstruction, "backward" (fixed schedule) form (PAPER.md 6).
+
+    x <- mean colour image; for sigma_k in ``schedule`` (default linspace(1, 0.03, 100)):
+    x_tilde = x + sigma_k z; project x_tilde onto phi(x_c, sigma_k) (`project`); x = D(x_tilde).
+    Per step: projection (1 + 2 x iterations) + 1 forward. ``proj_iters``: an int or one per step.
+    ``proj_max_move`` (a factor of sigma_k) clips each projection step. Returns samples for T targets x n_samples, target-major."""
+    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp)
+    sched = torch.linspace(1, 0.03, 100) if schedule is None else torch.as_tensor(schedule, dtype=torch.float32)
+    if sched.ndim != 1 or sched.numel() < 1 or not (sched > 0).all() or not torch.isfinite(sched).all():
+        raise ValueError(f"schedule: expected a 1-d sequence of sigmas > 0, got {schedule!r}")
+    iters = [int(proj_iters)] * len(sched) if isinstance(proj_iters, int) else [int(i) for i in proj_iters]
+    if len(iters) != len(sched) or min(iters) < 0:
+        raise ValueError(f"proj_iters: expected an integer >= 0 or one per schedule step, got {proj_iters!r}")
+    dev, t0, N = next(model.parameters()).device, time.perf_counter(), tgt.n * n_samples
+    shape, seed, m_dev = _shape(model, tgt, None), base_seed(generator), m.to(dev)
+    x = _start(N, shape, mean, dev)
+    sigmas, nfe, its = [], 0, []
+    bar = _bar(progress, len(sched), "guided_backward")
+    for k, sk in enumerate(sched.tolist()):
+        y = x + sk * _noise(N, shape, seed, k, dev)
+        tv = tgt(sk).repeat_interleave(n_samples, 0).to(dev)
+        mm = None if proj_max_move is None else proj_max_move * sk
+        y, c, used, _, _ = project(model, y, tv, m_dev, block, method, iters[k], proj_lr, proj_tol, mm, amp)
+        x = _denoise(model, y, amp)
+        nfe += c + 1
+        its.append(used.float().mean().item())
+        s = _eff_sigma(y, x)
+        _check_finite(x, k, s)
+        sigmas.append(s.cpu())
+        if callback is not None:
+            callback(dict(step=k, y=y, sigma=s, x0=x))
+        bar.update(1)
+    bar.close()
+    return _finish(model, x, nfe, sigmas, len(sched), t0, tgt, m, block, n_noise, amp=amp,
+                   info=dict(sampler="guided_backward", mean_proj_iters=sum(its) / max(1, len(its))))
+
+
+PRESETS = {
+    # The authors' settings (PAPER.md 6).
+    ("backward", "reference"): dict(schedule=torch.linspace(1, 0.03, 100).tolist(), method="adam",
+                                    proj_iters=100, proj_lr=0.01, proj_tol=0.01),
+    ("forward", "reference"): dict(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, method="adam",
+                                   proj_iters=100, proj_lr=0.01, proj_tol=0.01),
+    # Ours (see lib/bench_sampling.py for the measurements behind the choice).
+    ("backward", "fast"): dict(schedule=torch.logspace(0, math.log10(0.03), 20).tolist(), method="newton",
+                               proj_iters=2, proj_lr=1.0, proj_max_move=1.0),
+    ("forward", "fast"): dict(sigma0=1.0, sigma_L=0.05, h0=0.2, beta=0.1, method="newton",
+                              proj_iters=2, proj_lr=1.0),
+}
+
+
+def self_guided(model, target, n_samples=1, preset="fast", form="backward", generator=None, callback=None,
+                progress=True, **overrides) -> SampleResult:
+    """Self-guided reconstruction with a named preset ("reference" or "fast") of either form
+    ("backward" -> `guided_backward`, "forward" -> `guided_ascent`); keyword overrides win."""
+    if (form, preset) not in PRESETS:
+        raise ValueError(f"preset/form: expected preset in ('reference', 'fast') and form in ('backward', "
+                         f"'forward'), got preset={preset!r}, form={form!r}")
+    fn = guided_backward if form == "backward" else guided_ascent
+    kw = dict(PRESETS[(form, preset)], **overrides)
+    return fn(model, target, n_samples, generator=generator, callback=callback, progress=progress, **kw)

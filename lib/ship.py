@@ -1,0 +1,74 @@
+"""Ship a trained run as a checkpoint with its card: ``python -m lib.ship runs/tux32 --name tux32``.
+
+Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl (training log),
+<name>.metrics.json ({"psnr": {sigma: {"input", "output", "blur_oracle"}}} on held-out images) and
+<name>.md (the card: dataset, steps, images seen, wall time, PSNR table, quality bar verdict).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_model
+from .denoising import held_out_psnr_table
+from .paths import CHECKPOINTS
+
+N_HELD_OUT = 512
+
+
+def psnr_table(model, dataset: str, size: int, n: int = N_HELD_OUT) -> dict:
+    return held_out_psnr_table(model, dataset, size, n)
+
+
+def card(name: str, meta: dict, table: dict, config: dict) -> str:
+    tc = meta.get("train_config", {})
+    ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
+    lines = [f"# Checkpoint `{name}`", "",
+             f"- dataset: `{meta.get('dataset')}` at {meta.get('size')}x{meta.get('size')} "
+             f"({tc.get('n_train')} training images, held-out split for the table)",
+             f"- network: preset `{tc.get('preset')}` {tc.get('model') or ''}, norm `{config.get('norm')}`, "
+             f"widths {config.get('widths')}, middle block {config.get('mid_width')} channels",
+             f"- steps: {meta.get('step')}, images seen: {meta.get('images_seen')}, batch {tc.get('batch_size')}, "
+             f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
+             f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
+             f"- retrain: `make checkpoint` (see the Makefile for the exact command)", "",
+             f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
+             "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
+             "|---|---|---|---|---|"]
+    for s, r in table.items():
+        lines.append(f"| {s} | {r['input']:.2f} | {r['output']:.2f} | {r['blur_oracle']:.2f} | "
+                     f"{r['output'] - r['blur_oracle']:+.2f} |")
+    lines += ["", "Quality bar (denoised beats input and blur oracle at every sigma): "
+              + ("**met**" if ok else "**not met** (see the table)"), ""]
+    return "\n".join(lines)
+
+
+def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS) -> Path:
+    run = Path(run)
+    model = load_model(run / "model")
+    meta = dict(model.checkpoint_metadata)
+    stem = dest / name
+    save_model(stem, model, meta)
+    if (run / "log.jsonl").is_file():
+        shutil.copyfile(run / "log.jsonl", stem.with_suffix(".log.jsonl"))
+    table = psnr_table(model, meta["dataset"], int(meta["size"]))
+    atomic_write_json(stem.with_suffix(".metrics.json"), {"psnr": table, "n_held_out": N_HELD_OUT,
+                                                           "images_seen": meta.get("images_seen")})
+    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict()).encode())
+    return stem
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="training output folder (holds model.safetensors/model.json/log.jsonl)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--dest", default=str(CHECKPOINTS))
+    a = p.parse_args(argv)
+    stem = ship(a.run, a.name, Path(a.dest))
+    print(stem.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""lib.sampling on the tiny random network (16x16): shapes, nfe, determinism, guidance, targets, errors."""
+import math
+
+import pytest
+import torch
+
+from lib import sampling as S
+from lib.data import load_dataset
+from lib.representation import phi
+from lib.unet import UNet, preset
+
+FAST = dict(schedule=[1.0, 0.3, 0.05], method="newton", proj_iters=2, proj_lr=1.0, proj_max_move=1.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The tiny UNet trained for 80 steps on 16x16 tuxphoto (about 2-5 s): enough for guidance to matter."""
+    x = load_dataset("tuxphoto", 256, size=16, split="train").float()
+    torch.manual_seed(0)
+    m = UNet(preset("tiny"))
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(80):
+        b = x[torch.randint(0, 256, (16,), generator=g)]
+        s = torch.rand(16, 1, 1, 1, generator=g)
+        loss = (m(b + s * torch.randn(b.shape, generator=g)) - b).pow(2).sum((1, 2, 3)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return load_dataset("tuxphoto", 2, size=16, split="test").float()
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_backward_shapes_and_nfe(model, targets):
+    r = S.guided_backward(model, targets, n_samples=3, generator=gen(), progress=False, **FAST)
+    assert r.samples.shape == (6, 3, 16, 16) and r.samples.device.type == "cpu"
+    assert 0 <= r.samples.min() and r.samples.max() <= 1 and torch.isfinite(r.samples).all()
+    # per step: projection = 3 forwards-to-mid + 2 backwards, then 1 full forward -> 6; 3 steps
+    assert r.nfe == 18 and r.steps == 3
+    assert r.sigmas.shape == (3, 6) and r.final_sigma.shape == (6,) and r.phi_rel_err.shape == (6,)
+    assert r.wall_s > 0 and r.info["target_nfe"] > 0
+
+
+def test_unconditional_nfe_and_stopping(model):
+    r = S.sample_unconditional(model, n=2, shape=(3, 16, 16), sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=7,
+                               generator=gen(), progress=False)
+    assert r.steps == 7 and r.nfe == 8  # one forward per step + the final D(y) of unfinished images
+    assert r.sigmas.shape == (7, 2) and r.phi_rel_err is None
+    calls = []
+    r = S.sample_unconditional(model, n=3, sigma_L=0.3, h0=0.5, beta=0.5, max_steps=200, generator=gen(),
+                               progress=False, callback=calls.append)
+    assert r.nfe == r.steps == len(calls) < 200 and set(calls[0]) >= {"step", "y", "sigma", "x0"}
+    last = r.sigmas[-1]
+    assert (last < 0.3).all() and (r.sigmas[-2] >= 0.3).any()
+    for i in range(3):  # an image stops updating once below sigma_L: its recorded sigma stays put
+        k = int((r.sigmas[:, i] < 0.3).nonzero()[0])
+        assert (r.sigmas[k:, i] == r.sigmas[k, i]).all()
+    assert calls[-1]["y"].shape[0] <= 3
+
+
+def test_forward_form_nfe(model, targets):
+    r = S.guided_ascent(model, targets[:1], n_samples=2, sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=4,
+                        method="newton", proj_iters=1, proj_lr=1.0, generator=gen(), progress=False)
+    assert r.steps == 4 and r.nfe == 4 * (3 + 1) + 1  # projection 2 fwd + 1 bwd, score 1 fwd; final D(y)
+
+
+def test_determinism_and_batch_independence(model, targets):
+    a = S.guided_backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
+    b = S.guided_backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
+    c = S.guided_backward(model, targets, 2, generator=gen(4), progress=False, **FAST).samples
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    u2 = S.sample_unconditional(model, n=2, h0=0.5, beta=0.5, max_steps=5, generator=gen(), progress=False)
+    u3 = S.sample_unconditional(model, n=3, h0=0.5, beta=0.5, max_steps=5, generator=gen(), progress=False)
+    torch.testing.assert_close(u2.samples, u3.samples[:2], atol=1e-5, rtol=0)
+
+
+def test_guidance_reduces_phi_error(model, targets):
+    guided = S.guided_backward(model, targets, 2, generator=gen(), progress=False, **FAST)
+    free = S.guided_backward(model, targets, 2, generator=gen(), progress=False, **dict(FAST, proj_iters=0))
+    assert guided.phi_rel_err.mean() < 0.7 * free.phi_rel_err.mean()
+    ref = S.self_guided(model, targets[:1], 1, preset="reference", generator=gen(), progress=False,
+                        schedule=[1.0, 0.3, 0.05], proj_iters=20)
+    assert ref.phi_rel_err.mean() < free.phi_rel_err[:2].mean()
+
+
+def test_project_adam_stops_at_tolerance(model, targets):
+    y = targets + 0.2 * torch.randn(targets.shape, generator=gen())
+    t = phi(model, targets, 0.2, n_noise=4)
+    _, nfe, used, l0, l1 = S.project(model, y, t, torch.ones_like(t), method="adam", iters=50, lr=0.01, tol=0.5)
+    assert (l1 <= 0.5 * l0).all() and used.max() < 50 and nfe == 2 * used.max().item() + 1
+
+
+def test_mask_topk_centroid(model, targets):
+    C = S.block_channels(model)
+    t = phi(model, targets, 0.0, n_noise=1)
+    mask = S.topk_mask(t, 5)
+    assert mask.shape == (2, C) and (mask.sum(1) == 5).all()
+    assert torch.equal(mask[0].nonzero().flatten().sort().values, t[0].topk(5).indices.sort().values)
+    # target differs from phi(y) only outside the mask -> masked loss is 0 and y does not move
+    y = targets.clone()
+    off = t + 10.0 * (1 - mask)
+    y2, _, _, l0, _ = S.project(model, y, off, mask, method="newton", iters=2)
+    assert torch.allclose(l0, torch.zeros(2), atol=1e-10) and torch.equal(y2, y)
+    r = S.guided_backward(model, off, 1, mask=mask, generator=gen(), progress=False, **FAST)
+    assert r.samples.shape == (2, 3, 16, 16) and torch.isfinite(r.phi_rel_err).all()
+    cen = S.centroid_target(model, targets, n_noise=2)
+    torch.testing.assert_close(cen(0.1), phi(model, targets, 0.1, n_noise=2).mean(0, keepdim=True))
+    r = S.guided_backward(model, cen, 3, generator=gen(), progress=False, **FAST)
+    assert r.samples.shape == (3, 3, 16, 16)
+    # a callable target and the on-demand grid interpolate between grid sigmas
+    it = S.make_target(model, targets, n_noise=2)
+    s1, s2 = 10 ** (-8 / 8), 10 ** (-7 / 8)
+    mid = math.sqrt(s1 * s2)
+    torch.testing.assert_close(it(mid), 0.5 * (it(s1) + it(s2)))
+    ct = S.make_target(model, lambda s: t * (1 + s))
+    torch.testing.assert_close(ct(0.5), 1.5 * t)
+
+
+def test_bad_inputs(model, targets):
+    C = S.block_channels(model)
+    kw = dict(progress=False, **FAST)
+    with pytest.raises(ValueError, match="target"):
+        S.guided_backward(model, targets[:, :1], **kw)
+    with pytest.raises(ValueError, match="target"):
+        S.guided_backward(model, targets[:, :, :12, :12], **kw)
+    with pytest.raises(ValueError, match="target"):
+        S.guided_backward(model, torch.rand(2, C + 1), **kw)
+    with pytest.raises(ValueError, match="mask"):
+        S.guided_backward(model, targets, mask=torch.ones(C - 1), **kw)
+    for k in (0, C + 1):
+        with pytest.raises(ValueError, match="k"):
+            S.topk_mask(torch.rand(C), k)
+    with pytest.raises(ValueError, match="sigma0"):
+        S.sample_unconditional(model, sigma0=0.05, sigma_L=0.05, progress=False)
+    with pytest.raises(ValueError, match="sigma0"):
+        S.guided_ascent(model, targets, sigma0=0.01, sigma_L=0.05, progress=False)
+    with pytest.raises(ValueError, match="block"):
+        S.guided_backward(model, targets, block="enc9", **kw)
+    with pytest.raises(ValueError, match="n_samples"):
+        S.guided_backward(model, targets, n_samples=0, **kw)
+    with pytest.raises(ValueError, match="preset"):
+        S.self_guided(model, targets, preset="slow", progress=False)
+
+
+def test_divergence_raises(targets):
+    torch.manual_seed(0)
+    bad = UNet(preset("tiny")).eval()
+    with torch.no_grad():
+        bad.dec1[-1][0].weight.fill_(float("nan"))  # D(y) is NaN, the middle block is fine
+    with pytest.raises(FloatingPointError, match="step 0"):
+        S.guided_backward(bad, targets, progress=False, **FAST)
+    with pytest.raises(FloatingPointError, match="sigma"):
+        S.sample_unconditional(bad, n=2, max_steps=3, progress=False)
