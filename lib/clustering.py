@@ -23,7 +23,19 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, nor
 
 from .analysis import as_numpy
 
-__all__ = ["kmeans", "scores", "score_table", "separation", "separation_ratio", "group_separations", "tsne"]
+# OpenMP/BLAS threads used by sklearn here. 1 by default: on a busy CPU (training in the background)
+# OpenMP spin-waiting made k-means and t-SNE 20-40x slower than one thread. None: library default.
+THREADS: int | None = 1
+
+
+def limit_threads(threads: int | None = None):
+    """Context manager limiting OpenMP/BLAS threads to ``threads`` (default `THREADS`; None: no limit)."""
+    import contextlib
+    from threadpoolctl import threadpool_limits
+    n = THREADS if threads is None else threads
+    return contextlib.nullcontext() if n is None else threadpool_limits(int(n))
+
+__all__ = ["THREADS", "limit_threads", "kmeans", "scores", "score_table", "separation", "separation_ratio", "group_separations", "tsne"]
 
 
 def _labels(y, name: str, n: int | None = None) -> np.ndarray:
@@ -46,7 +58,8 @@ def kmeans(X, k: int, seed: int = 0, n_init: int = 10, return_centers: bool = Fa
         raise ValueError(f"k: expected an integer in [1, {a.shape[0]}] (number of rows), got {k!r}")
     km = KMeans(n_clusters=int(k), init="k-means++", n_init=int(n_init), random_state=int(seed),
                 max_iter=int(max_iter))
-    lab = km.fit_predict(a).astype(np.int64)
+    with limit_threads():
+        lab = km.fit_predict(a).astype(np.int64)
     return (lab, km.cluster_centers_) if return_centers else lab
 
 
@@ -147,7 +160,8 @@ def tsne(X, seed: int = 0, perplexity: float = 30.0, pca_dims: int | None = 50) 
         raise ValueError(f"perplexity: expected > 0, got {perplexity!r}")
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
-    if pca_dims is not None and a.shape[1] > pca_dims and n > pca_dims:
-        a = PCA(n_components=int(pca_dims), random_state=int(seed)).fit_transform(a)
-    perp = float(min(perplexity, (n - 1) / 3))
-    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=int(seed)).fit_transform(a)
+    with limit_threads():
+        if pca_dims is not None and a.shape[1] > pca_dims and n > pca_dims:
+            a = PCA(n_components=int(pca_dims), random_state=int(seed)).fit_transform(a)
+        perp = float(min(perplexity, (n - 1) / 3))
+        return TSNE(n_components=2, perplexity=perp, init="pca", random_state=int(seed)).fit_transform(a)

@@ -99,7 +99,7 @@ def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_e
             except pm.PapermillExecutionError as e:
                 ok = False
                 failures.append(f"{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) "
-                                f"raised {e.ename}: {e.evalue}")
+                                f"raised {e.ename}: {e.evalue}  [executed copy: {out}]")
             except Exception as e:  # kernel died, notebook unreadable, ...
                 ok = False
                 failures.append(f"{nb.name}: {type(e).__name__}: {e}")

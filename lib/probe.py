@@ -15,7 +15,10 @@ from scipy.stats import norm
 
 from .analysis import as_numpy
 
-__all__ = ["wilson_interval", "linear_probe", "train_test_split_indices"]
+# The authors' probe noise level, 50 on their 0-255 scale, in our units (images in [0, 1]).
+PAPER_PROBE_SIGMA = 50 / 255
+
+__all__ = ["PAPER_PROBE_SIGMA", "wilson_interval", "linear_probe", "train_test_split_indices"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -89,13 +92,16 @@ def linear_probe(X, labels, test_frac: float = 0.3, seed: int = 0, C: float = 1.
     clf = LogisticRegression(C=float(C), max_iter=int(max_iter), random_state=int(seed))
     import warnings
     from sklearn.exceptions import ConvergenceWarning
-    with warnings.catch_warnings():
+    from .clustering import limit_threads
+    with warnings.catch_warnings(), limit_threads():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="The number of unique classes")
         clf.fit(xtr, y[train_idx])
-    pred = clf.predict(xte)
+        pred = clf.predict(xte)
+        train_acc = float((clf.predict(xtr) == y[train_idx]).mean())
     k = int((pred == y[test_idx]).sum())
     lo, hi = wilson_interval(k, len(test_idx), confidence)
     _, cnt = np.unique(y[test_idx], return_counts=True)
     return {"accuracy": k / len(test_idx), "ci_low": lo, "ci_high": hi, "n_train": int(len(train_idx)),
-            "n_test": int(len(test_idx)), "train_accuracy": float((clf.predict(xtr) == y[train_idx]).mean()),
+            "n_test": int(len(test_idx)), "train_accuracy": train_acc,
             "chance": float(cnt.max() / len(test_idx)), "pred": pred, "test_idx": test_idx}

@@ -136,9 +136,9 @@ def cached_images(cfg: TrainConfig, n: int, split: str) -> np.ndarray:
     name = cfg.dataset.replace(":", "_").replace("/", "_")
     path = Path(cfg.data_cache) / f"{name}-{cfg.size}-{split}-{n}-{cfg.seed}.npy"
     if path.is_file():
-        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        arr = np.load(path, allow_pickle=False)
         if arr.shape[0] == n:
-            return np.ascontiguousarray(arr)
+            return arr
     ds = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split=split)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
@@ -202,6 +202,7 @@ class Trainer:
         self.device = dev
         self.amp = {"auto": "auto", "true": True, "false": False}.get(str(cfg.amp).lower(), cfg.amp)
         self.out = Path(cfg.out)
+        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
         self.model = UNet(preset(cfg.preset, **cfg.model)).to(dev)
         self.model = to_channels_last(self.model, cfg.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)

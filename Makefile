@@ -1,0 +1,57 @@
+# The two set-up commands of the README are `make figures` and `make test`; each installs what it needs.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel of torch by default (on a CUDA machine: make install TORCH="torch")
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu evidence clean-figures
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU)
+figures: $(STAMP)
+	$(BIN)/python -m lib.notebooks
+
+## Every notebook in SMOKE mode (seconds each, tiny model)
+smoke: $(STAMP)
+	$(BIN)/python -m lib.notebooks --smoke --rendered /tmp/smoke-rendered --figures /tmp/smoke-figures
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m lib.bench
+
+## Retrain the shipped default checkpoint from scratch with the recorded command, then write its card
+checkpoint: $(STAMP)
+	rm -rf runs/tux32
+	$(BIN)/python -m lib.train --config configs/tux32.json
+	$(BIN)/python -m lib.ship runs/tux32 --name tux32
+
+checkpoint-tiny: $(STAMP)
+	rm -rf runs/tiny16
+	$(BIN)/python -m lib.train --config configs/tiny16.json
+	$(BIN)/python -m lib.ship runs/tiny16 --name tiny16
+
+## On a GPU: the paper-size network at 64x64 on tuxphoto for about 8 minutes with bf16
+checkpoint-gpu: $(STAMP)
+	$(BIN)/python -m lib.train --config configs/paper64-gpu.json
+	$(BIN)/python -m lib.ship runs/paper64 --name paper64
+
+evidence: $(STAMP)
+	$(BIN)/python -m lib.evidence
+
+clean-figures:
+	rm -rf figures/rendered

@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from lib.hooks import BlockRecorder, count_hooks, resolve_blocks, run_blocks
+from lib.representation import phi
+
+
+def test_records_all_six_blocks(tiny):
+    x = torch.rand(2, 3, 16, 16)
+    rec = run_blocks(tiny, x, ["a1", "a2", "a3", "a4", "a5", "a6"], stop=False)
+    assert list(rec.outputs) == ["enc1", "enc2", "enc3", "mid", "dec3", "dec2"]
+    assert rec.outputs["mid"].shape == (2, 32, 2, 2)
+    assert count_hooks(tiny) == 0
+
+
+def test_stop_after_block_and_no_hooks_left(tiny):
+    seen = []
+    h = tiny.dec3.register_forward_hook(lambda *a: seen.append(1))
+    with BlockRecorder(tiny, "mid", stop=True) as rec:
+        tiny(torch.rand(1, 3, 16, 16))
+    h.remove()
+    assert "mid" in rec.outputs and not seen  # decoder never ran
+    assert count_hooks(tiny) == 0
+
+
+def test_hooks_removed_after_exception(tiny):
+    with pytest.raises(ValueError):
+        with BlockRecorder(tiny, ["a1", "a4"]):
+            tiny(torch.rand(1, 3, 15, 16))  # bad size raises inside
+    assert count_hooks(tiny) == 0
+    with pytest.raises(RuntimeError):
+        with BlockRecorder(tiny, ["a1"]):
+            raise RuntimeError("boom")
+    assert count_hooks(tiny) == 0
+
+
+def test_grad_kept_or_dropped(tiny):
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    rec = run_blocks(tiny, x, "mid", grad=True)
+    rec.outputs["mid"].mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    rec = run_blocks(tiny, x, "mid", grad=False)
+    assert not rec.outputs["mid"].requires_grad
+
+
+def test_unknown_block(tiny):
+    with pytest.raises(ValueError, match="unknown block 'a9'"):
+        resolve_blocks(tiny, "a9")
+
+
+def test_phi_equals_hand_loop(tiny):
+    from lib.device import per_sample_noise
+    x = torch.rand(3, 3, 16, 16)
+    got = phi(tiny, x, sigma=0.2, n_noise=5, seed=7, batch_size=4)
+    z = per_sample_noise(3, (3, 16, 16), 7, draws=5)
+    want = []
+    with torch.no_grad():
+        for i in range(3):
+            acc = 0
+            for j in range(5):
+                rec = run_blocks(tiny, (x[i] + 0.2 * z[i, j])[None], "mid")
+                acc = acc + rec.outputs["mid"].mean(dim=(2, 3))[0]
+            want.append(acc / 5)
+    assert torch.allclose(got, torch.stack(want), atol=1e-5)
+
+
+def test_phi_deterministic_and_batch_independent(tiny):
+    x = torch.rand(5, 3, 16, 16)
+    a = phi(tiny, x, 0.3, n_noise=4, seed=1, batch_size=3)
+    b = phi(tiny, x, 0.3, n_noise=4, seed=1, batch_size=64)
+    c = phi(tiny, x, 0.3, n_noise=4, seed=2)
+    assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a, c)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(phi(tiny, x, 0.3, 2, generator=g1), phi(tiny, x, 0.3, 2, generator=g2))
+
+
+def test_phi_sigma0_one_draw(tiny):
+    x = torch.rand(2, 3, 16, 16)
+    a = phi(tiny, x, 0.0, n_noise=20)
+    rec = run_blocks(tiny, x, "mid")
+    assert torch.allclose(a, rec.outputs["mid"].mean(dim=(2, 3)), atol=1e-6)
+
+
+def test_phi_several_blocks_and_inputs(tiny):
+    x = torch.rand(2, 3, 16, 16)
+    out, ins = phi(tiny, x, 0.0, blocks=["a1", "a5"], inputs=True)
+    assert out["enc1"].shape == (2, 8) and ins["dec3"].shape == (2, 32)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(sigma=-0.1), "sigma"), (dict(sigma=float("nan")), "sigma"), (dict(n_noise=0), "n_noise"),
+    (dict(blocks="nope"), "unknown block"),
+])
+def test_phi_bad_args(tiny, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        phi(tiny, torch.rand(1, 3, 16, 16), **kw)
+
+
+@pytest.mark.parametrize("x,msg", [
+    (torch.rand(1, 3, 16, 16) * 2, r"\[0, 1\]"), (torch.rand(1, 4, 16, 16), "channels"),
+    (torch.rand(1, 3, 20, 16), "divisible"),
+])
+def test_phi_bad_images(tiny, x, msg):
+    with pytest.raises(ValueError, match=msg):
+        phi(tiny, x)

@@ -1,0 +1,126 @@
+"""Training: a run killed mid-way and resumed ends with the same weights as an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lib.checkpoint import load_model, read_tensors
+from lib.train import BatchStream, TrainConfig, lr_at, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def args(out, cache, **kw):
+    base = dict(preset="tiny", dataset="shapes", size=16, n_train=96, n_val=8, batch_size=16,
+                total_images=16 * 30, ckpt_every=5, log_every=5, amp="false", threads=1, seed=3,
+                channels_last="false")
+    base.update(kw)
+    a = ["--out", str(out), "--data-cache", str(cache), "--no-progress"]
+    for k, v in base.items():
+        a += ["--" + k.replace("_", "-"), str(v)]
+    return a
+
+
+def run_train(argv, **popen):
+    return subprocess.Popen([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, **popen)
+
+
+def weights(out):
+    t, _ = read_tensors(Path(out) / "model.safetensors")
+    return t
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    cache = tmp_path / "cache"
+    full = tmp_path / "full"
+    assert run_train(args(full, cache)).wait() == 0
+    part = tmp_path / "part"
+    p = run_train(args(part, cache, total_images=16 * 30))
+    state = part / "state.safetensors"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a mid-run checkpoint exists
+        if state.exists():
+            try:
+                step = int(read_tensors(state)[1]["step"])
+            except Exception:
+                step = 0
+            if 5 <= step < 30:
+                break
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    killed = p.poll() is None
+    if killed:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert killed, "the run finished before it could be killed; make it longer"
+    assert int(read_tensors(state)[1]["step"]) < 30
+    assert run_train(args(part, cache)).wait() == 0
+    wf, wp = weights(full), weights(part)
+    assert wf.keys() == wp.keys()
+    for k in wf:
+        assert torch.equal(wf[k], wp[k]), k
+    steps = [json.loads(l)["step"] for l in (part / "log.jsonl").read_text().splitlines()
+             if "loss" in json.loads(l)]
+    assert steps == sorted(set(steps)) and steps[-1] == 30  # nothing duplicated or lost
+    assert int(read_tensors(state)[1]["step"]) == 30
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    cache = tmp_path / "cache"
+    out = tmp_path / "r"
+    assert run_train(args(out, cache, total_images=32)).wait() == 0
+    p = run_train(args(out, cache, total_images=64, seed=4), stderr=subprocess.PIPE, text=True)
+    _, err = p.communicate()
+    assert p.returncode != 0 and "cannot resume" in err
+
+
+def test_ddp_two_processes(tmp_path):
+    cache = tmp_path / "cache"
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "lib.train", *args(out, cache, total_images=16 * 6)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = load_model(out / "model")
+    assert m.checkpoint_metadata["step"] == 6
+    single = tmp_path / "single"
+    assert run_train(args(single, cache, total_images=16 * 6)).wait() == 0
+    ws, wd = weights(single), weights(out)
+    assert {k: v.shape for k, v in ws.items()} == {k: v.shape for k, v in wd.items()}
+
+
+def test_batch_stream_covers_each_epoch_once():
+    s = BatchStream(10, 4, seed=0)
+    idx = torch.cat([s.indices(i) for i in range(5)])  # 20 samples = 2 epochs
+    assert sorted(idx[:10].tolist()) == list(range(10)) and sorted(idx[10:].tolist()) == list(range(10))
+
+
+def test_lr_schedules():
+    c = TrainConfig(total_images=1000, batch_size=10, schedule="step", lr_step_images=200)
+    assert lr_at(c, 0) == c.lr and lr_at(c, 20) == c.lr / 2
+    c = TrainConfig(total_images=1000, batch_size=10)
+    assert lr_at(c, 0) == pytest.approx(c.lr) and lr_at(c, 100) == pytest.approx(c.lr_min)
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(schedule="linear"), "schedule"), (dict(batch_size=0), "batch_size"),
+                                    (dict(sigma_dist="cauchy"), "sigma_dist"), (dict(sigma_max=0), "sigma_max")])
+def test_config_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_cli_config_file(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"preset": "tiny", "lr": 0.01}))
+    cfg = parse_args(["--config", str(f), "--lr", "0.02"])
+    assert cfg.preset == "tiny" and cfg.lr == 0.02
+    f.write_text(json.dumps({"colour": 1}))
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(f)])
