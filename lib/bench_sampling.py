@@ -73,7 +73,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
     return "runs/tux32/model"
 
 
-def run(checkpoint="data/checkpoints/tux32", quick=False, n_targets=4, n_samples=4, seed=0,
+def run(checkpoint="data/checkpoints/tux32", quick=False, n_targets=2, n_samples=2, seed=0,
         progress=False) -> dict:
     model = load_model(resolve_checkpoint(checkpoint))
     if quick:
@@ -110,8 +110,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="data/checkpoints/tux32")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--targets", type=int, default=4)
-    p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--targets", type=int, default=2)
+    p.add_argument("--samples", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
     if a.threads:

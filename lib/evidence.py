@@ -92,13 +92,48 @@ def snapshot_curves(snapshots: Path, out: Path, n: int = 500, seed: int = 0) -> 
     out.mkdir(parents=True, exist_ok=True)
     (out / "evidence.jsonl").write_text("".join(json.dumps({**r, "source": str(snapshots)}) + "\n" for r in rows)
                                         + json.dumps({"images_seen": None, "pixels": px}) + "\n")
-    plot_curves(rows, px, out / "evidence_curves.png")
+    plot_curves(rows, px).savefig(out / "evidence_curves.png", dpi=110, metadata={"Software": None})
     return rows
 
 
-def plot_curves(rows: list[dict], pixels: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
+def read_evidence(path) -> tuple[list[dict], dict]:
+    """Rows (one per model, images_seen ascending) and the pixel control from an evidence.jsonl."""
+    rows, px = [], {}
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        if "pixels" in r:
+            px = r["pixels"]
+        else:
+            rows.append(r)
+    return sorted(rows, key=lambda r: r["images_seen"]), px
+
+
+def read_log(path) -> tuple[list[dict], list[dict]]:
+    """Training records and eval records of a training log.jsonl."""
+    recs = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    return [r for r in recs if "loss" in r], [r for r in recs if r.get("kind") == "eval"]
+
+
+def plot_training_log(path):
+    import matplotlib.pyplot as plt
+    train, evals = read_log(path)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
+    a.plot([r["images"] / 1e3 for r in train], [r["loss"] for r in train], lw=1)
+    a.set_yscale("log")
+    a.set_xlabel("training images seen (x1000)")
+    a.set_ylabel("loss (squared error summed over pixels)")
+    if evals:
+        for s in evals[-1]["psnr"]:
+            b.plot([r["images"] / 1e3 for r in evals], [r["psnr"][s]["output"] - r["psnr"][s]["input"] for r in evals],
+                   label=f"σ={s}")
+        b.set_xlabel("training images seen (x1000)")
+        b.set_ylabel("PSNR gain over the noisy input (dB)")
+        b.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(rows: list[dict], pixels: dict):
     import matplotlib.pyplot as plt
     x = [r["images_seen"] / 1e3 for r in rows]
     fig, axes = plt.subplots(1, 4, figsize=(13, 2.8))
@@ -119,7 +154,7 @@ def plot_curves(rows: list[dict], pixels: dict, path: Path) -> None:
         a.set_xlabel("training images seen (x1000)")
         a.legend(fontsize=7) if a.get_legend_handles_labels()[0] else None
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    return fig
 
 
 def main(argv=None):

@@ -57,6 +57,8 @@ class TrainConfig:
     ckpt_every: int = 500  # steps
     log_every: int = 50  # steps
     snapshot_every_images: int = 0  # 0: no snapshots
+    evidence_every_images: int = 0  # 0: off; else log lib.evidence metrics on n_evidence held-out images
+    n_evidence: int = 500
     device: str = "auto"
     amp: str = "auto"  # "auto" | "true" | "false": bf16 autocast
     channels_last: bool = True
@@ -313,6 +315,9 @@ class Trainer:
                 loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
             if cfg.snapshot_every_images and self.images_seen % cfg.snapshot_every_images < cfg.batch_size and self.rank == 0:
                 save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
+            if cfg.evidence_every_images and self.rank == 0 and (
+                    self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
+                self.log_evidence()
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.total_steps:
                 if self.rank == 0:
                     self.log({"step": self.step, "images": self.images_seen, "kind": "eval",
@@ -329,6 +334,18 @@ class Trainer:
             dist.barrier()
             dist.destroy_process_group()
         return self.model
+
+    def log_evidence(self):
+        """Sparsity, kurtosis, clustering and probe numbers on a fixed held-out set (lib.evidence)."""
+        from .evidence import model_evidence
+        if not hasattr(self, "_evidence_data"):
+            self._evidence_data = load_dataset(self.cfg.dataset, n=self.cfg.n_evidence, size=self.cfg.size,
+                                               seed=self.cfg.seed, split="test")
+        was = self.model.training
+        self.model.eval()
+        ev = model_evidence(self.model, self._evidence_data, seed=self.cfg.seed)
+        self.model.train(was)
+        self.log({"step": self.step, "images": self.images_seen, "kind": "evidence", **ev})
 
     def _on_term(self, *_):
         self._stop = True

@@ -124,3 +124,12 @@ def test_cli_config_file(tmp_path):
     f.write_text(json.dumps({"colour": 1}))
     with pytest.raises(SystemExit):
         parse_args(["--config", str(f)])
+
+
+def test_evidence_logged_during_training(tmp_path):
+    out = tmp_path / "ev"
+    assert run_train(args(out, tmp_path / "cache", total_images=16 * 4, evidence_every_images=32,
+                          n_evidence=24, dataset="tuxphoto")).wait() == 0
+    ev = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"evidence"' in l]
+    assert [e["images"] for e in ev] == [32, 64]
+    assert {"mid_pr_in", "mid_pr_out", "n_kurtotic_channels", "class_nmi", "probe_acc"} <= set(ev[0])
