@@ -19,7 +19,7 @@ import torch
 from scipy import stats as _stats
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
-           "split_channels", "top_images", "off_images", "purity", "noise_robustness",
+           "split_channels", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",
            "energy_channels", "as_numpy"]
 
 
@@ -140,7 +140,7 @@ SPLIT_RULES = ("kurtosis", "quantile")
 
 def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.0,
                    common_kurtosis: float = 1.0, common_active: float = 0.5, quantile: float = 0.2,
-                   stats: dict | None = None) -> dict:
+                   min_active: int = 5, stats: dict | None = None) -> dict:
     """Split channels into specialized and common (PAPER.md 7), from phi of shape (N, C).
 
     rule="kurtosis" (default): specialized = excess kurtosis > ``specialized_kurtosis`` (3: heavier
@@ -148,17 +148,24 @@ def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.
       Gaussian) and active (see `channel_stats`) for at least ``common_active`` of the images.
     rule="quantile": specialized = the top ``quantile`` fraction of live channels by kurtosis; common =
       the bottom ``quantile`` fraction among those active for >= ``common_active`` of the images.
-    Dead (constant) channels are in neither. Returns a dict of int arrays: "specialized" (sorted by
-    kurtosis, highest first), "common" (lowest first), "dead", "other"; and "rule" (a description).
+    Dead (constant) channels are in neither; nor are "rare" ones, active for fewer than ``min_active``
+    images (capped at 10% of the images): a channel that fires for one or two images has the largest
+    possible kurtosis but says nothing measurable. Returns a dict of int arrays: "specialized"
+    (sorted by kurtosis, highest first), "common" (lowest first), "rare", "dead", "other"; and "rule".
     """
     if rule not in SPLIT_RULES:
         raise ValueError(f"rule: expected one of {SPLIT_RULES}, got {rule!r}")
     if not 0 <= common_active <= 1:
         raise ValueError(f"common_active: expected a fraction in [0, 1], got {common_active!r}")
+    if int(min_active) < 0:
+        raise ValueError(f"min_active: expected a count >= 0, got {min_active!r}")
     st = stats if stats is not None else channel_stats(phi)
     kurt, act = st["kurtosis"], st["frac_active"]
+    n = as_numpy(phi, "phi").shape[0] if phi is not None else None
     dead = st["dead"] > 0
-    live = np.flatnonzero(~dead)
+    need = min(int(min_active), int(np.ceil(0.1 * n))) if n else int(min_active)
+    rare = ~dead & (np.rint(act * (n or 0)) < need) if n else np.zeros_like(dead)
+    live = np.flatnonzero(~dead & ~rare)
     k = np.where(dead, -np.inf, kurt)
     if rule == "kurtosis":
         spec = live[k[live] > specialized_kurtosis]
@@ -168,19 +175,64 @@ def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.
     else:
         if not 0 < quantile <= 0.5:
             raise ValueError(f"quantile: expected a fraction in (0, 0.5], got {quantile!r}")
-        n = max(1, int(round(quantile * len(live)))) if len(live) else 0
+        m = max(1, int(round(quantile * len(live)))) if len(live) else 0
         order = live[np.argsort(-k[live], kind="stable")]
-        spec = order[:n]
+        spec = order[:m]
         cand = order[::-1]
         cand = cand[act[cand] >= common_active]
-        com = np.setdiff1d(cand[:n], spec)
+        com = np.setdiff1d(cand[:m], spec)
         desc = (f"specialized: top {quantile:.0%} of live channels by excess kurtosis; common: bottom "
                 f"{quantile:.0%} among channels active for >= {common_active:.0%} of images")
+    desc += f"; channels active for fewer than {need} images are 'rare' and in neither group"
     spec = spec[np.argsort(-k[spec], kind="stable")]
     com = com[np.argsort(k[com], kind="stable")]
     other = np.setdiff1d(live, np.concatenate([spec, com]))
     return {"specialized": spec.astype(np.int64), "common": com.astype(np.int64),
-            "dead": np.flatnonzero(dead).astype(np.int64), "other": other.astype(np.int64), "rule": desc}
+            "rare": np.flatnonzero(rare).astype(np.int64), "dead": np.flatnonzero(dead).astype(np.int64),
+            "other": other.astype(np.int64), "rule": desc}
+
+
+def class_channel_pair(phi, labels, channels=None) -> dict:
+    """Two classes and two channels that best show a union of subspaces (Fig. 5), chosen automatically.
+
+    Per class c and channel j, the effect size e[c, j] = (mean of phi_j over class c - mean over all
+    images) / std of phi_j. For classes (A, B): jA = argmax_j e[A, j] - e[B, j] (high for A, low for B),
+    jB = argmax_j e[B, j] - e[A, j]; the pair's score is the smaller of the two differences, and the
+    class pair with the highest score wins. ``channels`` restricts the candidates (default: all
+    non-constant channels). Returns {"classes": (A, B), "channels": (jA, jB), "score", "auc": (AUC of
+    phi_jA for A vs B images, AUC of phi_jB for B vs A images)}; an AUC near 1 means the two classes
+    are separated on their own channels.
+    """
+    a = as_numpy(phi, "phi")
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != len(a):
+        raise ValueError(f"labels: expected {len(a)} labels (one per row of phi), got shape {y.shape}")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("labels: need at least two classes")
+    std = a.std(0)
+    cand = np.flatnonzero(std > 0) if channels is None else _channels(channels, a.shape[1])
+    cand = cand[std[cand] > 0]
+    if len(cand) < 2:
+        raise ValueError("channels: need at least two non-constant candidate channels")
+    z = (a[:, cand] - a[:, cand].mean(0)) / std[cand]
+    e = np.stack([z[y == c].mean(0) for c in classes])          # (classes, cand)
+    best = (-np.inf, None)
+    for i in range(len(classes)):
+        for j in range(i + 1, len(classes)):
+            d = e[i] - e[j]
+            ja, jb = int(np.argmax(d)), int(np.argmin(d))
+            score = min(d[ja], -d[jb])
+            if ja != jb and score > best[0]:
+                best = (score, (i, j, ja, jb))
+    i, j, ja, jb = best[1]
+    from sklearn.metrics import roc_auc_score
+    A, B = y == classes[i], y == classes[j]
+    ca, cb = int(cand[ja]), int(cand[jb])
+    auc_a = roc_auc_score(np.r_[np.ones(A.sum()), np.zeros(B.sum())], np.r_[a[A, ca], a[B, ca]])
+    auc_b = roc_auc_score(np.r_[np.ones(B.sum()), np.zeros(A.sum())], np.r_[a[B, cb], a[A, cb]])
+    return {"classes": (classes[i], classes[j]), "channels": (ca, cb), "score": float(best[0]),
+            "auc": (float(auc_a), float(auc_b))}
 
 
 def _channels(channels, C: int) -> np.ndarray:

@@ -237,3 +237,22 @@ def test_class_distances_sampled_matches_full():
     np.testing.assert_allclose(np.sort(full["same"]), np.sort(D[i, j][y[i] == y[j]]), atol=1e-9)
     samp = distances.class_distance_distributions(X, y, max_pairs=100)
     assert len(samp["same"]) + len(samp["diff"]) == 100
+
+
+def test_rare_channels_and_class_channel_pair():
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.repeat([0, 1, 2], 100)
+    phi = rng.normal(1, 0.1, size=(n, 4))
+    phi[y == 0, 1] += 2           # channel 1 belongs to class 0
+    phi[y == 2, 3] += 2           # channel 3 belongs to class 2
+    single = np.zeros(n)
+    single[5] = 1.0               # fires for one image only: rare, not specialized
+    sp = analysis.split_channels(np.c_[phi, single])
+    assert list(sp["rare"]) == [4] and 4 not in sp["specialized"]
+    pair = analysis.class_channel_pair(phi, y)
+    assert set(pair["classes"]) == {0, 2}
+    assert dict(zip(pair["classes"], pair["channels"])) == {0: 1, 2: 3}
+    assert min(pair["auc"]) > 0.99
+    with pytest.raises(ValueError, match="labels"):
+        analysis.class_channel_pair(phi, y[:5])
