@@ -8,6 +8,7 @@ Every sampler has one signature style and returns a `SampleResult`:
 - `guided_ascent`     self-guided reconstruction, "forward" form: ascent with a phi projection before each step
 - `guided_backward`   self-guided reconstruction, "backward" form: fixed sigma schedule, renoise-project-denoise
 - `self_guided`       either form with a named preset: "reference" (the authors' settings) or "fast" (ours)
+- `Tracker`           a callback measuring phi error and PSNR of the running estimate against nfe
 
 A phi target is anything `make_target` accepts: clean target images (phi(x_c, sigma) computed on demand
 on a log-spaced sigma grid with ``n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
