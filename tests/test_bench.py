@@ -1,0 +1,22 @@
+"""`make bench` prints one flat JSON object as its last line with the documented keys (values not judged)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"train_images_per_s", "phi_images_per_s_stop_after_mid", "phi_images_per_s_full_forward",
+        "forward_gflops_per_s", "matmul_peak_gflops_per_s",
+        "sampler_reference_nfe", "sampler_fast_nfe", "sampler_reference_wall_s", "sampler_fast_wall_s",
+        "sampler_reference_phi_rel_err", "sampler_fast_phi_rel_err", "sampler_reference_diversity",
+        "sampler_fast_diversity"}
+
+
+def test_bench_prints_flat_json_with_keys():
+    r = subprocess.run([sys.executable, "-m", "lib.bench", "--quick", "--checkpoint", "data/checkpoints/tiny16"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert KEYS <= set(res), KEYS - set(res)
+    assert all(not isinstance(v, (dict, list)) for v in res.values())
+    assert res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0 and res["sampler_fast_nfe"] > 0
