@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu evidence clean-figures
+.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ checkpoint-tiny: $(STAMP)
 checkpoint-gpu: $(STAMP)
 	$(BIN)/python -m lib.train --config configs/paper64-gpu.json
 	$(BIN)/python -m lib.ship runs/paper64 --name paper64
+
+## On a GPU: train / extract / k-means throughput check (about 8 min); `python -m lib.gpu_check --quick` on a CPU
+gpu-check: $(STAMP)
+	$(BIN)/python -m lib.gpu_check
 
 evidence: $(STAMP)
 	$(BIN)/python -m lib.evidence

@@ -134,7 +134,15 @@ def noise_for_step(cfg: TrainConfig, step: int, shape) -> tuple[torch.Tensor, to
 
 
 def cached_images(cfg: TrainConfig, n: int, split: str) -> np.ndarray:
-    """Generated datasets are cached as .npy under ``data_cache`` (regenerated if absent)."""
+    """Generated datasets are cached as .npy under ``data_cache`` (regenerated if absent). ImageNet 64x64
+    (1.28 M x 12 KB = 15.7 GB) is converted once to a uint8 .npy there and memory-mapped read-only
+    (lib.imagenet_cache); under torchrun rank 0 converts and the other ranks wait for it."""
+    if cfg.dataset.partition(":")[0].lower() == "imagenet64":
+        from .imagenet_cache import open_pool
+        rank = int(os.environ.get("RANK", "0"))
+        images, _ = open_pool(cfg.dataset, split, cfg.size, n, cfg.seed, cfg.data_cache, build=rank == 0,
+                              wait_s=0 if rank == 0 else 24 * 3600)
+        return images
     name = cfg.dataset.replace(":", "_").replace("/", "_")
     path = Path(cfg.data_cache) / f"{name}-{cfg.size}-{split}-{n}-{cfg.seed}.npy"
     if path.is_file():
@@ -264,8 +272,8 @@ class Trainer:
         resumed = self.try_resume()
         if self.rank == 0:
             atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
-        pool = torch.from_numpy(cached_images(cfg, cfg.n_train, "train"))
-        val = torch.from_numpy(cached_images(cfg, cfg.n_val, "test")).float() / 255
+        pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
+        val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
         if pool.shape[1] != self.model.config.in_channels:
             raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
         stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
@@ -284,11 +292,11 @@ class Trainer:
         model.train()
         t_last, loss_acc, n_acc = time.time(), 0.0, 0
         while self.step < cfg.total_steps and not self._stop:
-            idx = stream.indices(self.step)
-            x = pool[idx].float().div_(255)
-            sigma, z = noise_for_step(cfg, self.step, x.shape)
-            x, sigma, z = x[lo:hi], sigma[lo:hi], z[lo:hi]
-            x = to_channels_last(x.to(self.device, non_blocking=True), cfg.channels_last)
+            idx = stream.indices(self.step)[lo:hi].numpy()
+            x = torch.from_numpy(pool[idx])  # this rank's rows only, uint8 (a memmap reads just these)
+            sigma, z = noise_for_step(cfg, self.step, (cfg.batch_size, *x.shape[1:]))
+            sigma, z = sigma[lo:hi], z[lo:hi]
+            x = to_channels_last(x.to(self.device, non_blocking=True).float().div_(255), cfg.channels_last)
             y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(cfg, self.step)

@@ -1,0 +1,353 @@
+"""phi for a whole dataset, into memory-mapped arrays on disk, resumable and sharded.
+
+    python -m lib.extract --checkpoint runs/imagenet64/model --dataset imagenet64:/data/imagenet64 \\
+        --split train --sigmas 0 0.1 0.2 --n-noise 20 --blocks mid --out phi_cache/
+    torchrun --nproc_per_node=4 -m lib.extract ...          # the same, sharded over 4 processes/GPUs
+
+    X = load_cache("phi_cache", "mid", 0.1)    # np.memmap float32 (N, C), read-only
+    y = load_labels("phi_cache")               # int64 (N,)
+
+Files in --out:
+  manifest.json              checkpoint (+ its sha256), dataset, split, size, sigmas, n_noise, seed, blocks,
+                             N, channels, chunk_size, n_chunks, array file names (identical for every rank)
+  phi_<block>_s<sigma>.npy   one float32 (N, C) .npy per (block, sigma), written in place through a memmap
+  labels.npy                 int64 (N,)
+  done/rank<r>-of<W>.npy     bool (n_chunks,): chunks finished by rank r of a W-process launch; the cache's
+                             state is the union of all these files ("merged on read")
+Images are cut into chunks of ``chunk_size`` rows; rank r of W takes the chunks r, r+W, ... not yet done by
+anyone. A chunk is marked done (its rank's file rewritten atomically) only after its rows are flushed to
+disk, so a killed run resumes where it stopped, with any number of processes, and no row is written twice.
+The noise of image i is ``lib.device.per_sample_noise`` seeded by (seed, i) (the same draws at every
+sigma, as ``phi(..., seed=seed)`` uses), so the result does not depend on chunking, batching or sharding,
+and equals ``lib.representation.phi(model, all_images, sigma, n_noise, blocks, seed=seed)``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write_bytes, atomic_write_json
+from .device import autocast, per_sample_noise, pick_device, to_channels_last
+from .hooks import resolve_blocks
+from .representation import block_means, check_sigma
+
+FORMAT = "phi-cache/1"
+MANIFEST = "manifest.json"
+IGNORED_ON_RESUME = ("checkpoint",)  # a moved checkpoint is the same checkpoint (its sha256 is compared)
+
+
+def sigma_key(sigma: float) -> str:
+    return f"{float(sigma):g}"
+
+
+def array_name(block: str, sigma: float) -> str:
+    return f"phi_{block}_s{sigma_key(sigma)}.npy"
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) from the environment torchrun sets; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def file_sha256(path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(block):
+            h.update(b)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ reading
+def load_manifest(out_dir) -> dict:
+    f = Path(out_dir) / MANIFEST
+    if not f.is_file():
+        raise FileNotFoundError(f"phi cache: no {MANIFEST} in {str(out_dir)!r} (run `python -m lib.extract ... --out {out_dir}`)")
+    return json.loads(f.read_text())
+
+
+def done_chunks(out_dir, n_chunks: int | None = None) -> np.ndarray:
+    """Union of every rank's done file: bool (n_chunks,)."""
+    if n_chunks is None:
+        n_chunks = load_manifest(out_dir)["n_chunks"]
+    done = np.zeros(n_chunks, bool)
+    for f in sorted((Path(out_dir) / "done").glob("rank*-of*.npy")):
+        d = np.load(f, allow_pickle=False)
+        if d.shape != (n_chunks,):
+            raise ValueError(f"phi cache: {f}: expected {n_chunks} chunk flags, got shape {d.shape}")
+        done |= d.astype(bool)
+    return done
+
+
+def cache_status(out_dir) -> dict:
+    m = load_manifest(out_dir)
+    done = done_chunks(out_dir, m["n_chunks"])
+    return {"N": m["N"], "n_chunks": m["n_chunks"], "done": int(done.sum()),
+            "missing": np.flatnonzero(~done).tolist(), "complete": bool(done.all())}
+
+
+def _find_sigma(m: dict, sigma) -> str:
+    s = check_sigma(sigma)
+    for k in m["sigmas"]:
+        if abs(float(k) - s) <= 1e-9 * max(1.0, s):
+            return sigma_key(k)
+    raise ValueError(f"phi cache: sigma {sigma!r} not extracted; available {m['sigmas']}")
+
+
+def _find_block(m: dict, block: str) -> str:
+    if block in m["blocks"]:
+        return block
+    from .unet import block_aliases
+    alias = block_aliases(m.get("levels", 3)).get(block)
+    if alias in m["blocks"]:
+        return alias
+    raise ValueError(f"phi cache: block {block!r} not extracted; available {m['blocks']}")
+
+
+def load_cache(out_dir, block: str = "mid", sigma: float = 0.0, allow_partial: bool = False) -> np.memmap:
+    """The cached phi of ``block`` at ``sigma``: a read-only float32 (N, C) memmap.
+
+    Raises if some chunks are not done yet (their rows would be zeros) unless ``allow_partial``."""
+    m = load_manifest(out_dir)
+    b, s = _find_block(m, block), _find_sigma(m, sigma)
+    if not allow_partial:
+        st = cache_status(out_dir)
+        if not st["complete"]:
+            raise ValueError(f"phi cache {str(out_dir)!r}: {st['n_chunks'] - st['done']} of {st['n_chunks']} "
+                             f"chunks not extracted yet (rerun the same lib.extract command to finish, or pass "
+                             f"allow_partial=True)")
+    return np.load(Path(out_dir) / m["arrays"][b][s], mmap_mode="r", allow_pickle=False)
+
+
+def load_labels(out_dir) -> np.ndarray:
+    return np.load(Path(out_dir) / "labels.npy", allow_pickle=False)
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _create_npy(path: Path, shape, dtype=np.float32) -> None:
+    """Create a zero-filled .npy exactly once, even with several processes racing (link is exclusive)."""
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+    mm.flush()
+    del mm
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+
+
+def _noise_parts(pool, b: int, shape, seed: int, draws: int, offset: int, parts: int):
+    """Futures of per-image noise for images offset..offset+b, split across the thread pool."""
+    step = max(1, -(-b // parts))
+    return [pool.submit(per_sample_noise, min(step, b - s), shape, seed, draws, offset + s)
+            for s in range(0, b, step)]
+
+
+def phi_rows(model, images_u8: np.ndarray, offset: int, sigmas, n_noise: int, blocks, seed: int,
+             batch_size: int = 512, amp="auto", pool: ThreadPoolExecutor | None = None,
+             noise_parts: int = 1) -> dict:
+    """phi of uint8 rows ``images_u8`` whose global indices start at ``offset``.
+
+    Returns {(block, sigma_key): float32 (n, C)}. Same arithmetic as ``lib.representation.phi``; the noise
+    of every image is drawn once and reused at every sigma > 0."""
+    dev = next(model.parameters()).device
+    names = resolve_blocks(model, blocks)
+    n, shape = len(images_u8), tuple(images_u8.shape[1:])
+    noisy = any(s > 0 for s in sigmas)
+    per = max(1, int(batch_size) // int(n_noise)) if noisy else int(batch_size)
+    own_pool = pool is None
+    pool = pool or ThreadPoolExecutor(1)
+    acc = {(b, sigma_key(s)): [] for b in names for s in sigmas}
+    starts = list(range(0, n, per))
+    nxt = _noise_parts(pool, min(per, n), shape, seed, n_noise, offset, noise_parts) if noisy and n else None
+    try:
+        with torch.inference_mode():
+            for j, s0 in enumerate(starts):
+                b = min(per, n - s0)
+                z = torch.cat([f.result() for f in nxt]) if noisy else None
+                if noisy and j + 1 < len(starts):  # prefetch the next batch's noise while the model runs
+                    s1 = starts[j + 1]
+                    nxt = _noise_parts(pool, min(per, n - s1), shape, seed, n_noise, offset + s1, noise_parts)
+                x = torch.from_numpy(np.array(images_u8[s0:s0 + b])).to(dev).float().div_(255.0)  # copy: memmaps are read-only
+                zd = z.to(dev, non_blocking=True) if noisy else None
+                for s in sigmas:
+                    draws = 1 if s == 0 else int(n_noise)
+                    y = x.unsqueeze(1).expand(b, draws, *shape)
+                    if s > 0:
+                        y = y + s * zd
+                    y = y.reshape(b * draws, *shape)
+                    if dev.type == "cuda":
+                        y = to_channels_last(y)
+                    with autocast(dev, amp):
+                        res = block_means(model, y, names)
+                    for k in names:
+                        acc[(k, sigma_key(s))].append(res[k].reshape(b, draws, -1).mean(1).cpu())
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True)
+    return {k: torch.cat(v).numpy().astype(np.float32, copy=False) for k, v in acc.items()}
+
+
+def block_channels(model, blocks, size: int) -> dict[str, int]:
+    dev = next(model.parameters()).device
+    names = resolve_blocks(model, blocks)
+    with torch.inference_mode():
+        res = block_means(model, torch.zeros(1, model.config.in_channels, size, size, device=dev), names)
+    return {k: int(v.shape[1]) for k, v in res.items()}
+
+
+def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", seed: int = 0,
+            chunk_size: int = 4096, batch_size: int = 512, amp="auto", labels=None, meta: dict | None = None,
+            rank: int | None = None, world: int | None = None, progress: bool = True,
+            noise_threads: int | None = None, chunk_delay: float = 0.0) -> dict:
+    """Extract phi of every row of ``images`` (uint8 (N, C, H, W) ndarray or memmap) into ``out``.
+
+    Resumes an existing cache with the same settings (raises on different ones); takes this process's
+    chunks (rank r of world W: r, r+W, ...) that no one has done. Returns a small summary dict."""
+    if rank is None or world is None:
+        rank, world = rank_world()
+    out = Path(out)
+    sigmas = [check_sigma(s, "sigmas") for s in sigmas]
+    if not sigmas or len(set(map(sigma_key, sigmas))) != len(sigmas):
+        raise ValueError(f"sigmas: expected distinct values, got {sigmas}")
+    if int(n_noise) < 1 or int(chunk_size) < 1 or int(batch_size) < 1:
+        raise ValueError("n_noise, chunk_size and batch_size must be >= 1")
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4):
+        raise ValueError(f"images: expected a uint8 (N, C, H, W) array, got {type(images).__name__} "
+                         f"{getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}")
+    N, size = len(images), images.shape[-1]
+    names = resolve_blocks(model, blocks)
+    n_chunks = -(-N // int(chunk_size))
+    channels = block_channels(model, names, size)
+    manifest = {"format": FORMAT, **(meta or {}), "N": N, "image_shape": list(images.shape[1:]),
+                "sigmas": [float(s) for s in sigmas], "n_noise": int(n_noise), "seed": int(seed),
+                "blocks": names, "levels": model.config.levels, "channels": channels,
+                "chunk_size": int(chunk_size), "n_chunks": n_chunks, "dtype": "float32",
+                "arrays": {b: {sigma_key(s): array_name(b, s) for s in sigmas} for b in names}}
+    manifest = json.loads(json.dumps(manifest))
+    out.mkdir(parents=True, exist_ok=True)
+    mpath = out / MANIFEST
+    if mpath.is_file():
+        old = json.loads(mpath.read_text())
+        strip = lambda d: {k: v for k, v in d.items() if k not in IGNORED_ON_RESUME}  # noqa: E731
+        if strip(old) != strip(manifest):
+            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest)
+                    if k not in IGNORED_ON_RESUME and old.get(k) != manifest.get(k)}
+            raise ValueError(f"{mpath}: cannot resume, the cache was started with different settings "
+                             f"{diff} (use another --out or delete the folder)")
+    else:
+        atomic_write_json(mpath, manifest)  # identical content from every rank: a race is harmless
+    for b in names:
+        for s in sigmas:
+            _create_npy(out / array_name(b, s), (N, channels[b]))
+    if labels is not None and not (out / "labels.npy").is_file():
+        atomic_write_bytes(out / "labels.npy", _npy_bytes(np.asarray(labels, np.int64)))
+    arrays = {(b, sigma_key(s)): np.load(out / array_name(b, s), mmap_mode="r+") for b in names for s in sigmas}
+
+    done_file = out / "done" / f"rank{rank}-of{world}.npy"
+    mine = np.load(done_file).astype(bool) if done_file.is_file() else np.zeros(n_chunks, bool)
+    done = done_chunks(out, n_chunks) | mine
+    todo = [c for c in range(rank, n_chunks, world) if not done[c]]
+    from tqdm.auto import tqdm
+    n_todo = sum(min(N, (c + 1) * chunk_size) - c * chunk_size for c in todo)
+    bar = tqdm(total=n_todo, desc=f"phi {out.name} rank {rank}/{world}", unit="img",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    threads = noise_threads or max(1, min(8, (os.cpu_count() or 2) // max(1, world) - 1))
+    t0, n_done = time.perf_counter(), 0
+    with ThreadPoolExecutor(threads) as pool:
+        for c in todo:
+            lo, hi = c * chunk_size, min(N, (c + 1) * chunk_size)
+            res = phi_rows(model, images[lo:hi], lo, sigmas, n_noise, names, seed, batch_size, amp,
+                           pool=pool, noise_parts=threads)
+            for k, v in res.items():
+                arrays[k][lo:hi] = v
+            for a in arrays.values():
+                a.flush()  # rows on disk before the chunk is marked done
+            mine[c] = True
+            atomic_write_bytes(done_file, _npy_bytes(mine))
+            n_done += hi - lo
+            bar.update(hi - lo)
+            if chunk_delay:
+                time.sleep(chunk_delay)  # testing aid: leaves time to kill the process between chunks
+    bar.close()
+    dt = time.perf_counter() - t0
+    return {"rank": rank, "world": world, "chunks": len(todo), "images": n_done, "seconds": round(dt, 3),
+            "images_per_s": round(n_done / dt, 1) if dt > 0 and n_done else None,
+            "complete": bool(done_chunks(out, n_chunks).all())}
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Extract phi (noise-averaged block means) for a whole dataset "
+                                            "into memory-mapped .npy arrays (resumable; shards under torchrun).")
+    p.add_argument("--checkpoint", required=True, help="checkpoint stem (lib.checkpoint), e.g. data/checkpoints/tux32")
+    p.add_argument("--dataset", required=True, help="dataset spec, e.g. imagenet64:/data/imagenet64 or tuxphoto")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--n", type=int, default=None, help="first n images (default: all; generated datasets: 2000)")
+    p.add_argument("--size", type=int, default=None, help="image size (default: the checkpoint's image_size)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=[0.0])
+    p.add_argument("--n-noise", type=int, default=20)
+    p.add_argument("--blocks", nargs="+", default=["mid"])
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses (seed, i)); also the "
+                                                       "generation seed of generated datasets")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chunk-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=512, help="noisy images per forward pass")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", help="auto | true | false: bf16 autocast")
+    p.add_argument("--cache-dir", default="data/cache", help="where the uint8 image pool is converted to once")
+    p.add_argument("--noise-threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--chunk-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    from .checkpoint import load_model
+    from .imagenet_cache import open_pool
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    rank, world = rank_world()
+    dev = pick_device(a.device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    model = load_model(a.checkpoint, device=dev)
+    if dev.type == "cuda":
+        model = to_channels_last(model)
+    size = a.size or model.config.image_size
+    # rank 0 converts the dataset once; the others wait for it
+    images, labels = open_pool(a.dataset, a.split, size, a.n, a.seed, a.cache_dir, build=rank == 0,
+                               progress=not a.no_progress, wait_s=0 if rank == 0 else 24 * 3600)
+    wpath = Path(model.checkpoint_path).with_suffix(".safetensors")
+    meta = {"checkpoint": str(model.checkpoint_path), "checkpoint_sha256": file_sha256(wpath),
+            "dataset": a.dataset, "split": a.split, "n": a.n, "size": size}
+    amp = {"auto": "auto", "true": True, "false": False}.get(str(a.amp).lower(), "auto")
+    res = extract(model, images, a.out, a.sigmas, a.n_noise, a.blocks, a.seed, a.chunk_size, a.batch_size,
+                  amp, labels=labels, meta=meta, rank=rank, world=world, progress=not a.no_progress,
+                  noise_threads=a.noise_threads, chunk_delay=a.chunk_delay)
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
