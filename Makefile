@@ -26,6 +26,7 @@ smoke: $(STAMP)
 	$(BIN)/python -m lib.notebooks --smoke --rendered /tmp/smoke-rendered --figures /tmp/smoke-figures
 
 test: $(STAMP)
+	bash .ci/install-browser.sh $(BIN)/pip || echo "no chromium: the browser test will be skipped"
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)

@@ -25,7 +25,7 @@ import torch
 
 from .distances import nearest_neighbours
 from .hooks import BlockRecorder, resolve_blocks
-from .plots import image_grid, save_figure, to_numpy_images
+from .plots import image_grid, save_figure
 from .representation import denoise, phi as phi_of
 
 PANELS = ("image", "phi", "channel", "neighbours", "reconstructions")
@@ -61,13 +61,16 @@ class Explorer:
     model: the denoiser; data: the `lib.data.ImageSet` (labels, class names); images: its float tensor
     (default data.float()); phis: the (N, C) phi cache (default phi at ``phi_sigma`` with ``n_noise``
     draws); top_k: channels listed/coloured/kept by the mask; n_top: max-activating images shown;
-    k: neighbours shown; n_samples: reconstructions per click (``preset`` of `lib.sampling.self_guided`).
+    k: neighbours shown; n_samples: reconstructions per click (``preset`` of `lib.sampling.self_guided`,
+    with ``sampler_kwargs`` overriding its settings, e.g. a shorter ``schedule`` for tests).
     """
 
     def __init__(self, model, data, images: torch.Tensor | None = None, phis=None, block: str = "mid",
                  top_k: int = 8, n_top: int = 8, k: int = 5, n_samples: int = 4, sigma: float = 0.2,
-                 preset: str = "fast", seed: int = 0, phi_sigma: float = 0.0, n_noise: int = 8):
+                 preset: str = "fast", seed: int = 0, phi_sigma: float = 0.0, n_noise: int = 8,
+                 sampler_kwargs: dict | None = None):
         self.model, self.data, self.block, self.preset, self.seed = model, data, block, preset, int(seed)
+        self.sampler_kwargs = dict(sampler_kwargs or {})
         self.images = data.float() if images is None else images.detach().float().cpu()
         if len(self.images) != len(data) or len(self.images) < 2:
             raise ValueError(f"images: expected {len(data)} images like data (at least 2), got {len(self.images)}")
@@ -154,7 +157,8 @@ class Explorer:
             chans = self.mask_channels()
             mask = torch.zeros(self.n_channels)
             mask[chans] = 1.0
-        sched = sampling.PRESETS.get(("backward", self.preset), {}).get("schedule")
+        sched = self.sampler_kwargs.get("schedule",
+                                        sampling.PRESETS.get(("backward", self.preset), {}).get("schedule"))
         self.progress.max = len(sched) if sched is not None else 100
         self.progress.value = 0
         self.recon_button.disabled = True
@@ -165,7 +169,7 @@ class Explorer:
 
         try:
             g = torch.Generator().manual_seed(self.seed)
-            kw = {} if mask is None else {"mask": mask}
+            kw = dict(self.sampler_kwargs, **({} if mask is None else {"mask": mask}))
             res = sampling.self_guided(self.model, self.images[index:index + 1], n, preset=self.preset,
                                        generator=g, callback=tick, progress=False, **kw)
         finally:
@@ -240,17 +244,20 @@ class Explorer:
             axes[2].set_axis_off()
             axes[2].set_title(f"max-activating images of ch {c}", fontsize=8)
             return fig
-        if name == "neighbours":
+        if name == "neighbours":  # two axes of tiled images (cheaper to draw than 2 x (k+1) axes)
             k = len(s["nn_phi"])
-            fig = _figure(1.0 * (k + 1) + 0.3, 2.5)
-            axes = fig.subplots(2, k + 1)
-            for r, (key, label) in enumerate((("nn_phi", "phi"), ("nn_pixel", "pixel"))):
-                _imshow(axes[r, 0], self.images[i], f"query ({label})")
+            fig = _figure(0.85 * (k + 1) + 0.6, 2.6)
+            axes = fig.subplots(2, 1)
+            h = self.images.shape[-1] + 1
+            for ax, (key, label) in zip(axes, (("nn_phi", "phi space"), ("nn_pixel", "pixel space"))):
+                idx = [i] + s[key]
+                ax.imshow(image_grid(self.images[idx], nrow=k + 1), interpolation="nearest")
+                ax.set_axis_off()
+                ax.set_title(f"query #{i} and its {k} nearest neighbours in {label}", fontsize=8)
                 for j, n in enumerate(s[key], start=1):
                     same = int(self.data.labels[n]) == s["label"]
-                    _imshow(axes[r, j], self.images[n], f"#{n} {self.class_name(n)}"[:16],
-                            color="green" if same else "red")
-            fig.suptitle("nearest neighbours: phi space (top), pixel space (bottom)", fontsize=8)
+                    ax.text(1 + j * h + h / 2, h + 1, f"#{n} {self.class_name(n)}"[:12], ha="center",
+                            va="top", fontsize=6, color="green" if same else "red")
             return fig
         if name == "reconstructions":
             r = s.get("recon")
@@ -287,7 +294,9 @@ class Explorer:
         self.mask_box = W.Checkbox(value=False, description="only top-k + chosen channel", indent=False)
         self.progress = W.IntProgress(value=0, min=0, max=20, description="sampling")
         self.status = W.Label()
-        self.panels = {p: W.Image(format="png") for p in PANELS}
+        # panels keep their natural size (no shrinking); rows wrap when the notebook is narrow
+        self.panels = {p: W.Image(format="png", layout=W.Layout(flex="0 0 auto")) for p in PANELS}
+        row = lambda children: W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center"))
         for name, w in [("index", self.index), ("sigma", self.sigma), ("channel-dd", self.channel_dd),
                         ("channel-box", self.channel_box), ("recon-button", self.recon_button),
                         ("topk", self.topk_box), ("mask", self.mask_box)] + \
@@ -303,11 +312,11 @@ class Explorer:
         self.widget = W.VBox([
             W.HTML("<b>phi explorer</b>: pick an image, a noise level and a channel; "
                    "<i>Reconstruct</i> draws self-guided samples from the image's phi."),
-            W.HBox([self.index, self.label, self.sigma]),
-            W.HBox([self.panels["image"], self.panels["phi"]]),
-            W.HBox([self.channel_dd, self.channel_box, self.topk_box]),
+            row([self.index, self.label, self.sigma]),
+            row([self.panels["image"], self.panels["phi"]]),
+            row([self.channel_dd, self.channel_box, self.topk_box]),
             self.panels["channel"], self.panels["neighbours"],
-            W.HBox([self.recon_button, self.mask_box, self.progress, self.status]),
+            row([self.recon_button, self.mask_box, self.progress, self.status]),
             self.panels["reconstructions"],
         ])
         self.widget.add_class("explorer")
@@ -322,9 +331,11 @@ class Explorer:
             self._busy = False
 
     def _show(self, *names):
-        for name in names:
-            self.png[name] = _png(self.figure(name))
-            self.panels[name].value = self.png[name]
+        """Redraw panels: all PNGs first, then the widget values, so the browser updates them together."""
+        new = {name: _png(self.figure(name)) for name in names}
+        for name, png in new.items():
+            self.png[name] = png
+            self.panels[name].value = png
 
     def _sync_channel_widgets(self):
         """Dropdown options/value and the channel box from self.state (callers hold the guard)."""
@@ -404,10 +415,10 @@ def render_static(explorer: Explorer, index: int = 0, channel: int | None = None
                 continue
             figs[name] = ex.figure(name)
             paths[name] = save_figure(figs[name], f"{prefix}_{name}")
-        if show:
-            from IPython.display import display
-            for f in figs.values():
-                display(f)
+        if show:  # the saved PNGs: shown the same whatever the matplotlib backend
+            from IPython.display import Image, display
+            for path in paths.values():
+                display(Image(filename=str(path)))
         return paths
     finally:
         ex.state, ex._busy = saved_state, saved_busy
