@@ -4,7 +4,9 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Tests use tiny models: one thread is as fast, and on a busy 2-core machine OpenMP spin-waiting
+# made two threads 15-40x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

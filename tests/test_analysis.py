@@ -9,16 +9,6 @@ from lib import analysis, clustering, distances, probe
 from lib.unet import UNet, preset
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the tiny model gains nothing from more, and on a busy CPU OpenMP spin-waiting
-    made these tests ~15x slower with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)

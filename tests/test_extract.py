@@ -23,15 +23,6 @@ N = 44  # 2 train batches of 30 + 14 rows
 SIGMAS = [0.0, 0.1, 0.25]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions: one thread is faster, and 2 OpenMP threads on a busy 2-core box crawl."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def planar(n, offset=0):
     rng = np.random.default_rng(offset)
     return rng.integers(0, 256, (n, 3 * 64 * 64), dtype=np.uint8)
@@ -63,7 +54,7 @@ def arrays(out):
 
 
 @pytest.fixture(scope="module")
-def reference(tree, one_thread):
+def reference(tree):
     """One uninterrupted single-process run in this process, with the CLI's settings (the resume and
     torchrun tests compare the CLI's results with it bit for bit)."""
     from lib.checkpoint import load_model

@@ -8,15 +8,6 @@ from sklearn.metrics import adjusted_rand_score
 from lib.kmeans_torch import auto_kmeans, kmeans, kmeans_plusplus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices: one thread is faster, and 2 OpenMP threads on a busy 2-core box crawl."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def blobs():
     rng = np.random.default_rng(0)
