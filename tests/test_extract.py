@@ -1,10 +1,8 @@
 """lib.extract (phi cache: equals phi(), resumes after SIGKILL, shards under torchrun), lib.imagenet_cache
 (memory-mapped uint8 pool) and lib.gpu_check --quick on the CPU, on a tiny fake ImageNet 64x64 tree."""
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 
 from lib.checkpoint import save_model
 from lib.data import load_dataset
+from killutil import kill_when
 from lib.extract import cache_status, extract, load_cache, load_labels, load_manifest
 from lib.imagenet_cache import open_pool, pool_paths
 from lib.representation import phi
@@ -141,20 +140,7 @@ def test_kill_and_resume_equals_uninterrupted(tree, reference, capsys):
     out = tree["root"] / "killed"
     p = subprocess.Popen(cli(tree, out, "--chunk-delay", "0.6"), cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    deadline, n_done = time.time() + 90, 0
-    while time.time() < deadline and p.poll() is None:
-        if (out / "manifest.json").is_file() and (out / "done").is_dir():
-            try:
-                n_done = cache_status(out)["done"]
-            except (ValueError, OSError, EOFError):
-                n_done = 0
-            if n_done >= 2:
-                break
-        time.sleep(0.05)
-    killed = p.poll() is None
-    if killed:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    killed = kill_when(p, lambda: cache_status(out)["done"] >= 2, timeout=90)
     assert killed, "the extraction finished before it could be killed; make it slower"
     st = cache_status(out)
     assert 2 <= st["done"] < st["n_chunks"]

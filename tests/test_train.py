@@ -1,15 +1,14 @@
 """Training: a run killed mid-way and resumed ends with the same weights as an uninterrupted run."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from killutil import kill_when
 from lib.checkpoint import load_model, read_tensors
 from lib.train import BatchStream, TrainConfig, lr_at, parse_args
 
@@ -43,22 +42,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     part = tmp_path / "part"
     p = run_train(args(part, cache, total_images=16 * 30))
     state = part / "state.safetensors"
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill once a mid-run checkpoint exists
-        if state.exists():
-            try:
-                step = int(read_tensors(state)[1]["step"])
-            except Exception:
-                step = 0
-            if 5 <= step < 30:
-                break
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    killed = p.poll() is None
-    if killed:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    killed = kill_when(p, lambda: 5 <= int(read_tensors(state)[1]["step"]) < 30)  # a mid-run checkpoint exists
     assert killed, "the run finished before it could be killed; make it longer"
     assert int(read_tensors(state)[1]["step"]) < 30
     assert run_train(args(part, cache)).wait() == 0
