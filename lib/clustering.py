@@ -47,8 +47,12 @@ def _labels(y, name: str, n: int | None = None) -> np.ndarray:
     return a
 
 
+TORCH_KMEANS_ROWS = 50_000  # from this many rows on, kmeans() switches to the torch implementation
+
+
 def kmeans(X, k: int, seed: int = 0, n_init: int = 10, return_centers: bool = False, max_iter: int = 300):
-    """k-means (sklearn, k-means++ initialisation, ``n_init`` restarts, seeded) on the rows of X (N, D).
+    """k-means (sklearn, k-means++ initialisation, ``n_init`` restarts, seeded) on the rows of X (N, D);
+    from TORCH_KMEANS_ROWS rows on, lib.kmeans_torch (k-means++ + Lloyd in torch, GPU when present).
 
     Returns the cluster label of each row, an (N,) int64 array (and the (k, D) centroids when
     return_centers=True).
@@ -56,6 +60,11 @@ def kmeans(X, k: int, seed: int = 0, n_init: int = 10, return_centers: bool = Fa
     a = as_numpy(X, "X")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= a.shape[0]:
         raise ValueError(f"k: expected an integer in [1, {a.shape[0]}] (number of rows), got {k!r}")
+    if a.shape[0] >= TORCH_KMEANS_ROWS:  # paper scale: torch k-means (GPU when present, lib.kmeans_torch)
+        from .kmeans_torch import kmeans as torch_kmeans
+        lab, centers, _ = torch_kmeans(a, int(k), int(seed), max_iter=int(max_iter))
+        lab, centers = np.asarray(lab, np.int64), np.asarray(centers)
+        return (lab, centers) if return_centers else lab
     km = KMeans(n_clusters=int(k), init="k-means++", n_init=int(n_init), random_state=int(seed),
                 max_iter=int(max_iter))
     with limit_threads():

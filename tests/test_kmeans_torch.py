@@ -77,3 +77,11 @@ def test_auto_kmeans_switches_backend(blobs):
 def test_errors(blobs, kw, msg):
     with pytest.raises(ValueError, match=msg):
         kmeans(blobs[0], **kw)
+
+
+def test_clustering_switches_to_torch_above_threshold(monkeypatch, blobs):
+    from lib import clustering
+    X = blobs[0] if isinstance(blobs, tuple) else blobs
+    monkeypatch.setattr(clustering, "TORCH_KMEANS_ROWS", 100)
+    lab = clustering.kmeans(X, 12, seed=0)
+    assert lab.shape == (len(X),) and lab.dtype == np.int64 and len(np.unique(lab)) == 12
