@@ -143,3 +143,20 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: 
             parts.append(f"shape mismatch: {shapes[:3]}")
         raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
     model.load_state_dict(tensors, strict=False)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Optimizer state as safetensors-ready tensors ``opt.<param>.<key>`` + its param groups (JSON)."""
+    sd = opt.state_dict()
+    tensors = {f"opt.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer(opt, tensors: dict, meta: dict) -> None:
+    """Inverse of `optimizer_tensors`."""
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, k = key.split(".", 2)
+            state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

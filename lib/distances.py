@@ -150,8 +150,8 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
     (N, C_block): ``steps`` Adam steps of size ``lr`` (float, or an (N,) tensor of per-image step
     sizes) on mean_c (mean_spatial a(y') - target)^2, with the forward pass stopped after the block.
     Returns (projected y, per-image loss after / before) without gradients. Model weights get no
-    gradients."""
-    from .hooks import BlockRecorder, resolve_blocks
+    gradients. The Adam loop is `lib.guidance.project` (shared with the samplers)."""
+    from .hooks import resolve_blocks
     name = resolve_blocks(model, block)[0]
     if not isinstance(y, torch.Tensor) or y.ndim != 4:
         raise ValueError(f"y: expected an (N, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")
@@ -159,41 +159,18 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
         raise ValueError(f"target: expected an ({y.shape[0]}, C) tensor, got {getattr(target, 'shape', type(target))}")
     if int(steps) < 0:
         raise ValueError(f"steps: expected >= 0, got {steps!r}")
+    from .guidance import block_channels, project
+    if target.shape[1] != block_channels(model, name):
+        raise ValueError(f"target: expected shape ({y.shape[0]}, {block_channels(model, name)}) for block "
+                         f"{block!r}, got {tuple(target.shape)}")
     dev = next(model.parameters()).device
-    lr_t = torch.as_tensor(lr, dtype=torch.float32, device=dev).reshape(-1, *([1] * 3)) if torch.is_tensor(lr) \
-        else torch.tensor(float(lr), device=dev)
-    yp = y.detach().to(dev, torch.float32).clone()
     tgt = target.detach().to(dev, torch.float32)
-    m1 = torch.zeros_like(yp)
-    m2 = torch.zeros_like(yp)
-    b1, b2, eps = 0.9, 0.999, 1e-8
-
-    def loss_of(v, need_grad):
-        with torch.enable_grad():
-            v = v.requires_grad_(need_grad)
-            with BlockRecorder(model, [name], grad=need_grad, stop=True) as rec:
-                model(v)
-            a = rec.outputs[name].float().mean(dim=(2, 3))
-            if a.shape != tgt.shape:
-                raise ValueError(f"target: expected shape {tuple(a.shape)} for block {block!r}, got {tuple(tgt.shape)}")
-            per = (a - tgt).pow(2).mean(1)
-            if not need_grad:
-                return per.detach(), None
-            (g,) = torch.autograd.grad(per.sum(), v)
-            return per.detach(), g
-
-    first = None
-    for t in range(1, int(steps) + 1):  # Adam, written out so only the pixels get gradients
-        per, g = loss_of(yp.clone(), True)
-        first = per if first is None else first
-        m1.mul_(b1).add_(g, alpha=1 - b1)
-        m2.mul_(b2).addcmul_(g, g, value=1 - b2)
-        step = (m1 / (1 - b1 ** t)) / ((m2 / (1 - b2 ** t)).sqrt() + eps)
-        yp = yp - lr_t * step
-    last, _ = loss_of(yp.clone(), False)
-    first = last if first is None else first
+    yp = y.detach().to(dev, torch.float32)
+    lr_n = lr.to(dev, torch.float32) if torch.is_tensor(lr) else float(lr)
+    yp, _, _, first, last = project(model, yp, tgt, torch.ones_like(tgt), name, method="adam",
+                                    iters=int(steps), lr=lr_n, tol=0.0)
     ratio = torch.where(first > 0, last / first.clamp_min(1e-30), torch.zeros_like(last))
-    return yp.detach(), ratio.cpu()
+    return yp, ratio.cpu()
 
 
 def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigmas=(0.05, 0.1, 0.2, 0.4, 0.8),

@@ -94,3 +94,22 @@ def markdown_table(rows: list[dict], floatfmt: str = ".3f") -> str:
 
 
 matplotlib.rcParams.setdefault("svg.hashsalt", "lib")
+
+
+def ring_tiles(target: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """Paper Fig. 7 layout: a 3x3 tile with the target in the centre and up to 8 samples around it
+    (white where there are fewer)."""
+    tiles = torch.ones(9, *target.shape)
+    for k, s in zip([0, 1, 2, 3, 5, 6, 7, 8], samples[:8]):
+        tiles[k] = s
+    tiles[4] = target
+    return tiles
+
+
+def show_ring(ax, target, samples, title: str | None = None):
+    """Draw `ring_tiles` on ``ax`` with a red frame around the target."""
+    from matplotlib.patches import Rectangle
+    show_images(ax, ring_tiles(target, samples), nrow=3, title=title)
+    h = target.shape[-1]
+    ax.add_patch(Rectangle((h + 0.5, h + 0.5), h + 1, h + 1, fill=False, ec="red", lw=1.5))
+    return ax

@@ -13,7 +13,8 @@ Every sampler has one signature style and returns a `SampleResult`:
 A phi target is anything `make_target` accepts: clean target images (phi(x_c, sigma) computed on demand
 on a log-spaced sigma grid with ``n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
 (C,) phi vector (used at every sigma: an approximation, since phi(x_c, sigma) changes with sigma), or a
-callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants.
+callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants. Targets, masks and the
+projection live in `lib.guidance` and are re-exported here.
 
 Costs: ``nfe`` counts network calls per batch: a full forward, a forward stopped after the block, and a
 backward pass each count 1. Computing the target phi (``info["target_nfe"]``) and the final measurements
@@ -28,12 +29,11 @@ from dataclasses import dataclass, field
 import torch
 
 from .device import autocast, base_seed, per_sample_noise
-from .hooks import BlockRecorder, resolve_blocks
+from .guidance import (CallableTarget, ConstantTarget, ImageTarget, PhiTarget, _check_block, _expand_mask,  # noqa: F401
+                       block_channels, centroid_target, make_target, project, topk_mask)
 from .representation import phi as phi_of
-from .unet import check_images
 
 EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image, inside the training range)
-GRID_PER_DECADE = 8  # target phi grid: sigma = 10 ** (k / 8), interpolated linearly in log sigma
 
 
 @dataclass
@@ -46,194 +46,6 @@ class SampleResult:
     steps: int
     wall_s: float                  # sampling time incl. computing the target phi, excl. final measurements
     info: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------- targets
-class PhiTarget:
-    """T target phi vectors as a function of sigma: ``target(sigma) -> (T, C)`` float32 CPU tensor."""
-
-    n: int
-    nfe: int = 0  # network calls spent computing the target
-    seconds: float = 0.0  # and the time (both included in a sampler's wall_s, not in its nfe)
-
-    def __call__(self, sigma: float) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class ImageTarget(PhiTarget):
-    """phi(x_c, sigma) of target images (or, with centroid=True, the mean over them: one target), computed
-    on demand at grid points 10**(k/8) with ``n_noise`` draws (fixed ``seed``) and interpolated."""
-
-    def __init__(self, model, images, block="mid", n_noise=10, seed=0, centroid=False, amp=False):
-        self.model, self.images, self.block, self.n_noise = model, images, block, int(n_noise)
-        self.seed, self.centroid, self.amp, self.cache, self.nfe, self.seconds = seed, centroid, amp, {}, 0, 0.0
-        self.n = 1 if centroid else images.shape[0]
-        self.shape = tuple(images.shape[1:])
-
-    def at(self, sigma: float) -> torch.Tensor:
-        key = round(float(sigma), 12)
-        if key not in self.cache:
-            t0 = time.perf_counter()
-            v = phi_of(self.model, self.images, sigma, n_noise=self.n_noise, blocks=self.block,
-                       seed=self.seed, amp=self.amp)
-            draws = 1 if sigma == 0 else self.n_noise
-            self.nfe += math.ceil(self.images.shape[0] / max(1, 256 // draws))
-            self.cache[key] = v.mean(0, keepdim=True) if self.centroid else v
-            self.seconds += time.perf_counter() - t0
-        return self.cache[key]
-
-    def __call__(self, sigma):
-        sigma = float(sigma)
-        if sigma <= 0:
-            return self.at(0.0)
-        k = math.log10(max(sigma, 1e-3)) * GRID_PER_DECADE
-        lo, hi = math.floor(k), math.ceil(k)
-        a, b = self.at(10 ** (lo / GRID_PER_DECADE)), self.at(10 ** (hi / GRID_PER_DECADE))
-        w = k - lo
-        return a if hi == lo else (1 - w) * a + w * b
-
-
-class ConstantTarget(PhiTarget):
-    """A fixed phi (T, C) used at every sigma (approximation: the true phi(x_c, sigma) drifts with sigma)."""
-
-    def __init__(self, v):
-        self.v = v.float().cpu().reshape(-1, v.shape[-1])
-        self.n = self.v.shape[0]
-
-    def __call__(self, sigma):
-        return self.v
-
-
-class CallableTarget(PhiTarget):
-    def __init__(self, fn, n):
-        self.fn, self.n = fn, n
-
-    def __call__(self, sigma):
-        v = torch.as_tensor(self.fn(float(sigma))).float().cpu()
-        return v.reshape(-1, v.shape[-1])
-
-
-def block_channels(model, block="mid") -> int:
-    """Channel count of ``block`` (probe forward on a tiny zero input; raises ValueError if unknown)."""
-    name = _check_block(model, block)
-    d = model.config.downsampling
-    x = torch.zeros(1, model.config.in_channels, d, d, device=next(model.parameters()).device)
-    with torch.no_grad(), BlockRecorder(model, name, stop=True) as rec:
-        model(x)
-    return rec.outputs[name].shape[1]
-
-
-def _check_block(model, block):
-    try:
-        return resolve_blocks(model, block)[-1]
-    except ValueError as e:
-        raise ValueError(f"block: the model has no block {block!r} ({e})") from None
-
-
-def make_target(model, target, block="mid", n_noise=10, seed=0, amp=False) -> PhiTarget:
-    """Images (T, C, H, W) in [0, 1] -> ImageTarget; tensor (T, C) or (C,) -> ConstantTarget;
-    callable sigma -> (T, C) -> CallableTarget; a PhiTarget passes through. Validates sizes."""
-    C = block_channels(model, block)
-    if isinstance(target, PhiTarget):
-        t = target
-    elif callable(target):
-        v = torch.as_tensor(target(1.0))
-        t = CallableTarget(target, n=v.reshape(-1, v.shape[-1]).shape[0] if v.ndim else 1)
-    elif isinstance(target, torch.Tensor) and target.ndim == 4:
-        check_images(target, "target", channels=model.config.in_channels, multiple=model.config.downsampling)
-        t = ImageTarget(model, target, block, n_noise, seed, amp=amp)
-    elif isinstance(target, torch.Tensor) and target.ndim in (1, 2):
-        t = ConstantTarget(target)
-    else:
-        raise ValueError(f"target: expected images (T, C, H, W), a phi tensor (T, {C}) or (C,), or a callable "
-                         f"sigma -> phi; got {type(target).__name__} {getattr(target, 'shape', '')}")
-    probe = t(1.0)
-    if probe.shape[-1] != C or not torch.isfinite(probe).all():
-        raise ValueError(f"target: phi has {probe.shape[-1]} channels, block {block!r} has {C}")
-    return t
-
-
-def centroid_target(model, images, block="mid", n_noise=10, seed=0, amp=False) -> ImageTarget:
-    """One target: the mean of phi(x, sigma) over a set of images (a class or a cluster), at every sigma."""
-    check_images(images, "images", channels=model.config.in_channels, multiple=model.config.downsampling)
-    return ImageTarget(model, images, block, n_noise, seed, centroid=True, amp=amp)
-
-
-def topk_mask(phi_vectors: torch.Tensor, k: int) -> torch.Tensor:
-    """0/1 mask (T, C) keeping the ``k`` largest channels of each target phi (T, C) or (C,)."""
-    v = phi_vectors.reshape(-1, phi_vectors.shape[-1])
-    if not (isinstance(k, int) and 1 <= k <= v.shape[1]):
-        raise ValueError(f"k: expected an integer in [1, {v.shape[1]}], got {k!r}")
-    m = torch.zeros_like(v)
-    return m.scatter_(1, v.topk(k, dim=1).indices, 1.0)
-
-
-def _expand_mask(mask, T, C):
-    if mask is None:
-        return torch.ones(T, C)
-    m = torch.as_tensor(mask).float().cpu()
-    if m.shape[-1] != C or m.ndim > 2 or (m.ndim == 2 and m.shape[0] not in (1, T)):
-        raise ValueError(f"mask: expected shape ({C},) or ({T}, {C}), got {tuple(m.shape)}")
-    if ((m != 0) & (m != 1)).any() or (m.reshape(-1, C).sum(1) == 0).any():
-        raise ValueError("mask: expected 0/1 values with at least one channel kept per target")
-    return m.reshape(-1, C).expand(T, C).clone()
-
-
-# ------------------------------------------------------------------------------------ projection
-def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.01, tol=0.01,
-            max_move=None, amp=False):
-    """Move each image of ``y`` so the spatial mean of ``block`` matches ``target`` (N, C) on ``mask``.
-
-    Loss per image: mean over masked channels of (mean_spatial a(y) - target)^2, gradient through a forward
-    pass stopped after the block. method "adam": a fresh Adam (lr) per call, each image stops when its loss
-    is below ``tol`` x its first loss, at most ``iters`` iterations (the authors' projection). method
-    "newton": ``iters`` steps y -= lr * (||r||^2 / ||J^T r||^2) J^T r, the step that zeroes the residual if
-    J J^T were isotropic (Gauss-Newton with a scalar curvature); each step's norm per image is clipped to
-    ``max_move`` x sqrt(dim) (e.g. the noise level). Returns (y, nfe, iterations used per image, loss0, loss).
-    """
-    n, dim = y.shape[0], y[0].numel()
-    y = y.detach().clone()
-    active = torch.arange(n, device=y.device)
-    m1, m2 = torch.zeros_like(y), torch.zeros_like(y)
-    used, loss0, loss = torch.zeros(n, dtype=torch.long), torch.zeros(n), torch.zeros(n)
-    nfe = 0
-    for it in range(iters + 1):
-        yi = y[active].requires_grad_(True)
-        with torch.enable_grad():
-            with autocast(y.device, amp), BlockRecorder(model, block, grad=True, stop=True) as rec:
-                model(yi)
-            r = (rec.outputs[block].float().mean((2, 3)) - target[active]) * mask[active]
-            li = r.pow(2).sum(1) / mask[active].sum(1)
-        nfe += 1
-        li_c = li.detach().cpu()
-        if it == 0:
-            loss0[active.cpu()] = li_c
-        loss[active.cpu()] = li_c
-        done = (li_c <= tol * loss0[active.cpu()]) if method == "adam" else torch.zeros_like(li_c, dtype=torch.bool)
-        if it == iters or bool(done.all()):
-            break
-        g, = torch.autograd.grad(li.sum(), yi)
-        nfe += 1
-        keep = ~done.to(y.device)
-        act, g = active[keep], g[keep]
-        if method == "adam":
-            b1, b2, t = 0.9, 0.999, it + 1
-            m1[act] = b1 * m1[act] + (1 - b1) * g
-            m2[act] = b2 * m2[act] + (1 - b2) * g * g
-            step = lr * (m1[act] / (1 - b1 ** t)) / ((m2[act] / (1 - b2 ** t)).sqrt() + 1e-8)
-        elif method == "newton":
-            gn = g.flatten(1).pow(2).sum(1).clamp_min(1e-20)
-            step = g * (2 * lr * li.detach()[keep] / gn).view(-1, 1, 1, 1)
-        else:
-            raise ValueError(f"method: expected 'adam' or 'newton', got {method!r}")
-        if max_move is not None:
-            norm = step.flatten(1).norm(dim=1) / math.sqrt(dim)
-            mm = torch.as_tensor(max_move, device=y.device).float().reshape(-1).expand(n)[act]
-            step = step * (mm / norm.clamp_min(1e-12)).clamp(max=1.0).view(-1, 1, 1, 1)
-        y[act] = y[act] - step.to(y.dtype)
-        used[act.cpu()] += 1
-        active = act
-    return y.detach(), nfe, used, loss0, loss
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -7,7 +7,6 @@ Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from .denoising import held_out_psnr_table
 from .paths import CHECKPOINTS
 
 N_HELD_OUT = 512
-
-
-def psnr_table(model, dataset: str, size: int, n: int = N_HELD_OUT) -> dict:
-    return held_out_psnr_table(model, dataset, size, n)
 
 
 def card(name: str, meta: dict, table: dict, config: dict) -> str:
@@ -33,7 +28,7 @@ def card(name: str, meta: dict, table: dict, config: dict) -> str:
              f"- steps: {meta.get('step')}, images seen: {meta.get('images_seen')}, batch {tc.get('batch_size')}, "
              f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
              f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
-             f"- retrain: `make checkpoint` (see the Makefile for the exact command)", "",
+             "- retrain: `make checkpoint` (see the Makefile for the exact command)", "",
              f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
              "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
              "|---|---|---|---|---|"]
@@ -53,7 +48,7 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS) -> Path:
     save_model(stem, model, meta)
     if (run / "log.jsonl").is_file():
         shutil.copyfile(run / "log.jsonl", stem.with_suffix(".log.jsonl"))
-    table = psnr_table(model, meta["dataset"], int(meta["size"]))
+    table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
     atomic_write_json(stem.with_suffix(".metrics.json"), {"psnr": table, "n_held_out": N_HELD_OUT,
                                                            "images_seen": meta.get("images_seen")})
     atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict()).encode())

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_save_tensors, atomic_write_json, load_state, read_tensors, save_model
+from .checkpoint import (atomic_save_tensors, atomic_write_json, load_optimizer, load_state, optimizer_tensors,
+                         read_tensors, save_model)
 from .data import load_dataset
 from .device import autocast, pick_device, to_channels_last
 from .metrics import psnr
@@ -177,21 +177,6 @@ def evaluate(model, val: torch.Tensor, device, amp, sigmas=EVAL_SIGMAS, seed: in
     return res
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict()
-    tensors = {f"opt.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def load_optimizer(opt, tensors: dict, meta: dict) -> None:
-    state: dict = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -269,7 +254,7 @@ class Trainer:
     def run(self, progress: bool = True):
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        resumed = self.try_resume()
+        self.try_resume()
         if self.rank == 0:
             atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
