@@ -7,7 +7,8 @@
     ds.factors     # dict name -> (N,) array (instance, background, pose...; may be empty)
     ds.float()     # float32 torch tensor in [0, 1]
 
-Specs: "tuxphoto" (embedded photo composites), "shapes" (procedural), "imagenet64:/dir" (downsampled
+Specs: "tuxphoto" (embedded photo composites), "tuxphoto-object" (the same objects, larger, on soft
+low-contrast backgrounds), "shapes" (procedural), "imagenet64:/dir" (downsampled
 ImageNet npz batches), "cifar10:/dir" (python batches), "folder:/dir" (class sub-folders),
 "fashion-mnist[:/dir]" (Debian's dataset-fashion-mnist, padded to 32x32).
 Generated datasets use disjoint seeds for the "train" and "test" splits.
@@ -68,7 +69,7 @@ def _parse(spec: str) -> tuple[str, str | None]:
     return name.lower(), (path or None)
 
 
-DATASETS = ("tuxphoto", "shapes", "imagenet64", "cifar10", "folder", "fashion-mnist")
+DATASETS = ("tuxphoto", "tuxphoto-object", "shapes", "imagenet64", "cifar10", "folder", "fashion-mnist")
 
 
 def load_dataset(spec: str, n: int | None = None, size: int = 32, seed: int = 0, split: str = "train") -> ImageSet:
@@ -81,10 +82,11 @@ def load_dataset(spec: str, n: int | None = None, size: int = 32, seed: int = 0,
     if int(size) < 8:
         raise ValueError(f"size: expected >= 8, got {size!r}")
     gseed = int(seed) + SPLIT_SEED_OFFSET[split]
-    if name == "tuxphoto":
+    if name in ("tuxphoto", "tuxphoto-object"):
         from . import tuxphoto
-        d = tuxphoto.generate(2000 if n is None else int(n), size=size, seed=gseed, bank_dir=path)
-        return ImageSet(d["images"], d["labels"], d["class_names"], d["factors"], "tuxphoto")
+        style = "object" if name == "tuxphoto-object" else "photo"
+        d = tuxphoto.generate(2000 if n is None else int(n), size=size, seed=gseed, bank_dir=path, style=style)
+        return ImageSet(d["images"], d["labels"], d["class_names"], d["factors"], name)
     if name == "shapes":
         from . import shapes
         d = shapes.generate(2000 if n is None else int(n), size=size, seed=gseed)

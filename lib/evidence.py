@@ -36,7 +36,8 @@ def representation_scores(X: np.ndarray, data, seed: int = 0) -> dict:
     out = {}
     for name, y in [("class", data.labels)] + [(f, data.factors[f]) for f in ("instance", "background") if f in data.factors]:
         s = scores(lab, y)
-        out[f"{name}_nmi"], out[f"{name}_ari"] = round(s["nmi"], 4), round(s["ari"], 4)
+        for m in ("nmi", "ami", "ari"):
+            out[f"{name}_{m}"] = round(s[m], 4)
     out["probe_acc"] = round(float(linear_probe(X, data.labels, seed=seed)["accuracy"]), 4)
     return out
 

@@ -43,6 +43,11 @@ BRIGHTNESS_RANGE = (0.8, 1.2)
 SATURATION_RANGE = (0.7, 1.3)
 MAX_OUTSIDE = 0.15  # fraction of the object's (rotated) extent allowed outside the frame
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# style "object" (issue #8's object-dominant composites): larger objects on soft, low-contrast backgrounds
+OBJECT_SCALE_RANGE = (0.75, 1.0)
+OBJECT_BG_BLUR = 1 / 6  # Gaussian blur radius / canvas side
+OBJECT_BG_CONTRAST = 0.4  # background = mean + OBJECT_BG_CONTRAST * (blurred - mean)
+STYLES = ("photo", "object")
 
 FACTOR_NAMES = ("instance", "background", "scale", "x", "y", "flip", "angle", "brightness",
                 "saturation", "crop_size", "crop_x", "crop_y")
@@ -116,7 +121,8 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def _render_one(bank: _Bank, rng: np.random.Generator, canvas: int, out: np.ndarray, f: dict, i: int):
+def _render_one(bank: _Bank, rng: np.random.Generator, canvas: int, out: np.ndarray, f: dict, i: int,
+                style: str = "photo"):
     # ---- background: random square crop, resized to the canvas
     b = int(rng.integers(len(bank.backgrounds)))
     bg = bank.backgrounds[b]
@@ -128,14 +134,20 @@ def _render_one(bank: _Bank, rng: np.random.Generator, canvas: int, out: np.ndar
     x0, y0 = cx * (bw - side), cy * (bh - side)
     bg_im = bg.resize((canvas, canvas), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side),
                       reducing_gap=2.0)
+    if style == "object":
+        from PIL import ImageFilter
+        bg_im = bg_im.filter(ImageFilter.GaussianBlur(canvas * OBJECT_BG_BLUR))
     img = np.asarray(bg_im, dtype=np.float32)
+    if style == "object":
+        mean = img.mean(axis=(0, 1), keepdims=True)
+        img = mean + OBJECT_BG_CONTRAST * (img - mean)
 
     # ---- sprite: class, instance, scale, flip, rotation, colour jitter
     k = int(rng.integers(len(bank.class_names)))
     members = bank.class_sprites[k]
     s = int(members[rng.integers(len(members))])
     sp = bank.sprites[s]
-    scale = rng.uniform(*SCALE_RANGE)
+    scale = rng.uniform(*(OBJECT_SCALE_RANGE if style == "object" else SCALE_RANGE))
     flip = int(rng.integers(2))
     angle = rng.uniform(-MAX_ANGLE, MAX_ANGLE)
     bright = rng.uniform(*BRIGHTNESS_RANGE)
@@ -193,8 +205,11 @@ def _render_one(bank: _Bank, rng: np.random.Generator, canvas: int, out: np.ndar
 
 
 def generate(n: int, size: int = 32, seed: int = 0,
-             bank_dir: str | os.PathLike | None = None) -> dict:
+             bank_dir: str | os.PathLike | None = None, style: str = "photo") -> dict:
     """Compose ``n`` images of ``size`` x ``size`` pixels, deterministically for ``seed``.
+
+    ``style="photo"`` (default): objects of 0.4-0.9 of the frame on sharp photo crops;
+    ``style="object"``: objects of 0.75-1.0 of the frame on blurred, low-contrast crops (same draws).
 
     Returns ``dict(images=uint8 (n, 3, size, size), labels=int64 (n,),
     class_names=list[str], factors=dict(...))`` where ``factors`` holds one array
@@ -210,6 +225,8 @@ def generate(n: int, size: int = 32, seed: int = 0,
     n = _check_int("n", n, 0)
     size = _check_int("size", size, 8)
     seed = _check_int("seed", seed, 0)
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {STYLES}, got {style!r}")
     bank = _bank(bank_dir)
     canvas = size * SUPERSAMPLE
     images = np.empty((n, 3, size, size), dtype=np.uint8)
@@ -219,7 +236,7 @@ def generate(n: int, size: int = 32, seed: int = 0,
     buf = np.empty((canvas, canvas, 3), dtype=np.float32)
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        labels[i] = _render_one(bank, rng, canvas, buf, factors, i)
+        labels[i] = _render_one(bank, rng, canvas, buf, factors, i, style)
         small = buf.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean(axis=(1, 3))
         images[i] = np.clip(small + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1)
     return dict(images=images, labels=labels, class_names=list(bank.class_names), factors=factors)
