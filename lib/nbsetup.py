@@ -3,6 +3,7 @@ untrained control network, and point figures at figures/<notebook>/.
 
     ctx = setup("01_denoising_sparsity", CHECKPOINT, DATASET, DEVICE, SMOKE, SEED, N_IMAGES)
     ctx.model, ctx.untrained, ctx.data (ImageSet), ctx.images (float tensor), ctx.device, ctx.fig_dir
+    trained_phi(ctx, sigma, n_noise, blocks, cache=PHI_CACHE)   # lib.phi_cache: a lib.extract cache if given
 
 SMOKE=True swaps in the tiny shipped checkpoint and a handful of images, so a notebook runs in seconds.
 """
@@ -50,7 +51,7 @@ def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke:
     meta = getattr(model, "checkpoint_metadata", {})
     ctx = SimpleNamespace(name=name, model=model, untrained=untrained, data=data, images=data.float(),
                           device=dev, fig_dir=fig_dir, checkpoint=str(ckpt), smoke=smoke, seed=seed,
-                          size=size, meta=meta)
+                          size=size, meta=meta, dataset=dataset)
     print(f"{name}: checkpoint {ckpt} ({meta.get('images_seen', '?')} images seen), dataset {dataset} "
           f"({len(data)} held-out images, {size}px, {len(data.class_names)} classes), device {dev}, "
           f"figures -> {fig_dir} [{time.time() - t0:.1f}s]")

@@ -1,0 +1,64 @@
+"""phi for the notebooks: read from a lib.extract cache when one is given and matches, else compute.
+
+    f = trained_phi(ctx, sigma, n_noise, blocks, cache="phi_cache/")   # same return as representation.phi
+
+A cache matches the notebook's held-out set when it was extracted from the same checkpoint file (sha256),
+the same dataset spec, split ("test"), image size and seed, holds the sigma and blocks asked for, at least
+as many noise draws, and at least as many rows (the notebook's n images are the cache's first n: a
+generated dataset's image i depends only on (seed, i); file datasets are read in file order); its labels,
+when stored, must equal the held-out labels. A cache folder that does not exist is ignored (phi is
+computed, as without a cache); one that exists but does not match raises an error naming the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .extract import MANIFEST, _find_block, _find_sigma, file_sha256, load_cache, load_labels, load_manifest
+from .hooks import resolve_blocks
+from .representation import phi
+
+
+def check_cache(cache, checkpoint, dataset: str, split: str, size: int, seed: int, n: int, sigma: float,
+                n_noise: int, blocks) -> dict:
+    """The cache's manifest if it can serve these rows; else ValueError naming what differs."""
+    m = load_manifest(cache)
+    want = {"dataset": dataset, "split": split, "size": int(size), "seed": int(seed)}
+    bad = {k: (m.get(k), v) for k, v in want.items() if m.get(k) != v}
+    if bad:
+        raise ValueError(f"phi cache {str(cache)!r} was extracted for other images: "
+                         + ", ".join(f"{k} {a!r} in the cache, {b!r} here" for k, (a, b) in bad.items()))
+    wpath = Path(checkpoint).with_suffix(".safetensors")
+    if m.get("checkpoint_sha256") != file_sha256(wpath):
+        raise ValueError(f"phi cache {str(cache)!r} was extracted from another checkpoint than {wpath} "
+                         f"(sha256 differs; the cache names {m.get('checkpoint')!r})")
+    if m["N"] < n:
+        raise ValueError(f"phi cache {str(cache)!r} holds {m['N']} images; the notebook asks for {n}")
+    _find_sigma(m, sigma)
+    for b in blocks:
+        _find_block(m, b)
+    if sigma > 0 and m["n_noise"] < n_noise:
+        raise ValueError(f"phi cache {str(cache)!r}: {m['n_noise']} noise draws, the notebook asks for {n_noise}")
+    return m
+
+
+def trained_phi(ctx, sigma: float, n_noise: int, blocks="mid", cache=None, seed: int | None = None):
+    """phi of ``ctx.model`` on ``ctx.images`` (as lib.representation.phi returns it), from ``cache`` if given."""
+    seed = ctx.seed if seed is None else seed
+    if cache and Path(cache, MANIFEST).is_file():
+        single = isinstance(blocks, str)
+        names = resolve_blocks(ctx.model, blocks)
+        n = len(ctx.images)
+        m = check_cache(cache, ctx.checkpoint, ctx.dataset, "test", ctx.size, seed, n, sigma, n_noise, names)
+        if (Path(cache) / "labels.npy").is_file():
+            lab = load_labels(cache)[:n]
+            if not np.array_equal(lab, np.asarray(ctx.data.labels)):
+                raise ValueError(f"phi cache {str(cache)!r}: its labels differ from the held-out set's (other images?)")
+        out = {b: torch.from_numpy(np.array(load_cache(cache, b, sigma)[:n])) for b in names}
+        print(f"phi at sigma={sigma:g} for {names} read from the cache {cache} ({m['n_noise']} noise draws)")
+        return out[names[0]] if single else out
+    if cache:
+        print(f"phi cache {cache} not found: computing phi")
+    return phi(ctx.model, ctx.images, sigma, n_noise, blocks, seed=seed)
