@@ -50,7 +50,11 @@ def run(names=None, study=STUDY, runs_dir=RUNS, progress=True):
         raise ValueError(f"--only: unknown runs {sorted(unknown)}; the study has {sorted(runs)}")
     for name in names or runs:
         print(f"== study run {name}", flush=True)
-        Trainer(run_config(name, base, runs[name], runs_dir)).run(progress=progress)
+        t = Trainer(run_config(name, base, runs[name], runs_dir))
+        t.run(progress=progress)
+        if t._stop:  # SIGTERM: the trainer saved its state; stop the study too (rerun to resume)
+            print(f"== stopped during {name}; rerun the same command to resume", flush=True)
+            return
 
 
 def _records(log: Path) -> list[dict]:
