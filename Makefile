@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence clean-figures
+.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,12 @@ gpu-check: $(STAMP)
 
 evidence: $(STAMP)
 	$(BIN)/python -m lib.evidence
+
+## The factor study of configs/study.json (hours on a CPU; resumable: rerun after an interruption), then its
+## table and curves in figures/evidence/
+study: $(STAMP)
+	$(BIN)/python -m lib.study run
+	$(BIN)/python -m lib.study summary
 
 clean-figures:
 	rm -rf figures/rendered

@@ -1,0 +1,63 @@
+"""The factor study (lib.study) and the object-dominant composites it compares against the photo ones."""
+import json
+
+import numpy as np
+import pytest
+
+from lib import study, tuxphoto
+from lib.data import load_dataset
+
+
+def test_object_style_same_draws_larger_objects_softer_backgrounds():
+    a = tuxphoto.generate(24, size=16, seed=3)
+    b = tuxphoto.generate(24, size=16, seed=3, style="object")
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    np.testing.assert_array_equal(a["factors"]["background"], b["factors"]["background"])
+    lo, hi = tuxphoto.OBJECT_SCALE_RANGE
+    assert lo <= b["factors"]["scale"].min() and b["factors"]["scale"].max() <= hi
+    assert (b["factors"]["scale"] > a["factors"]["scale"]).all()
+    # corners are mostly background: lower contrast there in the object style
+    corner = lambda im: im[:, :, :3, :3].reshape(len(im), 3, -1).astype(float).std(axis=2).mean()  # noqa: E731
+    assert corner(b["images"]) < corner(a["images"])
+    assert load_dataset("tuxphoto-object", n=4, size=16).name == "tuxphoto-object"
+    with pytest.raises(ValueError, match="style"):
+        tuxphoto.generate(2, size=16, style="cartoon")
+
+
+def test_load_study_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="study file not found"):
+        study.load_study(tmp_path / "none.json")
+    (tmp_path / "s.json").write_text(json.dumps({"base": {}, "runs": {}}))
+    with pytest.raises(ValueError, match="'runs'"):
+        study.load_study(tmp_path / "s.json")
+
+
+def test_run_config_merges_model_overrides(tmp_path):
+    cfg = study.run_config("x", {"preset": "tiny", "model": {"bias": False}}, {"model": {"norm": "batch"}}, tmp_path)
+    assert cfg.model == {"bias": False, "norm": "batch"} and cfg.out == str(tmp_path / "x")
+
+
+def test_shipped_study_file_is_valid():
+    base, runs = study.load_study()
+    assert "baseline" in runs and runs["baseline"] == {}
+    for name, over in runs.items():
+        study.run_config(name, base, over)  # TrainConfig validates every field
+
+
+def test_tiny_study_runs_and_summarizes(tmp_path):
+    spec = {"base": {"preset": "tiny", "dataset": "tuxphoto", "size": 16, "n_train": 128, "n_val": 16,
+                     "batch_size": 16, "total_images": 64, "ckpt_every": 2, "log_every": 2,
+                     "evidence_every_images": 32, "n_evidence": 40, "data_cache": str(tmp_path / "cache")},
+            "runs": {"base": {}, "bn": {"model": {"norm": "batch"}}}}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="unknown runs"):
+        study.run(["nope"], tmp_path / "s.json", tmp_path / "runs")
+    study.run(None, tmp_path / "s.json", tmp_path / "runs", progress=False)
+    rows = study.summarize(tmp_path / "s.json", tmp_path / "runs", tmp_path / "out")
+    assert [(r["run"], r["images"]) for r in rows] == [("base", 32), ("base", 64), ("bn", 32), ("bn", 64)]
+    assert rows[-1]["norm"] == "batch" and "final_psnr_gain" in rows[-1]
+    got, controls, pixels = study.read_study(tmp_path / "out" / "study.jsonl")
+    assert got == rows and set(controls) == {"base", "bn"} and set(pixels) == {"tuxphoto"}
+    table = (tmp_path / "out" / "study_table.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| base | tuxphoto | scale | 0k")
+    assert (tmp_path / "out" / "study_curves.png").stat().st_size > 10_000
