@@ -134,6 +134,26 @@ def plot_training_log(path):
     return fig
 
 
+def verdict(rows: list[dict], pixels: dict) -> str:
+    """Markdown lines: how each effect moved from the first row (untrained) to the last (end of training)."""
+    first, last = rows[0], rows[-1]
+    nan = float("nan")
+
+    def trend(k):
+        return f"{first[k]:.3f} (untrained) → {last[k]:.3f} ({last['images_seen']:,} images)"
+    return "\n".join([
+        f"- Middle block output PR (lower = sparser; paper mode 0.26): {trend('mid_pr_out')}; its input: "
+        f"{trend('mid_pr_in')}. The middle block "
+        f"{'sparsifies' if last['mid_pr_out'] < last['mid_pr_in'] else 'does not sparsify'} its input at the end of training.",
+        f"- Heavy-tailed (specialized) channels: {first['n_kurtotic_channels']} → {last['n_kurtotic_channels']} of "
+        f"{last['n_channels']}.",
+        f"- k-means NMI vs class: {trend('class_nmi')} (pixels {pixels['class_nmi']:.3f}); vs background: "
+        f"{first.get('background_nmi', nan):.3f} → {last.get('background_nmi', nan):.3f} "
+        f"(pixels {pixels.get('background_nmi', nan):.3f}).",
+        f"- Linear probe accuracy: {trend('probe_acc')} (pixels {pixels['probe_acc']:.3f}).",
+    ])
+
+
 def plot_curves(rows: list[dict], pixels: dict):
     import matplotlib.pyplot as plt
     x = [r["images_seen"] / 1e3 for r in rows]

@@ -152,6 +152,26 @@ def study_table(rows, controls, pixels) -> str:
     return "\n".join(lines) + "\n"
 
 
+def study_findings(rows, controls, pixels) -> list[str]:
+    """One markdown line per run: does the middle block sparsify, is phi more class-semantic than both controls?"""
+    out = []
+    for name, r in final_rows(rows).items():
+        u, p = controls.get(name, {}), pixels.get(r["dataset"], {})
+        sparser = r["mid_pr_out"] < r["mid_pr_in"]
+        ami_ctrl = max(p.get("class_ami", -1), u.get("class_ami", -1))
+        probe_ctrl = max(p.get("probe_acc", 0), u.get("probe_acc", 0))
+        sem = [w for w, ok in (("k-means class AMI", r.get("class_ami", -1) > ami_ctrl),
+                               ("probe accuracy", r["probe_acc"] > probe_ctrl)) if ok]
+        out.append(
+            f"- **{name}** ({r['dataset']}, {r['norm']} norm, {r['images']:,} images): the middle block "
+            f"{'sparsifies' if sparser else 'does not sparsify'} its input (PR {r['mid_pr_in']:.2f} → "
+            f"{r['mid_pr_out']:.2f}); class AMI {r.get('class_ami', float('nan')):.3f} vs pixels "
+            f"{p.get('class_ami', float('nan')):.3f} / untrained {u.get('class_ami', float('nan')):.3f}; probe "
+            f"{r['probe_acc']:.3f} vs {p.get('probe_acc', float('nan')):.3f} / {u.get('probe_acc', float('nan')):.3f}"
+            f" → phi above both controls on: {', '.join(sem) or 'neither'}.")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=["run", "summary"])
