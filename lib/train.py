@@ -96,8 +96,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
-def _seeded(*key) -> torch.Generator:
-    g = torch.Generator()
+def _seeded(*key, device="cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
     g.manual_seed(hash(tuple(int(k) for k in key)) & (2**63 - 1))
     return g
 
@@ -125,11 +125,14 @@ class BatchStream:
         return torch.cat(out)
 
 
-def noise_for_step(cfg: TrainConfig, step: int, shape) -> tuple[torch.Tensor, torch.Tensor]:
-    g = _seeded(cfg.seed, 23, step)
-    u = torch.rand(shape[0], generator=g)
+def noise_for_step(cfg: TrainConfig, step: int, shape, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """sigma (B,) and z ``shape`` of global batch ``step``, drawn on ``device`` (on a GPU: its own generator,
+    no host work or copy per step; the draws then differ from the CPU's, but are as reproducible)."""
+    dev = torch.device(device)
+    g = _seeded(cfg.seed, 23, step, device=dev)
+    u = torch.rand(shape[0], generator=g, device=dev)
     sigma = (u * u if cfg.sigma_dist == "u2" else u) * cfg.sigma_max
-    z = torch.randn(shape, generator=g)
+    z = torch.randn(shape, generator=g, device=dev)
     return sigma, z
 
 
@@ -279,7 +282,7 @@ class Trainer:
         while self.step < cfg.total_steps and not self._stop:
             idx = stream.indices(self.step)[lo:hi].numpy()
             x = torch.from_numpy(pool[idx])  # this rank's rows only, uint8 (a memmap reads just these)
-            sigma, z = noise_for_step(cfg, self.step, (cfg.batch_size, *x.shape[1:]))
+            sigma, z = noise_for_step(cfg, self.step, (cfg.batch_size, *x.shape[1:]), self.device)
             sigma, z = sigma[lo:hi], z[lo:hi]
             x = to_channels_last(x.to(self.device, non_blocking=True).float().div_(255), cfg.channels_last)
             y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
