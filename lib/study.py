@@ -61,13 +61,31 @@ def _records(log: Path) -> list[dict]:
     return [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
 
 
-def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0) -> list[dict]:
-    """One row per (run, evidence point) plus per-run controls; writes the table, curves and jsonl."""
+def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict) -> dict:
+    """The run's final model, its untrained twin and pixels on ``n`` held-out images (more than the
+    curves' n_evidence, so the probe and k-means numbers of the table are less noisy)."""
+    from .checkpoint import load_model
+    from .data import load_dataset
+    from .evidence import model_evidence, pixel_evidence
+    from .unet import UNet
+    model = load_model(model_stem)
+    data = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split="test")
+    if cfg.dataset not in pixel_cache:
+        pixel_cache[cfg.dataset] = pixel_evidence(data, seed)
+    torch.manual_seed(cfg.seed)
+    untrained = UNet(model.config).eval()
+    return {"trained": model_evidence(model, data, seed), "untrained": model_evidence(untrained, data, seed),
+            "pixels": pixel_cache[cfg.dataset], "n_images": n}
+
+
+def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int = 2000) -> dict:
+    """Curves (every evidence record of every run, with the untrained net and pixels on the same n_evidence
+    images) and a final table (each finished run's model on ``n_final`` images); writes jsonl, table, png."""
     from .data import load_dataset
     from .evidence import model_evidence, pixel_evidence
     from .unet import UNet, preset
     base, runs = load_study(study)
-    rows, controls, pixels = [], {}, {}
+    rows, controls, pixels, finals, final_pixels = [], {}, {}, {}, {}
     for name, over in runs.items():
         log = Path(runs_dir) / name / "log.jsonl"
         if not log.is_file():
@@ -81,14 +99,15 @@ def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0) -> list[dict]:
         if cfg.dataset not in pixels:
             pixels[cfg.dataset] = pixel_evidence(data, seed)
         torch.manual_seed(cfg.seed)
-        untrained = UNet(preset(cfg.preset, **cfg.model)).eval()
-        controls[name] = model_evidence(untrained, data, seed)
-        evals = [r for r in recs if r.get("kind") == "eval"]
-        psnr = evals[-1]["psnr"] if evals else {}
-        for r in ev:
-            rows.append({"run": name, "dataset": cfg.dataset, "norm": cfg.model.get("norm", "scale"),
-                         "preset": cfg.preset, **{k: v for k, v in r.items() if k not in ("kind", "step")}})
-        rows[-1]["final_psnr_gain"] = {s: round(v["output"] - v["input"], 2) for s, v in psnr.items()}
+        controls[name] = model_evidence(UNet(preset(cfg.preset, **cfg.model)).eval(), data, seed)
+        info = {"run": name, "dataset": cfg.dataset, "norm": cfg.model.get("norm", "scale"), "preset": cfg.preset}
+        rows += [{**info, **{k: v for k, v in r.items() if k not in ("kind", "step")}} for r in ev]
+        if ev[-1]["images"] >= cfg.total_images and (Path(runs_dir) / name / "model.safetensors").is_file():
+            evals = [r for r in recs if r.get("kind") == "eval"]
+            gain = {s: round(v["output"] - v["input"], 2) for s, v in (evals[-1]["psnr"] if evals else {}).items()}
+            finals[name] = {**info, "images": ev[-1]["images"], "psnr_gain": gain,
+                            **_final_evidence(cfg, Path(runs_dir) / name / "model", n_final, seed, final_pixels)}
+            print(f"final evidence {name}: {json.dumps(finals[name]['trained'])}", flush=True)
     if not rows:
         raise FileNotFoundError(f"no study run with evidence records under {runs_dir}; run `python -m lib.study run`")
     out = Path(out)
@@ -100,75 +119,73 @@ def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0) -> list[dict]:
             f.write(json.dumps({"run": name, "control": "untrained", **c}) + "\n")
         for ds, p in pixels.items():
             f.write(json.dumps({"dataset": ds, "control": "pixels", **p}) + "\n")
-    (out / "study_table.md").write_text(study_table(rows, controls, pixels))
+        for name, fin in finals.items():
+            f.write(json.dumps({"final": name, **fin}) + "\n")
+    res = read_study(out / "study.jsonl")
+    (out / "study_table.md").write_text(study_table(res["finals"]))
     from .figs_study import plot_study
     plot_study(rows, controls, pixels).savefig(out / "study_curves.png", dpi=110, metadata={"Software": None})
-    return rows
+    return res
 
 
-def read_study(path=OUT / "study.jsonl") -> tuple[list[dict], dict, dict]:
-    """(rows, untrained controls by run, pixel controls by dataset) from a study.jsonl."""
-    rows, controls, pixels = [], {}, {}
+def read_study(path=OUT / "study.jsonl") -> dict:
+    """{"rows": curve records, "controls": untrained net by run, "pixels": by dataset (the curves'
+    images), "finals": {run: final-table entry}} from a study.jsonl."""
+    res = {"rows": [], "controls": {}, "pixels": {}, "finals": {}}
     for line in Path(path).read_text().splitlines():
         r = json.loads(line)
         if r.get("control") == "untrained":
-            controls[r["run"]] = r
+            res["controls"][r["run"]] = r
         elif r.get("control") == "pixels":
-            pixels[r["dataset"]] = r
+            res["pixels"][r["dataset"]] = r
+        elif "final" in r:
+            res["finals"][r["final"]] = r
         else:
-            rows.append(r)
-    return rows, controls, pixels
+            res["rows"].append(r)
+    return res
 
 
-def final_rows(rows: list[dict]) -> dict:
-    """The last evidence record of each run, in study order."""
-    last = {}
-    for r in rows:
-        if r["run"] not in last or r["images"] >= last[r["run"]]["images"]:
-            last[r["run"]] = r
-    return last
+def _fmt(d: dict, k: str) -> str:
+    v = d.get(k)
+    return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
 
-def study_table(rows, controls, pixels) -> str:
+def study_table(finals: dict) -> str:
+    """Markdown: one row per finished run, its final model next to the untrained twin and pixels."""
     head = ("| run | dataset | norm | images | mid PR in → out (untrained out) | kurtotic ch. (untrained) "
             "| class AMI phi / pixels / untrained | background AMI phi / pixels | probe phi / pixels / untrained "
             "| PSNR gain σ=0.1 / 0.4 (dB) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, r in final_rows(rows).items():
-        u, p = controls.get(name, {}), pixels.get(r["dataset"], {})
-        g = r.get("final_psnr_gain", {})
-
-        def f(d, k):
-            v = d.get(k)
-            return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    for name, fin in finals.items():
+        r, u, p, g = fin["trained"], fin["untrained"], fin["pixels"], fin.get("psnr_gain", {})
         lines.append(
-            f"| {name} | {r['dataset']} | {r['norm']} | {r['images'] // 1000}k "
-            f"| {f(r, 'mid_pr_in')} → {f(r, 'mid_pr_out')} ({f(u, 'mid_pr_out')}) "
-            f"| {r['n_kurtotic_channels']} ({u.get('n_kurtotic_channels', '–')}) "
-            f"| {f(r, 'class_ami')} / {f(p, 'class_ami')} / {f(u, 'class_ami')} "
-            f"| {f(r, 'background_ami')} / {f(p, 'background_ami')} "
-            f"| {f(r, 'probe_acc')} / {f(p, 'probe_acc')} / {f(u, 'probe_acc')} "
+            f"| {name} | {fin['dataset']} | {fin['norm']} | {fin['images'] // 1000}k "
+            f"| {_fmt(r, 'mid_pr_in')} → {_fmt(r, 'mid_pr_out')} ({_fmt(u, 'mid_pr_out')}) "
+            f"| {r['n_kurtotic_channels']} ({u['n_kurtotic_channels']}) "
+            f"| {_fmt(r, 'class_ami')} / {_fmt(p, 'class_ami')} / {_fmt(u, 'class_ami')} "
+            f"| {_fmt(r, 'background_ami')} / {_fmt(p, 'background_ami')} "
+            f"| {_fmt(r, 'probe_acc')} / {_fmt(p, 'probe_acc')} / {_fmt(u, 'probe_acc')} "
             f"| {g.get('0.1', '–')} / {g.get('0.4', '–')} |")
-    return "\n".join(lines) + "\n"
+    n = {fin["n_images"] for fin in finals.values()}
+    return "\n".join(lines) + f"\n\nFinal models on {', '.join(map(str, sorted(n)))} held-out images each.\n"
 
 
-def study_findings(rows, controls, pixels) -> list[str]:
+def study_findings(finals: dict) -> list[str]:
     """One markdown line per run: does the middle block sparsify, is phi more class-semantic than both controls?"""
     out = []
-    for name, r in final_rows(rows).items():
-        u, p = controls.get(name, {}), pixels.get(r["dataset"], {})
+    nan = float("nan")
+    for name, fin in finals.items():
+        r, u, p = fin["trained"], fin["untrained"], fin["pixels"]
         sparser = r["mid_pr_out"] < r["mid_pr_in"]
-        ami_ctrl = max(p.get("class_ami", -1), u.get("class_ami", -1))
-        probe_ctrl = max(p.get("probe_acc", 0), u.get("probe_acc", 0))
-        sem = [w for w, ok in (("k-means class AMI", r.get("class_ami", -1) > ami_ctrl),
-                               ("probe accuracy", r["probe_acc"] > probe_ctrl)) if ok]
+        sem = [w for w, ok in (("k-means class AMI", r["class_ami"] > max(p["class_ami"], u["class_ami"])),
+                               ("probe accuracy", r["probe_acc"] > max(p["probe_acc"], u["probe_acc"]))) if ok]
         out.append(
-            f"- **{name}** ({r['dataset']}, {r['norm']} norm, {r['images']:,} images): the middle block "
+            f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): the middle block "
             f"{'sparsifies' if sparser else 'does not sparsify'} its input (PR {r['mid_pr_in']:.2f} → "
-            f"{r['mid_pr_out']:.2f}); class AMI {r.get('class_ami', float('nan')):.3f} vs pixels "
-            f"{p.get('class_ami', float('nan')):.3f} / untrained {u.get('class_ami', float('nan')):.3f}; probe "
-            f"{r['probe_acc']:.3f} vs {p.get('probe_acc', float('nan')):.3f} / {u.get('probe_acc', float('nan')):.3f}"
-            f" → phi above both controls on: {', '.join(sem) or 'neither'}.")
+            f"{r['mid_pr_out']:.2f}); class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
+            f"{u['class_ami']:.3f}; probe {r['probe_acc']:.3f} vs {p['probe_acc']:.3f} / {u['probe_acc']:.3f}; "
+            f"background AMI {r.get('background_ami', nan):.3f} vs pixels {p.get('background_ami', nan):.3f} "
+            f"→ phi above both controls on class: {', '.join(sem) or 'neither'}.")
     return out
 
 
@@ -179,12 +196,13 @@ def main(argv=None):
     p.add_argument("--study", default=str(STUDY))
     p.add_argument("--runs-dir", default=str(RUNS))
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--n-final", type=int, default=2000, help="held-out images for the final table")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     if a.command == "run":
         run(a.only, a.study, a.runs_dir, progress=not a.no_progress)
     else:
-        summarize(a.study, a.runs_dir, a.out)
+        summarize(a.study, a.runs_dir, a.out, n_final=a.n_final)
         print((Path(a.out) / "study_table.md").read_text())
 
 

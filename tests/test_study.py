@@ -53,11 +53,18 @@ def test_tiny_study_runs_and_summarizes(tmp_path):
     with pytest.raises(ValueError, match="unknown runs"):
         study.run(["nope"], tmp_path / "s.json", tmp_path / "runs")
     study.run(None, tmp_path / "s.json", tmp_path / "runs", progress=False)
-    rows = study.summarize(tmp_path / "s.json", tmp_path / "runs", tmp_path / "out")
+    res = study.summarize(tmp_path / "s.json", tmp_path / "runs", tmp_path / "out", n_final=60)
+    rows = res["rows"]
     assert [(r["run"], r["images"]) for r in rows] == [("base", 32), ("base", 64), ("bn", 32), ("bn", 64)]
-    assert rows[-1]["norm"] == "batch" and "final_psnr_gain" in rows[-1]
-    got, controls, pixels = study.read_study(tmp_path / "out" / "study.jsonl")
-    assert got == rows and set(controls) == {"base", "bn"} and set(pixels) == {"tuxphoto"}
+    assert rows[-1]["norm"] == "batch"
+    assert set(res["controls"]) == {"base", "bn"} and set(res["pixels"]) == {"tuxphoto"}
+    fin = res["finals"]
+    assert set(fin) == {"base", "bn"} and fin["bn"]["norm"] == "batch" and fin["bn"]["n_images"] == 60
+    assert fin["base"]["pixels"] == fin["bn"]["pixels"] and fin["base"]["trained"] != fin["bn"]["trained"]
+    assert set(fin["base"]["psnr_gain"]) == {"0.05", "0.1", "0.2", "0.4", "0.8"}
+    assert study.read_study(tmp_path / "out" / "study.jsonl") == res
     table = (tmp_path / "out" / "study_table.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith("| base | tuxphoto | scale | 0k")
+    assert len(table) == 6 and table[2].startswith("| base | tuxphoto | scale | 0k") and "60 held-out" in table[-1]
+    lines = study.study_findings(fin)
+    assert len(lines) == 2 and lines[1].startswith("- **bn** (tuxphoto, batch norm")
     assert (tmp_path / "out" / "study_curves.png").stat().st_size > 10_000
