@@ -206,3 +206,33 @@ def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.
         used[act.cpu()] += 1
         active = act
     return y.detach(), nfe, used, loss0, loss
+
+
+def project_averaged(model, x, target, mask, sigma, noise, iters=10, lr=0.003, block="mid", amp=False):
+    """Move each image of ``x`` so that its noise-averaged block mean, the mean over K draws of
+    mean_spatial a(x + sigma z_k), matches ``target`` (N, C) on ``mask``: Adam (``lr``), ``iters`` steps,
+    fresh draws each step from ``noise(step) -> (K, N, C, H, W)``. Unlike `project` (one draw, the noisy image
+    itself moves), this matches phi(x, sigma) of a clean image, the quantity phi_rel_err measures (with other
+    draws). Cost: each step is one forward stopped after the block and one backward on K x N images, counted
+    as 2 K network calls. Returns (x, nfe, loss per image at the last step)."""
+    x = x.detach().clone()
+    m1, m2 = torch.zeros_like(x), torch.zeros_like(x)
+    nfe, loss = 0, torch.zeros(x.shape[0])
+    for it in range(iters):
+        z = noise(it).to(x.device)
+        K = z.shape[0]
+        xi = x.requires_grad_(True)
+        with torch.enable_grad():
+            y = (xi.unsqueeze(0) + sigma * z).flatten(0, 1)
+            with autocast(x.device, amp), BlockRecorder(model, block, grad=True, stop=True) as rec:
+                model(y)
+            a = rec.outputs[block].float().mean((2, 3)).reshape(K, x.shape[0], -1).mean(0)
+            li = ((a - target) * mask).pow(2).sum(1) / mask.sum(1)
+            g, = torch.autograd.grad(li.sum(), xi)
+        nfe += 2 * K
+        loss = li.detach().cpu()
+        b1, b2, t = 0.9, 0.999, it + 1
+        m1 = b1 * m1 + (1 - b1) * g
+        m2 = b2 * m2 + (1 - b2) * g * g
+        x = (x - lr * (m1 / (1 - b1 ** t)) / ((m2 / (1 - b2 ** t)).sqrt() + 1e-8)).detach()
+    return x.detach(), nfe, loss
