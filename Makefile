@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU)
+## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then
+## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies (issue #8)
 figures: $(STAMP)
 	$(BIN)/python -m lib.notebooks
+	$(BIN)/python -m lib.notebooks --only 01 -p CHECKPOINT data/checkpoints/tuxobj32 -p DATASET tuxphoto-object \
+		--figures figures/tuxobj32 --rendered figures/rendered/tuxobj32
 
 ## Every notebook in SMOKE mode (seconds each, tiny model)
 smoke: $(STAMP)

@@ -17,7 +17,7 @@ from .paths import CHECKPOINTS
 N_HELD_OUT = 512
 
 
-def card(name: str, meta: dict, table: dict, config: dict) -> str:
+def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint") -> str:
     tc = meta.get("train_config", {})
     ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
     lines = [f"# Checkpoint `{name}`", "",
@@ -28,7 +28,8 @@ def card(name: str, meta: dict, table: dict, config: dict) -> str:
              f"- steps: {meta.get('step')}, images seen: {meta.get('images_seen')}, batch {tc.get('batch_size')}, "
              f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
              f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
-             "- retrain: `make checkpoint` (see the Makefile for the exact command)", "",
+             f"- retrain: `{retrain}`" + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
+             "",
              f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
              "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
              "|---|---|---|---|---|"]
@@ -40,7 +41,7 @@ def card(name: str, meta: dict, table: dict, config: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS) -> Path:
+def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint") -> Path:
     run = Path(run)
     model = load_model(run / "model")
     meta = dict(model.checkpoint_metadata)
@@ -51,7 +52,7 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS) -> Path:
     table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
     atomic_write_json(stem.with_suffix(".metrics.json"), {"psnr": table, "n_held_out": N_HELD_OUT,
                                                            "images_seen": meta.get("images_seen")})
-    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict()).encode())
+    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict(), retrain).encode())
     return stem
 
 
@@ -60,8 +61,9 @@ def main(argv=None):
     p.add_argument("run", help="training output folder (holds model.safetensors/model.json/log.jsonl)")
     p.add_argument("--name", required=True)
     p.add_argument("--dest", default=str(CHECKPOINTS))
+    p.add_argument("--retrain", default="make checkpoint", help="the command the card gives to retrain it")
     a = p.parse_args(argv)
-    stem = ship(a.run, a.name, Path(a.dest))
+    stem = ship(a.run, a.name, Path(a.dest), a.retrain)
     print(stem.with_suffix(".md").read_text())
 
 
