@@ -324,8 +324,8 @@ PRESETS = {
     # rose, within most projections), and the reference runs to its 100-iteration cap at almost every step;
     # (3) a polish: 20 Adam steps (lr 0.003) on the returned image so that its phi at the last sigma,
     # averaged over 4 fresh noise draws, matches the target (`project_averaged`; counted 8 calls per step).
-    # On the shipped tux32, 2 targets x 2 samples, seed 0 (`python -m lib.bench_sampling`, 1 thread on a busy
-    # 2-core CPU): 820 vs 20134 nfe (25x fewer), 51 vs 1001 s (20x less wall time), phi rel err 0.025 vs
+    # On the shipped tux32, 2 targets x 2 samples, seed 0 (`python -m lib.bench_sampling`, idle 2-core CPU):
+    # 820 vs 20134 nfe (25x fewer), 5.7 vs 124 s (22x less wall time), phi rel err 0.025 vs
     # 0.041, diversity 0.242 vs 0.217, PSNR to the target 11.7 vs 11.8 dB, final effective sigma 0.016 both.
     # Exploration (same batch; phi rel err, reference 0.041 at 2x2 and 0.032 at 4 targets x 2): the old
     # constant-lr preset (660 nfe) 0.067-0.071; sqrt-scaled lr alone (660 nfe) 0.026-0.042 (seeds 0, 1; float-level
