@@ -59,13 +59,20 @@ def pixel_evidence(data, seed: int = 0) -> dict:
     return representation_scores(X, data, seed)
 
 
+def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None):
+    """(model, its untrained twin, pixels) evidence on ``data``; the twin has the model's config and weights
+    drawn after torch.manual_seed(init_seed); ``pixels``: a pixel result already computed on ``data``."""
+    torch.manual_seed(init_seed)
+    untrained = UNet(model.config).eval()
+    return (model_evidence(model, data, seed), model_evidence(untrained, data, seed),
+            pixel_evidence(data, seed) if pixels is None else pixels)
+
+
 def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 1000, seed: int = 0) -> dict:
     model = load_model(resolve(checkpoint))
     meta = model.checkpoint_metadata
     data = load_dataset(meta.get("dataset", "tuxphoto"), n=n, size=model.config.image_size, seed=seed, split="test")
-    torch.manual_seed(seed)
-    untrained = UNet(model.config).eval()
-    tr, un, px = model_evidence(model, data, seed), model_evidence(untrained, data, seed), pixel_evidence(data, seed)
+    tr, un, px = evidence_with_controls(model, data, seed, init_seed=seed)
     return {"mid_pr_in": tr["mid_pr_in"], "mid_pr_out": tr["mid_pr_out"],
             "phi_class_nmi": tr["class_nmi"], "pixel_class_nmi": px["class_nmi"], "untrained_class_nmi": un["class_nmi"],
             "phi_probe_acc": tr["probe_acc"], "pixel_probe_acc": px["probe_acc"], "untrained_probe_acc": un["probe_acc"],

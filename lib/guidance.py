@@ -150,6 +150,13 @@ def _expand_mask(mask, T, C):
 
 
 # ------------------------------------------------------------------------------------ projection
+def _adam_step(m1, m2, g, t: int, lr, b1: float = 0.9, b2: float = 0.999):
+    """One Adam update at iteration ``t`` (from 1): (new first moment, new second moment, step to subtract)."""
+    m1 = b1 * m1 + (1 - b1) * g
+    m2 = b2 * m2 + (1 - b2) * g * g
+    return m1, m2, lr * (m1 / (1 - b1 ** t)) / ((m2 / (1 - b2 ** t)).sqrt() + 1e-8)
+
+
 def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.01, tol=0.01,
             max_move=None, amp=False):
     """Move each image of ``y`` so the spatial mean of ``block`` matches ``target`` (N, C) on ``mask``.
@@ -189,10 +196,7 @@ def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.
         keep = ~done.to(y.device)
         act, g = active[keep], g[keep]
         if method == "adam":
-            b1, b2, t = 0.9, 0.999, it + 1
-            m1[act] = b1 * m1[act] + (1 - b1) * g
-            m2[act] = b2 * m2[act] + (1 - b2) * g * g
-            step = lr_n[act].view(-1, 1, 1, 1) * (m1[act] / (1 - b1 ** t)) / ((m2[act] / (1 - b2 ** t)).sqrt() + 1e-8)
+            m1[act], m2[act], step = _adam_step(m1[act], m2[act], g, it + 1, lr_n[act].view(-1, 1, 1, 1))
         elif method == "newton":
             gn = g.flatten(1).pow(2).sum(1).clamp_min(1e-20)
             step = g * (2 * lr_n[act] * li.detach()[keep] / gn).view(-1, 1, 1, 1)
@@ -231,8 +235,6 @@ def project_averaged(model, x, target, mask, sigma, noise, iters=10, lr=0.003, b
             g, = torch.autograd.grad(li.sum(), xi)
         nfe += 2 * K
         loss = li.detach().cpu()
-        b1, b2, t = 0.9, 0.999, it + 1
-        m1 = b1 * m1 + (1 - b1) * g
-        m2 = b2 * m2 + (1 - b2) * g * g
-        x = (x - lr * (m1 / (1 - b1 ** t)) / ((m2 / (1 - b2 ** t)).sqrt() + 1e-8)).detach()
+        m1, m2, step = _adam_step(m1, m2, g, it + 1, lr)
+        x = (x - step).detach()
     return x.detach(), nfe, loss

@@ -66,16 +66,11 @@ def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict)
     curves' n_evidence, so the probe and k-means numbers of the table are less noisy)."""
     from .checkpoint import load_model
     from .data import load_dataset
-    from .evidence import model_evidence, pixel_evidence
-    from .unet import UNet
-    model = load_model(model_stem)
+    from .evidence import evidence_with_controls
     data = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split="test")
-    if cfg.dataset not in pixel_cache:
-        pixel_cache[cfg.dataset] = pixel_evidence(data, seed)
-    torch.manual_seed(cfg.seed)
-    untrained = UNet(model.config).eval()
-    return {"trained": model_evidence(model, data, seed), "untrained": model_evidence(untrained, data, seed),
-            "pixels": pixel_cache[cfg.dataset], "n_images": n}
+    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset))
+    pixel_cache[cfg.dataset] = px
+    return {"trained": tr, "untrained": un, "pixels": px, "n_images": n}
 
 
 def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int = 2000) -> dict:
