@@ -19,7 +19,7 @@ import torch
 from scipy import stats as _stats
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
-           "split_channels", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",
+           "split_channels", "kurtotic_channels", "liveness_fraction", "RARE_BELOW", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",
            "energy_channels", "as_numpy"]
 
 
@@ -80,7 +80,8 @@ def block_pr(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 1, 
     """Per-image PR of the spatially averaged input and output of each block (PAPER.md 5.1, Fig. 1).
 
     blocks: names or aliases (default a1..a(2L), i.e. all blocks but the output block). Returns
-    {block: {"in": (N,), "out": (N,)}} keyed by the names as given. For decoder blocks the input is
+    {block: {"in": (N,), "out": (N,), "c_in", "c_out" (channel counts), "live_in", "live_out" (varying
+    fractions, `liveness_fraction`)}} keyed by the names as given. For decoder blocks the input is
     the concatenation of the upsampled tensor and the skip connection, as the block sees it.
     energy=True uses `energy_participation_ratio` instead.
     """
@@ -92,7 +93,17 @@ def block_pr(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 1, 
     outs, ins = phi(model, images, sigma, n_noise=n_noise, blocks=modules, seed=seed,
                     batch_size=batch_size, inputs=True, amp=amp)
     f = energy_participation_ratio if energy else participation_ratio
-    return {b: {"in": f(ins[m]), "out": f(outs[m])} for b, m in zip(blocks, modules)}
+    return {b: {"in": f(ins[m]), "out": f(outs[m]), "c_in": int(ins[m].shape[1]), "c_out": int(outs[m].shape[1]),
+                "live_in": liveness_fraction(ins[m]), "live_out": liveness_fraction(outs[m])}
+            for b, m in zip(blocks, modules)}
+
+
+def liveness_fraction(X) -> float:
+    """Fraction of the energy of the rows of X that varies across rows: E||x - mean||^2 / E||x||^2
+    (0 when every row is the same vector; see lib.readout.liveness)."""
+    a = as_numpy(X, "X")
+    total = float((a ** 2).sum(1).mean())
+    return float(((a - a.mean(0)) ** 2).sum(1).mean()) / total if total > 0 else 0.0
 
 
 def _active_mask(a: np.ndarray, threshold, rel_threshold) -> np.ndarray:
@@ -136,11 +147,18 @@ def channel_stats(phi, threshold: float | None = None, rel_threshold: float = 0.
 
 
 SPLIT_RULES = ("kurtosis", "quantile")
+RARE_BELOW = 0.01  # channels active for fewer than this fraction of images are "rare": no kurtosis claim
+
+
+def kurtotic_channels(phi, threshold: float = 3.0, min_active_frac: float = RARE_BELOW) -> int:
+    """Number of channels with excess kurtosis across images above ``threshold``, among the live ones
+    active for at least ``min_active_frac`` of the images (see `split_channels`)."""
+    return int(len(split_channels(phi, specialized_kurtosis=threshold, min_active_frac=min_active_frac)["specialized"]))
 
 
 def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.0,
                    common_kurtosis: float = 1.0, common_active: float = 0.5, quantile: float = 0.2,
-                   min_active: int = 5, stats: dict | None = None) -> dict:
+                   min_active_frac: float = RARE_BELOW, stats: dict | None = None) -> dict:
     """Split channels into specialized and common (PAPER.md 7), from phi of shape (N, C).
 
     rule="kurtosis" (default): specialized = excess kurtosis > ``specialized_kurtosis`` (3: heavier
@@ -148,8 +166,8 @@ def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.
       Gaussian) and active (see `channel_stats`) for at least ``common_active`` of the images.
     rule="quantile": specialized = the top ``quantile`` fraction of live channels by kurtosis; common =
       the bottom ``quantile`` fraction among those active for >= ``common_active`` of the images.
-    Dead (constant) channels are in neither; nor are "rare" ones, active for fewer than ``min_active``
-    images (capped at 10% of the images): a channel that fires for one or two images has the largest
+    Dead (constant) channels are in neither; nor are "rare" ones, active for fewer than ``min_active_frac``
+    (1%) of the images (at least one image): a channel that fires for one or two images has the largest
     possible kurtosis but says nothing measurable. Returns a dict of int arrays: "specialized"
     (sorted by kurtosis, highest first), "common" (lowest first), "rare", "dead", "other"; and "rule".
     """
@@ -157,13 +175,13 @@ def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.
         raise ValueError(f"rule: expected one of {SPLIT_RULES}, got {rule!r}")
     if not 0 <= common_active <= 1:
         raise ValueError(f"common_active: expected a fraction in [0, 1], got {common_active!r}")
-    if int(min_active) < 0:
-        raise ValueError(f"min_active: expected a count >= 0, got {min_active!r}")
+    if not 0 <= min_active_frac < 1:
+        raise ValueError(f"min_active_frac: expected a fraction in [0, 1), got {min_active_frac!r}")
     st = stats if stats is not None else channel_stats(phi)
     kurt, act = st["kurtosis"], st["frac_active"]
     n = as_numpy(phi, "phi").shape[0] if phi is not None else None
     dead = st["dead"] > 0
-    need = min(int(min_active), int(np.ceil(0.1 * n))) if n else int(min_active)
+    need = max(1, int(np.ceil(min_active_frac * n))) if n else 1
     rare = ~dead & (np.rint(act * (n or 0)) < need) if n else np.zeros_like(dead)
     live = np.flatnonzero(~dead & ~rare)
     k = np.where(dead, -np.inf, kurt)

@@ -108,6 +108,13 @@ def read_config(path) -> tuple[UNetConfig, dict]:
     return cfg, d.get("metadata", {})
 
 
+def _normalized(config: dict) -> dict:
+    try:
+        return json.loads(json.dumps(UNetConfig.from_dict(config).to_dict()))
+    except (TypeError, ValueError):
+        return config
+
+
 def load_model(path, device: str | torch.device = "cpu", eval: bool = True) -> UNet:
     """Build the UNet from ``<stem>.json`` and load ``<stem>.safetensors`` into it, strictly."""
     stem = _stem(path)
@@ -116,7 +123,8 @@ def load_model(path, device: str | torch.device = "cpu", eval: bool = True) -> U
         raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
     cfg, meta = read_config(stem)
     tensors, header = read_tensors(wpath)
-    if "config" in header and json.loads(header["config"]) != json.loads(json.dumps(cfg.to_dict())):
+    # compared after filling defaults, so a field added to UNetConfig later keeps older checkpoints valid
+    if "config" in header and _normalized(json.loads(header["config"])) != json.loads(json.dumps(cfg.to_dict())):
         raise CheckpointError(f"{wpath}: config embedded in the weights differs from {stem.with_suffix('.json')}")
     model = UNet(cfg)
     load_state(model, tensors, str(wpath))

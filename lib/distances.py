@@ -127,6 +127,20 @@ def same_class_auc(X, labels, max_pairs: int | None = None, seed: int = 0) -> fl
     return distance_auc(dd["same"], dd["diff"])
 
 
+def partial_spearman(x, y, z) -> float:
+    """Spearman correlation of x and y with z partialled out: the partial Pearson correlation of the ranks,
+    (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2)). Here: does the phi distance track the density
+    distance beyond what the pixel distance already explains?"""
+    from scipy.stats import rankdata
+    r = [rankdata(np.asarray(v, dtype=np.float64)) for v in (x, y, z)]
+    if len({len(v) for v in r}) != 1 or len(r[0]) < 4:
+        raise ValueError(f"x, y, z: expected three arrays of equal length >= 4, got lengths {[len(v) for v in r]}")
+    c = np.corrcoef(np.stack(r))
+    rxy, rxz, ryz = c[0, 1], c[0, 2], c[1, 2]
+    den = np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+    return float((rxy - rxz * ryz) / den) if den > 0 else float("nan")
+
+
 def band_ratio(x, y, q: float = 0.05) -> float:
     """Width of the band of slopes through the origin holding the (x, y) points: the (1-q) quantile
     of y/x divided by its q quantile (pairs with x <= 0 are dropped). The paper finds ~3 for
@@ -145,12 +159,13 @@ def band_ratio(x, y, q: float = 0.05) -> float:
 
 
 def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10, lr: float = 0.01,
-                   block: str = "mid") -> tuple[torch.Tensor, torch.Tensor]:
+                   block: str = "mid", plateau: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Move the pixels of ``y`` (N, C, H, W) so that the spatial mean of ``block`` approaches ``target``
     (N, C_block): ``steps`` Adam steps of size ``lr`` (float, or an (N,) tensor of per-image step
     sizes) on mean_c (mean_spatial a(y') - target)^2, with the forward pass stopped after the block.
-    Returns (projected y, per-image loss after / before) without gradients. Model weights get no
-    gradients. The Adam loop is `lib.guidance.project` (shared with the samplers)."""
+    With ``plateau`` (e.g. 0.02), ``steps`` is a maximum: an image stops once its loss fell by less than
+    that fraction over 5 steps (`lib.guidance.project`). Returns (projected y, per-image loss after /
+    before) without gradients. Model weights get no gradients. The Adam loop is `lib.guidance.project` (shared with the samplers)."""
     from .hooks import resolve_blocks
     name = resolve_blocks(model, block)[0]
     if not isinstance(y, torch.Tensor) or y.ndim != 4:
@@ -168,7 +183,7 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
     yp = y.detach().to(dev, torch.float32)
     lr_n = lr.to(dev, torch.float32) if torch.is_tensor(lr) else float(lr)
     yp, _, _, first, last = project(model, yp, tgt, torch.ones_like(tgt), name, method="adam",
-                                    iters=int(steps), lr=lr_n, tol=0.0)
+                                    iters=int(steps), lr=lr_n, tol=0.0, plateau=plateau)
     ratio = torch.where(first > 0, last / first.clamp_min(1e-30), torch.zeros_like(last))
     return yp, ratio.cpu()
 
@@ -176,7 +191,8 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
 def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigmas=(0.05, 0.1, 0.2, 0.4, 0.8),
                                  n_noise: int = 1, steps: int = 6, lr: float = 0.02, phi_noise: int = 4,
                                  symmetric: bool = True, seed: int = 0, batch_size: int = 256,
-                                 amp: bool | str = False, return_curve: bool = False, progress: bool = False):
+                                 amp: bool | str = False, return_curve: bool = False, progress: bool = False,
+                                 plateau: float | None = None):
     """Distance between p(x | phi(x1)) and p(x | phi(x2)) for each image pair (row i of x1, x2).
 
     Estimator: see the module docstring (guided scores from a truncated self-guided projection,
@@ -186,7 +202,8 @@ def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigm
     projected together in batches of ``batch_size``. amp: bf16 autocast for the forward passes
     (see `lib.device.autocast`). Returns a (P,) float64 array; with return_curve=True also the
     (len(sigmas), P) array of Delta(s) and, per sigma, the median loss ratio (after/before) of the
-    projections toward the other image's phi (the ones that have to move y).
+    projections toward the other image's phi (the ones that have to move y). plateau: run each projection
+    until its loss stops falling (see `project_to_phi`), ``steps`` being the maximum.
     """
     from .representation import phi, denoise, check_sigma
     from .unet import check_images
@@ -230,7 +247,7 @@ def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigm
         yy = torch.cat([y[sl], y[sl]])
         with autocast(dev, amp):
             yp, rr = project_to_phi(model, yy, torch.cat([t1[sl], t2[sl]]), steps,
-                                    torch.cat([lr_all[sl], lr_all[sl]]))
+                                    torch.cat([lr_all[sl], lr_all[sl]]), plateau=plateau)
         den = denoise(model, yp, batch_size=2 * m, amp=amp)
         sq[sl] = (den[:m] - den[m:]).flatten(1).pow(2).sum(1)
         ratio[0, sl], ratio[1, sl] = rr[:m], rr[m:]

@@ -1,12 +1,14 @@
-"""Evidence for the paper's effects, measured on a fixed held-out set (issue: laptop-scale evidence).
+"""Evidence for the paper's effects, measured with the readout (lib.readout) on fixed held-out images.
 
     python -m lib.evidence                                  # default checkpoint, last line = flat JSON
     python -m lib.evidence --snapshots runs/tux32/snapshots # curves over training -> figures/evidence/
 
-Per model: median PR of the middle block's input and output (PAPER 5.1), number of middle-block channels
-with excess kurtosis > 3 across images, k-means (k = number of classes) NMI/ARI of phi against class,
-instance and background, and a linear-probe accuracy of phi at sigma = 50/255; next to raw pixels and
-the untrained network of the same architecture (computed once).
+Per model, at the analysis noise level (lib.readout.ANALYSIS_SIGMA, ANALYSIS_NOISE draws): the liveness of phi
+(fraction of its energy that varies across images), the median PR and effective channel count (PR x C) of the
+middle block's input and output, the number of middle-block channels with excess kurtosis > 3 across images
+(among channels active for at least 1% of the images), k-means NMI/AMI/ARI of phi against class, instance and
+background, and a tuned linear probe and kNN fitted on a train split; next to raw pixels and the untrained
+network of the same configuration.
 """
 from __future__ import annotations
 
@@ -15,88 +17,123 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .analysis import block_pr, channel_stats
+from .analysis import kurtotic_channels, participation_ratio
 from .checkpoint import load_model
 from .clustering import kmeans, scores
 from .data import load_dataset
 from .paths import FIGURES, resolve
-from .probe import linear_probe
+from .readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, PROBE_TRAIN_IMAGES, knn_accuracy, liveness, probe,
+                      probe_with_controls, untrained_twin)
 from .representation import phi
-from .unet import UNet
 
-PROBE_SIGMA = 50 / 255  # the authors' probe noise level, converted to [0, 1] units here only
+EVIDENCE_TRAIN_IMAGES = 2000  # train-split images for the probe of the in-training evidence records
 
 
-def representation_scores(X: np.ndarray, data, seed: int = 0) -> dict:
-    """k-means NMI/ARI against class (+instance/background where known) and the probe accuracy."""
+def evidence_sets(spec: str, size: int, seed: int, n_test: int, n_train: int = EVIDENCE_TRAIN_IMAGES):
+    """(train, test) ImageSets of ``spec``: the probe's training rows and the held-out rows scored."""
+    return (load_dataset(spec, n=n_train, size=size, seed=seed, split="train"),
+            load_dataset(spec, n=n_test, size=size, seed=seed, split="test"))
+
+
+def representation_scores(X: np.ndarray, data, seed: int = 0, train_X=None, train=None) -> dict:
+    """k-means (k = number of classes) NMI/AMI/ARI against class (+instance/background where known) on the
+    held-out rows X; with a train split (``train_X`` rows of the ImageSet ``train``): the tuned probe's test
+    and train accuracy and the kNN accuracy."""
     k = len(data.class_names)
-    lab = kmeans(X, k, seed=seed, n_init=4)
+    lab = kmeans(X, min(k, len(X)), seed=seed, n_init=4)
     out = {}
     for name, y in [("class", data.labels)] + [(f, data.factors[f]) for f in ("instance", "background") if f in data.factors]:
         s = scores(lab, y)
         for m in ("nmi", "ami", "ari"):
             out[f"{name}_{m}"] = round(s[m], 4)
-    out["probe_acc"] = round(float(linear_probe(X, data.labels, seed=seed)["accuracy"]), 4)
+    if train is not None:
+        p = probe(train_X, train.labels, X, data.labels, seed=seed)
+        out.update({"probe_acc": round(p["accuracy"], 4), "probe_train_acc": round(p["train_accuracy"], 4),
+                    "knn_acc": round(knn_accuracy(train_X, train.labels, X, data.labels), 4),
+                    "probe_train_images": len(train)})
     return out
 
 
-def model_evidence(model, data, seed: int = 0) -> dict:
-    x = data.float()
-    pr = block_pr(model, x, 0.0, blocks=["a4"])["a4"]
-    f0 = phi(model, x, 0.0, blocks="mid").numpy()
-    kurt = channel_stats(f0)["kurtosis"]
-    fp = phi(model, x, PROBE_SIGMA, n_noise=4, blocks="mid", seed=seed).numpy()
-    ev = {"mid_pr_in": round(float(np.median(pr["in"])), 4), "mid_pr_out": round(float(np.median(pr["out"])), 4),
-          "n_kurtotic_channels": int(np.sum(np.nan_to_num(kurt) > 3)), "n_channels": int(f0.shape[1])}
-    ev.update(representation_scores(fp, data, seed))
+def model_evidence(model, data, seed: int = 0, train=None, sigma: float = ANALYSIS_SIGMA,
+                   n_noise: int = ANALYSIS_NOISE) -> dict:
+    """The readout of one network's middle block on ``data`` (held-out ImageSet); ``train``: the probe's
+    train split (no probe keys without it)."""
+    out, ins = phi(model, data.float(), sigma, n_noise, "mid", seed=seed, inputs=True)
+    fo, fi = out.numpy(), ins.numpy()
+    live = liveness(fo)
+    pr_in, pr_out = participation_ratio(fi), participation_ratio(fo)
+    ev = {"evidence_sigma": sigma, "mid_varying_fraction": round(live["varying_fraction"], 4),
+          "mid_mean_cosine": round(live["mean_cosine"], 4),
+          "mid_pr_in": round(float(np.nanmedian(pr_in)), 4), "mid_pr_out": round(float(np.nanmedian(pr_out)), 4),
+          "mid_eff_channels_in": round(float(np.nanmedian(pr_in * fi.shape[1])), 2),
+          "mid_eff_channels_out": round(float(np.nanmedian(pr_out * fo.shape[1])), 2),
+          "n_kurtotic_channels": kurtotic_channels(fo), "n_channels": int(fo.shape[1])}
+    ftr = None if train is None else phi(model, train.float(), sigma, n_noise, "mid", seed=seed + 1000).numpy()
+    ev.update(representation_scores(fo, data, seed, ftr, train))
     return ev
 
 
-def pixel_evidence(data, seed: int = 0) -> dict:
+def pixel_evidence(data, seed: int = 0, train=None) -> dict:
     X = data.float().flatten(1).numpy()
-    return representation_scores(X, data, seed)
+    return representation_scores(X, data, seed, None if train is None else train.float().flatten(1).numpy(), train)
 
 
-def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None):
-    """(model, its untrained twin, pixels) evidence on ``data``; the twin has the model's config and weights
-    drawn after torch.manual_seed(init_seed); ``pixels``: a pixel result already computed on ``data``."""
-    torch.manual_seed(init_seed)
-    untrained = UNet(model.config).eval()
-    return (model_evidence(model, data, seed), model_evidence(untrained, data, seed),
-            pixel_evidence(data, seed) if pixels is None else pixels)
+def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None, train=None):
+    """(model, its untrained twin, pixels) evidence on ``data``; the twin has the model's config (same
+    initialisation scheme) and weights drawn from ``init_seed``; ``pixels``: a pixel result already computed."""
+    return (model_evidence(model, data, seed, train), model_evidence(untrained_twin(model, init_seed), data, seed, train),
+            pixel_evidence(data, seed, train) if pixels is None else pixels)
 
 
-def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 1000, seed: int = 0) -> dict:
+def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 2000, seed: int = 0,
+                     n_train: int = PROBE_TRAIN_IMAGES) -> dict:
+    """The flat JSON of `make evidence`: the trained model's readout, its untrained twins (3 init seeds for
+    the probe, seed 0 for the rest) and pixels, on ``n`` held-out images with a probe fitted on ``n_train``."""
     model = load_model(resolve(checkpoint))
     meta = model.checkpoint_metadata
-    data = load_dataset(meta.get("dataset", "tuxphoto"), n=n, size=model.config.image_size, seed=seed, split="test")
-    tr, un, px = evidence_with_controls(model, data, seed, init_seed=seed)
-    return {"mid_pr_in": tr["mid_pr_in"], "mid_pr_out": tr["mid_pr_out"],
+    train, data = evidence_sets(meta.get("dataset", "tuxphoto"), model.config.image_size, seed, n, n_train)
+    tr = model_evidence(model, data, seed)
+    un = model_evidence(untrained_twin(model, seed), data, seed)
+    px = pixel_evidence(data, seed)
+    factors = {f: data.factors[f] for f in ("background",) if f in data.factors}
+    pc = probe_with_controls(model, train, data, factors=factors)
+    return {"evidence_sigma": tr["evidence_sigma"], "mid_varying_fraction": tr["mid_varying_fraction"],
+            "untrained_mid_varying_fraction": un["mid_varying_fraction"],
+            "mid_pr_in": tr["mid_pr_in"], "mid_pr_out": tr["mid_pr_out"],
+            "mid_eff_channels_in": tr["mid_eff_channels_in"], "mid_eff_channels_out": tr["mid_eff_channels_out"],
+            "untrained_mid_pr_out": un["mid_pr_out"], "untrained_mid_eff_channels_out": un["mid_eff_channels_out"],
             "phi_class_nmi": tr["class_nmi"], "pixel_class_nmi": px["class_nmi"], "untrained_class_nmi": un["class_nmi"],
-            "phi_probe_acc": tr["probe_acc"], "pixel_probe_acc": px["probe_acc"], "untrained_probe_acc": un["probe_acc"],
+            "phi_class_ami": tr["class_ami"], "pixel_class_ami": px["class_ami"], "untrained_class_ami": un["class_ami"],
+            "phi_probe_acc": round(pc["phi_probe_acc"], 4), "phi_probe_acc_sd": round(pc["phi_probe_acc_sd"], 4),
+            "phi_probe_train_acc": round(pc["phi_probe_train_acc"], 4),
+            "pixel_probe_acc": round(pc["pixel_probe_acc"], 4), "pca_pixel_probe_acc": round(pc["pca_pixel_probe_acc"], 4),
+            "untrained_probe_acc": round(pc["untrained_probe_acc"], 4),
+            "untrained_probe_acc_sd": round(pc["untrained_probe_acc_sd"], 4),
+            "phi_knn_acc": round(pc["phi_knn_acc"], 4), "pixel_knn_acc": round(pc["pixel_knn_acc"], 4),
+            "pca_pixel_knn_acc": round(pc["pca_pixel_knn_acc"], 4), "untrained_knn_acc": round(pc["untrained_knn_acc"], 4),
+            "probe_train_images": pc["probe_train_images"],
             "n_kurtotic_channels": tr["n_kurtotic_channels"], "untrained_n_kurtotic_channels": un["n_kurtotic_channels"],
-            "untrained_mid_pr_out": un["mid_pr_out"],
             "phi_background_nmi": tr.get("background_nmi"), "pixel_background_nmi": px.get("background_nmi"),
             "dataset": meta.get("dataset"), "images_seen": meta.get("images_seen"), "n_images": n}
 
 
-def snapshot_curves(snapshots: Path, out: Path, n: int = 500, seed: int = 0) -> list[dict]:
+def snapshot_curves(snapshots: Path, out: Path, n: int = 500, seed: int = 0,
+                    n_train: int = EVIDENCE_TRAIN_IMAGES) -> list[dict]:
     """Evidence for every snapshot in a run's snapshots/ folder (plus the untrained net and pixels)."""
     stems = sorted(p.with_suffix("") for p in Path(snapshots).glob("*.safetensors"))
     if not stems:
         raise FileNotFoundError(f"no snapshots (*.safetensors) in {snapshots}")
     first = load_model(stems[0])
     meta = first.checkpoint_metadata
-    data = load_dataset(meta["dataset"], n=n, size=first.config.image_size, seed=seed, split="test")
-    torch.manual_seed(meta.get("train_config", {}).get("seed", 0))
-    rows = [{"images_seen": 0, **model_evidence(UNet(first.config).eval(), data, seed)}]
+    train, data = evidence_sets(meta["dataset"], first.config.image_size, seed, n, n_train)
+    init = meta.get("train_config", {}).get("seed", 0)
+    rows = [{"images_seen": 0, **model_evidence(untrained_twin(first, init), data, seed, train)}]
     for s in stems:
         m = load_model(s)
-        rows.append({"images_seen": m.checkpoint_metadata["images_seen"], **model_evidence(m, data, seed)})
+        rows.append({"images_seen": m.checkpoint_metadata["images_seen"], **model_evidence(m, data, seed, train)})
         print(json.dumps(rows[-1]), flush=True)
-    px = pixel_evidence(data, seed)
+    px = pixel_evidence(data, seed, train)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evidence.jsonl").write_text("".join(json.dumps({**r, "source": str(snapshots)}) + "\n" for r in rows)
                                         + json.dumps({"images_seen": None, "pixels": px}) + "\n")

@@ -3,7 +3,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clustering import kmeans, scores
 from .plots import show_images
+
+
+def k_grid(feats, labels_k: dict, factors: dict, seed: int = 0) -> list[dict]:
+    """Scores of k-means clusters against each factor, for raw phi (clusters ``labels_k`` {k: labels}) and
+    for standardized phi (each channel z-scored across images; clustered here with the same k and seed)."""
+    sd = feats.std(0)
+    z = (feats - feats.mean(0)) / np.where(sd > 0, sd, 1.0)
+    rows = []
+    for name, lab_k in (("raw", labels_k), ("standardized", {k: kmeans(z, k, seed=seed) for k in labels_k})):
+        for k, lab in lab_k.items():
+            rows.append({"phi": name, "k": k, "smallest cluster": int(np.bincount(lab).min()),
+                         **{f"{f} {m}": v for f, y in factors.items() for m, v in scores(lab, y).items()}})
+    return rows
+
+
+def separation_summary(sep: dict) -> dict:
+    """Per group kind: number of pairs, median ratio, fraction of ratios > 2 and the median group size."""
+    return {k: {"pairs": len(v["ratio"]), "median ratio": float(np.median(v["ratio"])),
+                "frac ratio > 2": float((v["ratio"] > 2).mean()),
+                "median group size": float(np.median(np.r_[v["n_a"], v["n_b"]]))} for k, v in sep.items()}
 
 
 def clusters_vs_classes(x, feats, clusters, labels, names, n_rows: int = 6, n_per_row: int = 8, seed: int = 0):

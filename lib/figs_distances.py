@@ -19,15 +19,14 @@ def neighbour_grids(x, reps: dict, queries, k: int):
     return fig
 
 
-def density_scatter(d2: dict, cd, kind, rel: dict):
-    """Conditional-density distance against each representation's squared distance, random pairs
-    (kind 0) and phi-nearest pairs (kind 1); dotted lines: the 5-95% band of their ratio."""
+def density_scatter(d2: dict, cd, rel: dict):
+    """Conditional-density distance against each representation's squared distance for random image
+    pairs; dotted lines: the 5-95% band of their ratio."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(d2), figsize=(4 * len(d2), 3.6))
     for ax, (name, v) in zip(axes, d2.items()):
         ok = v > 0
-        for m, lab, c in ((kind == 0, "random pair", "tab:blue"), (kind == 1, "phi-nearest pair", "tab:orange")):
-            ax.scatter(v[ok & m], cd[ok & m], s=10, c=c, label=lab)
+        ax.scatter(v[ok], cd[ok], s=10, c="tab:blue", label="random pair")
         r = cd[ok] / v[ok]
         lo, hi = np.quantile(r, [0.05, 0.95])
         xx = np.geomspace(v[ok].min(), v[ok].max(), 10)
@@ -60,13 +59,17 @@ def same_vs_different(dists: dict, aucs: dict):
     return fig
 
 
-def spearman_band(d2: dict, cd) -> dict:
-    """{representation: {"spearman", "band ratio"}} of the density distance against each squared distance."""
+def spearman_band(d2: dict, cd, control: str = "pixels") -> dict:
+    """{representation: {"spearman", "partial spearman", "band ratio"}} of the density distance against each
+    squared distance; the partial Spearman removes what the ``control`` distance (pixels) already explains."""
     from scipy.stats import spearmanr
     rel = {}
     for name, v in d2.items():
         ok = v > 0
+        part = (distances.partial_spearman(v[ok], cd[ok], d2[control][ok])
+                if name != control and control in d2 and ok.sum() > 3 else float("nan"))
         rel[name] = {"spearman": float(spearmanr(v[ok], cd[ok])[0]) if ok.sum() > 2 else float("nan"),
+                     "partial spearman": part,
                      "band ratio": distances.band_ratio(v[ok], cd[ok]) if ok.sum() > 2 else float("nan")}
     return rel
 

@@ -213,6 +213,14 @@ def pair_table(pairs: dict, class_names):
                          for k, p in pairs.items()})
 
 
+def verdicts(summary: list, pur_rows: list, chance: dict, pairs: dict, degenerate: bool) -> dict:
+    """`claims` as words: "holds" / "does not hold", or "degenerate" for every claim when the trained phi
+    hardly varies across images (lib.readout.liveness): its statistics then describe one constant vector."""
+    if degenerate:
+        return {k: "degenerate" for k in ("specialized", "purity", "subspace")}
+    return {k: "holds" if v else "does not hold" for k, v in claims(summary, pur_rows, chance, pairs).items()}
+
+
 def claims(summary: list, pur_rows: list, chance: dict, pairs: dict) -> dict:
     """The verdict's three criteria: trained has a larger share of specialized live channels than both
     controls and some common ones; class purity of the high-kurtosis channels > 1.5x chance and above

@@ -119,3 +119,34 @@ def plot_robustness(sigmas, rel_change: dict, rel_change_untrained: dict | None 
     axes[0, 0].set_ylabel("relative change of block mean vector")
     axes[0, 0].legend(fontsize=7)
     return fig
+
+
+def sparsity_rows(prs: dict, prs_u: dict, sigma: float) -> list[dict]:
+    """Per block: median normalized PR and median effective channels (PR x C) of the block's input and
+    output, trained and untrained, with the varying fraction of the output (lib.readout.liveness)."""
+    rows = []
+    for b, d in prs.items():
+        u = prs_u[b]
+        rows.append({"block": PAPER_BLOCK_LABELS.get(b, b), "sigma": sigma,
+                     "PR in": float(np.nanmedian(d["in"])), "PR out": float(np.nanmedian(d["out"])),
+                     "eff in": float(np.nanmedian(d["in"] * d["c_in"])),
+                     "eff out": float(np.nanmedian(d["out"] * d["c_out"])),
+                     "C in/out": f"{d['c_in']}/{d['c_out']}",
+                     "untrained PR out": float(np.nanmedian(u["out"])),
+                     "untrained eff out": float(np.nanmedian(u["out"] * u["c_out"])),
+                     "varying out": d["live_out"], "untrained varying out": u["live_out"]})
+    return rows
+
+
+def sparsify_verdict(row: dict, degenerate_below: float) -> str:
+    """Does a block make its channel vector sparser? "degenerate" when its output hardly varies across
+    images; "holds" when both the normalized PR and the effective channel count drop and the output is
+    sparser than the untrained network's; "PR only" when the PR drops only because the channel count grew."""
+    if row["varying out"] < degenerate_below:
+        return "degenerate"
+    pr_drop, eff_drop = row["PR out"] < row["PR in"], row["eff out"] < row["eff in"]
+    if pr_drop and eff_drop and row["eff out"] < row["untrained eff out"]:
+        return "holds"
+    if pr_drop and not eff_drop:
+        return "PR only (more channels, not fewer active)"
+    return "does not hold"

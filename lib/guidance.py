@@ -158,7 +158,7 @@ def _adam_step(m1, m2, g, t: int, lr, b1: float = 0.9, b2: float = 0.999):
 
 
 def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.01, tol=0.01,
-            max_move=None, amp=False):
+            max_move=None, amp=False, plateau=None, patience=5):
     """Move each image of ``y`` so the spatial mean of ``block`` matches ``target`` (N, C) on ``mask``.
 
     Loss per image: mean over masked channels of (mean_spatial a(y) - target)^2, gradient through a forward
@@ -167,7 +167,9 @@ def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.
     is below ``tol`` x its first loss, at most ``iters`` iterations (the authors' projection). method
     "newton": ``iters`` steps y -= lr * (||r||^2 / ||J^T r||^2) J^T r, the step that zeroes the residual if
     J J^T were isotropic (Gauss-Newton with a scalar curvature); each step's norm per image is clipped to
-    ``max_move`` x sqrt(dim) (e.g. the noise level). Returns (y, nfe, iterations used per image, loss0, loss).
+    ``max_move`` x sqrt(dim) (e.g. the noise level). plateau (a fraction, e.g. 0.02): an image also stops
+    when its loss fell by less than that fraction over the last ``patience`` iterations (its residual has
+    stopped falling). Returns (y, nfe, iterations used per image, loss0, loss).
     """
     n, dim = y.shape[0], y[0].numel()
     y = y.detach().clone()
@@ -175,6 +177,7 @@ def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.
     active = torch.arange(n, device=y.device)
     m1, m2 = torch.zeros_like(y), torch.zeros_like(y)
     used, loss0, loss = torch.zeros(n, dtype=torch.long), torch.zeros(n), torch.zeros(n)
+    hist = torch.full((iters + 1, n), float("inf")) if plateau is not None else None
     nfe = 0
     for it in range(iters + 1):
         yi = y[active].requires_grad_(True)
@@ -189,6 +192,10 @@ def project(model, y, target, mask, block="mid", method="adam", iters=100, lr=0.
             loss0[active.cpu()] = li_c
         loss[active.cpu()] = li_c
         done = (li_c <= tol * loss0[active.cpu()]) if method == "adam" else torch.zeros_like(li_c, dtype=torch.bool)
+        if hist is not None:
+            hist[it, active.cpu()] = li_c
+            if it >= patience:
+                done = done | (li_c > (1 - float(plateau)) * hist[it - patience, active.cpu()])
         if it == iters or bool(done.all()):
             break
         g, = torch.autograd.grad(li.sum(), yi)

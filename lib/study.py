@@ -14,7 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 
 from .paths import FIGURES, ROOT
 
@@ -65,10 +64,9 @@ def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict)
     """The run's final model, its untrained twin and pixels on ``n`` held-out images (more than the
     curves' n_evidence, so the probe and k-means numbers of the table are less noisy)."""
     from .checkpoint import load_model
-    from .data import load_dataset
-    from .evidence import evidence_with_controls
-    data = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split="test")
-    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset))
+    from .evidence import evidence_sets, evidence_with_controls
+    train, data = evidence_sets(cfg.dataset, cfg.size, cfg.seed, n)
+    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset), train)
     pixel_cache[cfg.dataset] = px
     return {"trained": tr, "untrained": un, "pixels": px, "n_images": n}
 
@@ -76,8 +74,8 @@ def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict)
 def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int = 2000) -> dict:
     """Curves (every evidence record of every run, with the untrained net and pixels on the same n_evidence
     images) and a final table (each finished run's model on ``n_final`` images); writes jsonl, table, png."""
-    from .data import load_dataset
-    from .evidence import model_evidence, pixel_evidence
+    from .evidence import evidence_sets, model_evidence, pixel_evidence
+    from .readout import untrained_twin
     from .unet import UNet, preset
     base, runs = load_study(study)
     rows, controls, pixels, finals, final_pixels = [], {}, {}, {}, {}
@@ -90,11 +88,11 @@ def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int =
         ev = [r for r in recs if r.get("kind") == "evidence"]
         if not ev:
             continue
-        data = load_dataset(cfg.dataset, n=cfg.n_evidence, size=cfg.size, seed=cfg.seed, split="test")
+        train, data = evidence_sets(cfg.dataset, cfg.size, cfg.seed, cfg.n_evidence)
         if cfg.dataset not in pixels:
-            pixels[cfg.dataset] = pixel_evidence(data, seed)
-        torch.manual_seed(cfg.seed)
-        controls[name] = model_evidence(UNet(preset(cfg.preset, **cfg.model)).eval(), data, seed)
+            pixels[cfg.dataset] = pixel_evidence(data, seed, train)
+        twin = untrained_twin(UNet(preset(cfg.preset, **cfg.model)), cfg.seed)
+        controls[name] = model_evidence(twin, data, seed, train)
         info = {"run": name, "dataset": cfg.dataset, "norm": cfg.model.get("norm", "scale"), "preset": cfg.preset}
         rows += [{**info, **{k: v for k, v in r.items() if k not in ("kind", "step")}} for r in ev]
         if ev[-1]["images"] >= cfg.total_images and (Path(runs_dir) / name / "model.safetensors").is_file():

@@ -333,13 +333,13 @@ class Trainer:
 
     def log_evidence(self):
         """Sparsity, kurtosis, clustering and probe numbers on a fixed held-out set (lib.evidence)."""
-        from .evidence import model_evidence
-        if not hasattr(self, "_evidence_data"):
-            self._evidence_data = load_dataset(self.cfg.dataset, n=self.cfg.n_evidence, size=self.cfg.size,
-                                               seed=self.cfg.seed, split="test")
+        from .evidence import evidence_sets, model_evidence
+        if not hasattr(self, "_evidence_sets"):
+            self._evidence_sets = evidence_sets(self.cfg.dataset, self.cfg.size, self.cfg.seed, self.cfg.n_evidence)
         was = self.model.training
         self.model.eval()
-        ev = model_evidence(self.model, self._evidence_data, seed=self.cfg.seed)
+        train, data = self._evidence_sets
+        ev = model_evidence(self.model, data, seed=self.cfg.seed, train=train)
         self.model.train(was)
         self.log({"step": self.step, "images": self.images_seen, "kind": "evidence", **ev})
 

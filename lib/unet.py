@@ -17,6 +17,11 @@ from torch import nn
 import torch.nn.functional as F
 
 NORMS = ("scale", "bfbn", "batch", "none")
+# Initial per-channel gain of the norms: "ones" (ours, PyTorch's default) or "authors" (the authors'
+# denoiser code: N(0, 2/9/64) clipped to +-0.025, i.e. small gains of random sign).
+GAIN_INITS = ("ones", "authors")
+AUTHORS_GAIN_STD = math.sqrt(2.0 / 9.0 / 64.0)
+AUTHORS_GAIN_CLIP = 0.025
 
 
 @dataclass
@@ -32,6 +37,7 @@ class UNetConfig:
     norm: str = "scale"
     bias: bool = True
     image_size: int = 64  # the size it was designed/trained for (informational; any multiple works)
+    gain_init: str = "ones"  # see GAIN_INITS
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -48,6 +54,8 @@ class UNetConfig:
             raise ValueError("UNetConfig: each encoder/middle block needs >= 1 conv, each decoder >= 2")
         if self.norm not in NORMS:
             raise ValueError(f"UNetConfig.norm: expected one of {NORMS}, got {self.norm!r}")
+        if self.gain_init not in GAIN_INITS:
+            raise ValueError(f"UNetConfig.gain_init: expected one of {GAIN_INITS}, got {self.gain_init!r}")
         if self.in_channels < 1:
             raise ValueError(f"UNetConfig.in_channels: expected >= 1, got {self.in_channels}")
 
@@ -164,6 +172,12 @@ class UNet(nn.Module):
             self.add_module(f"up{i + 1}", nn.ConvTranspose2d(below, W[i], 2, stride=2, bias=False))
             self.add_module(f"dec{i + 1}", Block(2 * W[i], W[i], c.dec_convs[i], c.norm, c.bias,
                                                  out_channels=c.in_channels if i == 0 else None))
+        if c.gain_init == "authors":
+            with torch.no_grad():
+                for m in self.modules():
+                    g = getattr(m, "gain", None) if not isinstance(m, nn.BatchNorm2d) else m.weight
+                    if isinstance(g, nn.Parameter):
+                        g.normal_(0.0, AUTHORS_GAIN_STD).clamp_(-AUTHORS_GAIN_CLIP, AUTHORS_GAIN_CLIP)
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
         """Raise ValueError if ``x`` is not an N x C x H x W batch this network accepts."""

@@ -122,11 +122,13 @@ def test_kmeans_scores_perfect():
 
 
 def test_separation_ratio_known_blobs():
+    """The paper's ratio ||c_A - c_B|| / sqrt(s_A^2 + s_B^2): unit-std blobs 4 apart give 4 / sqrt(2)."""
     a, b = _blobs(sep=4.0, n=20000, d=3)
     s = clustering.separation(a, b)
     assert s["distance"] == pytest.approx(4.0, abs=0.05)
-    assert s["spread"] == pytest.approx(1.0, abs=0.02)
-    assert clustering.separation_ratio(a, b) == pytest.approx(4.0, rel=0.03)
+    assert s["spread"] == pytest.approx(np.sqrt(2.0), abs=0.03)
+    assert clustering.separation_ratio(a, b) == pytest.approx(4.0 / np.sqrt(2.0), rel=0.03)
+    assert (s["n_a"], s["n_b"]) == (20000, 20000)
     g = clustering.group_separations(np.r_[a, b], np.r_[np.zeros(20000), np.ones(20000)])
     assert g["ratio"][0] == pytest.approx(s["ratio"])
 

@@ -1,0 +1,314 @@
+"""The readout: how every claim about a representation is measured in this repository.
+
+    live = liveness(phi)                      # {"varying_fraction", "mean_cosine", "degenerate", "n"}
+    eff = effective_channels(phi)             # PR x C per image: how many channels are active
+    r = probe(Xtr, ytr, Xte, yte, seed=0)     # logistic regression, C chosen by cross-validation
+    k = knn_accuracy(Xtr, ytr, Xte, yte)      # k = 20, cosine, on standardized features
+    rows = readout_grid(model, train, test)   # sigma x block grid, trained vs untrained vs pixels
+    res = probe_with_controls(model, train, test, sigma=ANALYSIS_SIGMA)
+
+Why each rule (measured on this repository's models):
+- A blind denoiser needs its middle block only when there is noise to remove: on clean images its phi is
+  nearly one constant vector for every image. ``liveness`` measures the fraction of a representation's
+  energy that varies across images, E||x - mean||^2 / E||x||^2, and the mean cosine between two images.
+  Below DEGENERATE_BELOW (5%), a sparsity, selectivity or clustering statistic describes one constant
+  vector, not the images: claims then read "degenerate", never "holds".
+- The normalized participation ratio divides by the channel count, which doubles at the middle block;
+  ``effective_channels`` (PR x C) counts active channels in absolute terms and is reported beside it.
+- A probe with a fixed C on a few hundred images underfits: ``probe`` trains on the dataset's train split
+  (10k images by default), picks C by stratified 3-fold cross-validation on the training rows and reports
+  train and test accuracy; ``knn_accuracy`` reads the same features without a fitted model.
+- Controls: raw pixels, pixels reduced by PCA to the representation's dimension, and untrained networks of
+  the same configuration (same initialisation scheme) over several init seeds.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .analysis import as_numpy, liveness_fraction, participation_ratio
+from .clustering import kmeans, limit_threads, scores
+from .device import per_sample_noise
+from .probe import wilson_interval
+from .representation import denoise, phi
+from .unet import UNet
+
+DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
+READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
+ANALYSIS_SIGMA = 0.2             # phi's noise level for every analysis; chosen from the readout grid (notebook 00)
+ANALYSIS_NOISE = 4               # noise draws per image for phi at ANALYSIS_SIGMA
+KNN_K = 20
+PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+PROBE_TRAIN_IMAGES = 10_000
+UNTRAINED_SEEDS = (0, 1, 2)
+PROBE_SEEDS = (0, 1, 2)
+
+__all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
+           "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
+           "standardize", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "cluster_ami",
+           "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
+
+
+def liveness(X) -> dict:
+    """How much a representation (N images, D dims) varies across images.
+
+    varying_fraction = E_i ||x_i - mean||^2 / E_i ||x_i||^2  (0: every image gives the same vector;
+    1: zero mean), mean_cosine = the mean cosine similarity over pairs of distinct images (zero rows
+    count as 0), degenerate = varying_fraction < DEGENERATE_BELOW.
+    """
+    a = as_numpy(X, "X")
+    n = a.shape[0]
+    if n < 2:
+        raise ValueError(f"X: liveness needs at least 2 images (rows), got {n}")
+    frac = liveness_fraction(a)
+    norms = np.linalg.norm(a, axis=1)
+    u = np.divide(a, norms[:, None], out=np.zeros_like(a), where=norms[:, None] > 0)
+    s = u.sum(0)
+    mean_cos = float((s @ s - (norms > 0).sum()) / (n * (n - 1)))
+    return {"varying_fraction": frac, "mean_cosine": mean_cos, "degenerate": bool(frac < DEGENERATE_BELOW), "n": n}
+
+
+def liveness_note(live: dict, what: str = "phi") -> str:
+    """One line for a notebook: the liveness numbers and what they allow."""
+    head = (f"{what}: {live['varying_fraction']:.1%} of its energy varies across the {live['n']} images "
+            f"(mean cosine between two images {live['mean_cosine']:.3f})")
+    if live["degenerate"]:
+        return head + f" -> DEGENERATE (< {DEGENERATE_BELOW:.0%}): sparsity, selectivity and clustering claims cannot be measured on it"
+    return head + " -> live"
+
+
+def effective_channels(v) -> np.ndarray | float:
+    """PR(v) x C: the number of active channels of each row (1 for a one-hot vector, C for a constant one)."""
+    a = as_numpy(v, "v", ndim=(1, 2))
+    return participation_ratio(a) * a.shape[-1]
+
+
+def standardize(Xtr, Xte) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets z-scored with the training rows' mean and std (constant columns are left at 0)."""
+    a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"Xte: expected {a.shape[1]} columns like Xtr, got {b.shape[1]}")
+    mu, sd = a.mean(0), a.std(0)
+    sd = np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1), sd, np.inf)
+    return (a - mu) / sd, (b - mu) / sd
+
+
+def _labels(ytr, yte, ntr: int, nte: int) -> tuple[np.ndarray, np.ndarray]:
+    ytr, yte = np.asarray(ytr), np.asarray(yte)
+    if ytr.shape != (ntr,):
+        raise ValueError(f"ytr: expected {ntr} labels (one per training row), got shape {ytr.shape}")
+    if yte.shape != (nte,):
+        raise ValueError(f"yte: expected {nte} labels (one per test row), got shape {yte.shape}")
+    classes, counts = np.unique(ytr, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("ytr: need at least two classes among the training labels")
+    return ytr, yte
+
+
+def _result(pred, yte, train_acc, extra) -> dict:
+    k = int((pred == yte).sum())
+    lo, hi = wilson_interval(k, len(yte))
+    _, cnt = np.unique(yte, return_counts=True)
+    return {"accuracy": k / len(yte), "ci_low": lo, "ci_high": hi, "train_accuracy": float(train_acc),
+            "n_train": int(extra.pop("n_train")), "n_test": int(len(yte)), "chance": float(cnt.max() / len(yte)),
+            **extra}
+
+
+def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 1000) -> dict:
+    """Multinomial logistic regression (L2) on standardized features, its inverse strength C chosen from
+    ``Cs`` by stratified ``folds``-fold cross-validation on the training rows, refit on all of them.
+
+    Returns accuracy (test), ci_low/ci_high (Wilson 95%), train_accuracy, C, cv_accuracy (per C),
+    n_train, n_test, chance (majority-class rate of the test rows)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    def fit(X, y, C):
+        return LogisticRegression(C=float(C), max_iter=int(max_iter), random_state=int(seed)).fit(X, y)
+    _, cnt = np.unique(ytr, return_counts=True)
+    nf = int(min(folds, cnt.min()))
+    with warnings.catch_warnings(), limit_threads():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cv = {}
+        if len(Cs) > 1 and nf >= 2:
+            splits = list(StratifiedKFold(nf, shuffle=True, random_state=int(seed)).split(a, ytr))
+            for C in Cs:
+                cv[float(C)] = float(np.mean([(fit(a[i], ytr[i], C).predict(a[j]) == ytr[j]).mean() for i, j in splits]))
+            best = max(cv, key=lambda c: (cv[c], -c))  # ties: the stronger regularization
+        else:
+            best = float(Cs[0])
+        clf = fit(a, ytr, best)
+        pred = clf.predict(b)
+        train_acc = (clf.predict(a) == ytr).mean()
+    return _result(pred, yte, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
+
+
+def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4)) -> dict:
+    """A fast linear probe for grids: one-vs-all ridge regression on standardized features, the ridge
+    strength chosen by efficient leave-one-out cross-validation (sklearn RidgeClassifierCV)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    from sklearn.linear_model import RidgeClassifierCV
+    with limit_threads():
+        clf = RidgeClassifierCV(alphas=tuple(float(x) for x in alphas)).fit(a, ytr)
+        pred = clf.predict(b)
+        train_acc = (clf.predict(a) == ytr).mean()
+    return _result(pred, yte, train_acc, {"n_train": len(a), "alpha": float(clf.alpha_)})
+
+
+def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
+    """Accuracy of a k-nearest-neighbour vote (cosine similarity, standardized features, k = 20)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    if not 1 <= int(k) <= len(a):
+        raise ValueError(f"k: expected 1 <= k <= {len(a)} (training rows), got {k!r}")
+    from sklearn.neighbors import KNeighborsClassifier
+    with limit_threads():
+        clf = KNeighborsClassifier(n_neighbors=int(k), metric="cosine", algorithm="brute").fit(a, ytr)
+        return float((clf.predict(b) == yte).mean())
+
+
+def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets projected on the first ``dims`` principal components of the training rows."""
+    a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
+    dims = int(min(dims, a.shape[0], a.shape[1]))
+    from sklearn.decomposition import PCA
+    with limit_threads():
+        p = PCA(n_components=dims, random_state=int(seed)).fit(a)
+        return p.transform(a), p.transform(b)
+
+
+def untrained_twin(model, init_seed: int) -> UNet:
+    """A network of ``model``'s configuration (same initialisation scheme, see UNetConfig.gain_init) with
+    weights drawn from ``init_seed``, on the model's device, in eval mode."""
+    g = torch.get_rng_state()
+    torch.manual_seed(int(init_seed))
+    try:
+        net = UNet(model.config)
+    finally:
+        torch.set_rng_state(g)
+    return net.to(next(model.parameters()).device).eval()
+
+
+def cluster_ami(X, labels, k: int | None = None, seed: int = 0, n_init: int = 4, standardized: bool = False) -> float:
+    """AMI between k-means clusters of the rows of X (k = number of label values by default) and labels."""
+    a = as_numpy(X, "X")
+    y = np.asarray(labels)
+    k = len(np.unique(y)) if k is None else int(k)
+    if k > len(a):
+        raise ValueError(f"k: {k} clusters asked for {len(a)} images; need at least as many images as clusters")
+    if standardized:
+        sd = a.std(0)
+        a = (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
+    return scores(kmeans(a, k, seed=seed, n_init=n_init), y)["ami"]
+
+
+def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False, factors: dict | None = None) -> dict:
+    """Liveness (on the test rows), probe (tuned logistic, or ridge when ``fast``), kNN accuracy and
+    k-means AMI (raw and standardized; k = number of classes) of one representation."""
+    live = liveness(Xte)
+    p = (ridge_probe if fast else probe)(Xtr, ytr, Xte, yte, **({} if fast else {"seed": seed}))
+    out = {"varying_fraction": live["varying_fraction"], "mean_cosine": live["mean_cosine"],
+           "degenerate": live["degenerate"], "dims": int(np.shape(Xte)[1]),
+           "probe_acc": p["accuracy"], "probe_train_acc": p["train_accuracy"],
+           "probe_ci_low": p["ci_low"], "probe_ci_high": p["ci_high"],
+           "knn_acc": knn_accuracy(Xtr, ytr, Xte, yte)}
+    for name, y in {"class": yte, **(factors or {})}.items():
+        out[f"{name}_ami"] = cluster_ami(Xte, y, seed=seed)
+        out[f"{name}_ami_std"] = cluster_ami(Xte, y, seed=seed, standardized=True)
+    return out
+
+
+def _block_reps(model, x, sigma, blocks, n_noise, seed, output: bool):
+    """{block: (N, C) phi} for ``blocks`` and, with output=True, "output": D(x + sigma z) flattened (one draw)."""
+    reps = {k: v.numpy() for k, v in phi(model, x, sigma, n_noise=n_noise, blocks=list(blocks), seed=seed).items()}
+    if output:
+        y = x if sigma == 0 else x + sigma * per_sample_noise(len(x), x.shape[1:], seed)[:, 0]
+        reps["output"] = denoise(model, y).flatten(1).numpy()
+    return reps
+
+
+def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise: int = 2,
+                 untrained_seeds=(0,), seed: int = 0, progress: bool = False) -> list[dict]:
+    """The readout on a grid: for each sigma, each block (default enc1..dec2) and the denoiser's output
+    D(x + sigma z), of the trained model and its untrained twins, plus raw pixels (sigma-independent).
+
+    ``train``/``test``: ImageSets (the probe and kNN fit on train, everything is scored on test); the
+    fast ridge probe is used. Returns rows {"model", "sigma", "block", ...representation_readout keys}.
+    """
+    blocks = list(model.block_names[:-1] if blocks is None else blocks)
+    xtr, xte = train.float(), test.float()
+    rows = []
+    px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
+                                seed=seed, fast=True)
+    rows.append({"model": "pixels", "sigma": None, "block": "pixels", **px})
+    nets = [("trained", model)] + [(f"untrained-{s}", untrained_twin(model, s)) for s in untrained_seeds]
+    it = [(s, name, net) for s in sigmas for name, net in nets]
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="readout grid")
+    for s, name, net in it:
+        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101, output=True)
+        rte = _block_reps(net, xte, s, blocks, n_noise, seed, output=True)
+        for b in rtr:
+            rows.append({"model": name, "sigma": float(s), "block": b,
+                         **representation_readout(rtr[b], train.labels, rte[b], test.labels, seed=seed, fast=True)})
+    return rows
+
+
+def mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(list(values), dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def probe_with_controls(model, train, test, sigma: float = ANALYSIS_SIGMA, n_noise: int = ANALYSIS_NOISE,
+                        block: str = "mid", seeds=PROBE_SEEDS, untrained_seeds=UNTRAINED_SEEDS,
+                        factors: dict | None = None) -> dict:
+    """The full readout of one block at one sigma with every control, as a flat dict.
+
+    trained: phi over ``seeds`` (noise draws and CV folds; mean and sd), untrained twins over
+    ``untrained_seeds`` (mean and sd), raw pixels and pixels PCA-reduced to phi's dimension. Keys:
+    <rep>_probe_acc, <rep>_probe_train_acc, <rep>_knn_acc, <rep>_class_ami(_std), <rep>_varying_fraction
+    for rep in phi, untrained, pixel, pca_pixel; *_sd for the seeded ones; phi_eff_channels (median)."""
+    xtr, xte = train.float(), test.float()
+    ytr, yte = train.labels, test.labels
+    out = {"sigma": float(sigma), "n_noise": int(n_noise), "block": block, "probe_train_images": int(len(xtr)),
+           "probe_test_images": int(len(xte)), "n_classes": int(len(np.unique(ytr)))}
+
+    def add(prefix, runs):
+        keys = runs[0].keys()
+        for k in keys:
+            if isinstance(runs[0][k], (bool, np.bool_)):
+                out[f"{prefix}_{k}"] = bool(runs[0][k])
+            else:
+                m, sd = mean_sd(r[k] for r in runs)
+                out[f"{prefix}_{k}"] = m
+                if len(runs) > 1:
+                    out[f"{prefix}_{k}_sd"] = sd
+
+    def phis(net, s):
+        return (phi(net, xtr, sigma, n_noise, block, seed=1000 + s).numpy(),
+                phi(net, xte, sigma, n_noise, block, seed=s).numpy())
+    runs = []
+    for s in seeds:
+        a, b = phis(model, s)
+        runs.append(representation_readout(a, ytr, b, yte, seed=s, factors=factors))
+        if s == seeds[0]:
+            out["phi_eff_channels"] = float(np.nanmedian(effective_channels(b)))
+    add("phi", runs)
+    runs = []
+    for s in untrained_seeds:
+        a, b = phis(untrained_twin(model, s), seeds[0])
+        runs.append(representation_readout(a, ytr, b, yte, seed=seeds[0], factors=factors))
+    add("untrained", runs)
+    ptr, pte = xtr.flatten(1).numpy(), xte.flatten(1).numpy()
+    add("pixel", [representation_readout(ptr, ytr, pte, yte, seed=seeds[0], factors=factors)])
+    dims = int(out.get("phi_dims", phi(model, xte[:2], 0.0, 1, block).shape[1]))
+    qtr, qte = pca_like(ptr, pte, dims, seed=seeds[0])
+    add("pca_pixel", [representation_readout(qtr, ytr, qte, yte, seed=seeds[0], factors=factors)])
+    return out
