@@ -7,17 +7,25 @@ Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import shutil
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_model
+from .data import load_dataset
 from .denoising import held_out_psnr_table
 from .paths import CHECKPOINTS
+from .readout import ANALYSIS_NOISE, DEGENERATE_BELOW, READOUT_SIGMAS, liveness, untrained_twin
+from .representation import phi
 
 N_HELD_OUT = 512
+N_LIVENESS = 500
+LIVENESS_SIGMAS = tuple(s for s in READOUT_SIGMAS if s in (0.0, 0.1, 0.2, 0.4))
 
 
-def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint") -> str:
+def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
+         live: list[dict] | None = None) -> str:
     tc = meta.get("train_config", {})
     ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
     lines = [f"# Checkpoint `{name}`", "",
@@ -38,7 +46,45 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
                      f"{r['output'] - r['blur_oracle']:+.2f} |")
     lines += ["", "Quality bar (denoised beats input and blur oracle at every sigma): "
               + ("**met**" if ok else "**not met** (see the table)"), ""]
+    if live:
+        lines += [f"Liveness of phi (middle block) on {live[0]['n']} held-out images: the fraction of its energy that "
+                  f"varies across images and the mean cosine between two images' phi (below {DEGENERATE_BELOW:.0%}: "
+                  "degenerate, one vector for every image; `lib.readout.liveness`):", "",
+                  "| sigma | varying fraction | mean cosine | untrained varying fraction | |", "|---|---|---|---|---|"]
+        for r in live:
+            lines.append(f"| {r['sigma']:g} | {r['varying_fraction']:.3f} | {r['mean_cosine']:.3f} | "
+                         f"{r['untrained_varying_fraction']:.3f} | {'degenerate' if r['degenerate'] else 'live'} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def liveness_rows(model, dataset: str, size: int, n: int = N_LIVENESS, sigmas=LIVENESS_SIGMAS) -> list[dict]:
+    """phi's liveness at each sigma on ``n`` held-out images, next to its untrained twin's (init seed 0)."""
+    x = load_dataset(dataset, n=n, size=size, seed=0, split="test").float()
+    twin = untrained_twin(model, 0)
+    rows = []
+    for s in sigmas:
+        k = 1 if s == 0 else ANALYSIS_NOISE
+        lv = liveness(phi(model, x, s, k, "mid", seed=0))
+        lu = liveness(phi(twin, x, s, k, "mid", seed=0))
+        rows.append({"sigma": float(s), "untrained_varying_fraction": lu["varying_fraction"], **lv})
+    return rows
+
+
+def refresh_card(stem: Path, retrain: str | None = None) -> Path:
+    """Rewrite ``<stem>.md`` from the shipped files (config, metrics) plus a fresh liveness table."""
+    stem = Path(stem)
+    model = load_model(stem)
+    meta = dict(model.checkpoint_metadata)
+    metrics = json.loads(stem.with_suffix(".metrics.json").read_text())
+    old = stem.with_suffix(".md").read_text() if stem.with_suffix(".md").is_file() else ""
+    if retrain is None:
+        m = re.search(r"- retrain: `([^`]*)`", old)
+        retrain = m.group(1) if m else "make checkpoint"
+    live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+    atomic_write_bytes(stem.with_suffix(".md"), card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain,
+                                                     live).encode())
+    return stem
 
 
 def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint") -> Path:
@@ -52,17 +98,26 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
     table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
     atomic_write_json(stem.with_suffix(".metrics.json"), {"psnr": table, "n_held_out": N_HELD_OUT,
                                                            "images_seen": meta.get("images_seen")})
-    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict(), retrain).encode())
+    live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict(), retrain, live).encode())
     return stem
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", help="training output folder (holds model.safetensors/model.json/log.jsonl)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", help="checkpoint name (required unless --card-only)")
     p.add_argument("--dest", default=str(CHECKPOINTS))
     p.add_argument("--retrain", default="make checkpoint", help="the command the card gives to retrain it")
+    p.add_argument("--card-only", action="store_true",
+                   help="RUN is a shipped checkpoint stem (data/checkpoints/NAME): rewrite only its card")
     a = p.parse_args(argv)
+    if a.card_only:
+        stem = refresh_card(Path(a.run))
+        print(stem.with_suffix(".md").read_text())
+        return
+    if not a.name:
+        p.error("--name is required")
     stem = ship(a.run, a.name, Path(a.dest), a.retrain)
     print(stem.with_suffix(".md").read_text())
 
