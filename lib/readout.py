@@ -31,8 +31,9 @@ import torch
 from .analysis import as_numpy, liveness_fraction, participation_ratio
 from .clustering import kmeans, limit_threads, scores
 from .device import per_sample_noise
+from .hooks import BlockRecorder, resolve_blocks
 from .probe import wilson_interval
-from .representation import denoise, phi
+from .representation import phi
 from .unet import UNet
 
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
@@ -47,7 +48,7 @@ PROBE_SEEDS = (0, 1, 2)
 
 __all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
            "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
-           "standardize", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "cluster_ami",
+           "standardize", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
            "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
 
 
@@ -104,6 +105,10 @@ def _labels(ytr, yte, ntr: int, nte: int) -> tuple[np.ndarray, np.ndarray]:
     classes, counts = np.unique(ytr, return_counts=True)
     if len(classes) < 2:
         raise ValueError("ytr: need at least two classes among the training labels")
+    missing = np.setdiff1d(np.unique(yte), classes)
+    if len(missing):
+        raise ValueError(f"ytr: classes {missing.tolist()} of the test rows have no training rows (empty class); "
+                         "a probe cannot predict them")
     return ytr, yte
 
 
@@ -183,6 +188,18 @@ def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
         return p.transform(a), p.transform(b)
 
 
+def check_trained_sigma(model, sigma: float) -> bool:
+    """Warn (and return False) when ``sigma`` lies above the noise levels the checkpoint was trained on
+    (its train_config.sigma_max, 1 by default): the readout there measures extrapolation, not the model."""
+    meta = getattr(model, "checkpoint_metadata", {}) or {}
+    top = float(meta.get("train_config", {}).get("sigma_max", 1.0))
+    if float(sigma) > top:
+        warnings.warn(f"sigma {sigma:g} is above the largest training noise level {top:g} of this checkpoint: "
+                      "the readout there measures extrapolation (images are in [0, 1], so sigma is too)", stacklevel=2)
+        return False
+    return True
+
+
 def untrained_twin(model, init_seed: int) -> UNet:
     """A network of ``model``'s configuration (same initialisation scheme, see UNetConfig.gain_init) with
     weights drawn from ``init_seed``, on the model's device, in eval mode."""
@@ -224,13 +241,27 @@ def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False
     return out
 
 
-def _block_reps(model, x, sigma, blocks, n_noise, seed, output: bool):
-    """{block: (N, C) phi} for ``blocks`` and, with output=True, "output": D(x + sigma z) flattened (one draw)."""
-    reps = {k: v.numpy() for k, v in phi(model, x, sigma, n_noise=n_noise, blocks=list(blocks), seed=seed).items()}
-    if output:
-        y = x if sigma == 0 else x + sigma * per_sample_noise(len(x), x.shape[1:], seed)[:, 0]
-        reps["output"] = denoise(model, y).flatten(1).numpy()
-    return reps
+@torch.inference_mode()
+def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256) -> dict:
+    """{block: (N, C) phi} for ``blocks`` and "output": D(x + sigma z) flattened (first draw), from one full
+    forward pass per batch of images x draws (noise of image i from its own seed, as in lib.representation.phi)."""
+    names = resolve_blocks(model, blocks)
+    draws = 1 if sigma == 0 else int(n_noise)
+    dev = next(model.parameters()).device
+    acc = {k: [] for k in names + ["output"]}
+    step = max(1, batch_size // draws)
+    for i in range(0, len(x), step):
+        xb = x[i:i + step].to(dev)
+        b = len(xb)
+        y = xb.unsqueeze(1).expand(b, draws, *xb.shape[1:])
+        if sigma > 0:
+            y = y + sigma * per_sample_noise(b, xb.shape[1:], seed, draws=draws, offset=i).to(dev)
+        with BlockRecorder(model, names) as rec:
+            out = model(y.reshape(b * draws, *xb.shape[1:]))
+        for k in names:
+            acc[k].append(rec.outputs[k].float().mean((2, 3)).reshape(b, draws, -1).mean(1).cpu())
+        acc["output"].append(out.float().reshape(b, draws, -1)[:, 0].cpu())
+    return {k: torch.cat(v).numpy() for k, v in acc.items()}
 
 
 def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise: int = 2,
@@ -242,6 +273,8 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
     fast ridge probe is used. Returns rows {"model", "sigma", "block", ...representation_readout keys}.
     """
     blocks = list(model.block_names[:-1] if blocks is None else blocks)
+    for s in sigmas:
+        check_trained_sigma(model, s)
     xtr, xte = train.float(), test.float()
     rows = []
     px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
@@ -253,8 +286,8 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
         from tqdm.auto import tqdm
         it = tqdm(it, desc="readout grid")
     for s, name, net in it:
-        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101, output=True)
-        rte = _block_reps(net, xte, s, blocks, n_noise, seed, output=True)
+        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101)
+        rte = _block_reps(net, xte, s, blocks, n_noise, seed)
         for b in rtr:
             rows.append({"model": name, "sigma": float(s), "block": b,
                          **representation_readout(rtr[b], train.labels, rte[b], test.labels, seed=seed, fast=True)})
@@ -275,6 +308,7 @@ def probe_with_controls(model, train, test, sigma: float = ANALYSIS_SIGMA, n_noi
     ``untrained_seeds`` (mean and sd), raw pixels and pixels PCA-reduced to phi's dimension. Keys:
     <rep>_probe_acc, <rep>_probe_train_acc, <rep>_knn_acc, <rep>_class_ami(_std), <rep>_varying_fraction
     for rep in phi, untrained, pixel, pca_pixel; *_sd for the seeded ones; phi_eff_channels (median)."""
+    check_trained_sigma(model, sigma)
     xtr, xte = train.float(), test.float()
     ytr, yte = train.labels, test.labels
     out = {"sigma": float(sigma), "n_noise": int(n_noise), "block": block, "probe_train_images": int(len(xtr)),

@@ -78,6 +78,28 @@ def test_readout_bad_inputs():
         readout.cluster_ami(X[:3], y[:3], k=5)
     with pytest.raises(ValueError, match="NaN"):
         readout.liveness(np.full((4, 3), np.nan))
+    with pytest.raises(ValueError, match=r"classes \[2\] of the test rows have no training rows"):
+        readout.probe(X[:400][y[:400] != 2], y[:400][y[:400] != 2], X[400:], y[400:])
+
+
+def test_sigma_outside_the_trained_range_warns():
+    net = UNet(preset("tiny"))
+    net.checkpoint_metadata = {"train_config": {"sigma_max": 1.0}}
+    with pytest.warns(UserWarning, match="sigma 25 is above the largest training noise level 1"):
+        assert not readout.check_trained_sigma(net, 25)
+    assert readout.check_trained_sigma(net, 0.8)
+
+
+def test_kurtotic_channels_exclude_rare_ones():
+    from lib.analysis import kurtotic_channels
+    rng = np.random.default_rng(0)
+    n = 1000
+    heavy = np.where(rng.random(n) < 0.05, rng.exponential(5, n), 0.0)   # active on ~5%: counted
+    rare = np.zeros(n)
+    rare[:4] = 3.0                                                        # active on 0.4% (< 1%): excluded
+    gauss = rng.normal(5, 1, n)
+    assert kurtotic_channels(np.c_[heavy, rare, gauss]) == 1
+    assert kurtotic_channels(np.c_[heavy, rare, gauss], min_active_frac=0.0) == 2
 
 
 def test_authors_gain_init_and_untrained_twin_share_the_scheme():
