@@ -87,20 +87,27 @@ def _stem(path) -> Path:
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
+def checkpoint_file(path, ext: str) -> Path:
+    """``<stem><ext>`` for a checkpoint stem given with or without its extension. The name is taken
+    literally: "tiny16.v2" -> "tiny16.v2.safetensors", never "tiny16.safetensors"."""
+    stem = _stem(path)
+    return stem.with_name(stem.name + ext)
+
+
 def save_model(path, model: UNet, metadata: dict | None = None) -> Path:
     """Write ``<stem>.safetensors`` and ``<stem>.json``; returns the stem."""
     stem = _stem(path)
     cfg = model.config.to_dict()
     meta = {"config": json.dumps(cfg, sort_keys=True), "format": "lib.unet/1"}
     sd = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    atomic_save_tensors(stem.with_suffix(".safetensors"), sd, meta)
-    atomic_write_json(stem.with_suffix(".json"), {"config": cfg, "metadata": metadata or {}})
+    atomic_save_tensors(checkpoint_file(stem, ".safetensors"), sd, meta)
+    atomic_write_json(checkpoint_file(stem, ".json"), {"config": cfg, "metadata": metadata or {}})
     return stem
 
 
 def read_config(path) -> tuple[UNetConfig, dict]:
     """Config and metadata from ``<stem>.json``."""
-    jpath = _stem(path).with_suffix(".json")
+    jpath = checkpoint_file(path, ".json")
     if not jpath.is_file():
         raise FileNotFoundError(f"checkpoint config not found: {jpath}")
     try:
@@ -119,13 +126,13 @@ def read_config(path) -> tuple[UNetConfig, dict]:
 def load_model(path, device: str | torch.device = "cpu", eval: bool = True) -> UNet:
     """Build the UNet from ``<stem>.json`` and load ``<stem>.safetensors`` into it, strictly."""
     stem = _stem(path)
-    wpath = stem.with_suffix(".safetensors")
+    wpath = checkpoint_file(stem, ".safetensors")
     if not wpath.is_file():
         raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
     cfg, meta = read_config(stem)
     tensors, header = read_tensors(wpath)
     if "config" in header and json.loads(header["config"]) != json.loads(json.dumps(cfg.to_dict())):
-        raise CheckpointError(f"{wpath}: config embedded in the weights differs from {stem.with_suffix('.json')}")
+        raise CheckpointError(f"{wpath}: config embedded in the weights differs from {checkpoint_file(stem, '.json')}")
     model = UNet(cfg)
     load_state(model, tensors, str(wpath))
     model.checkpoint_metadata = meta

@@ -40,7 +40,7 @@ from .checkpoint import (atomic_save_tensors, atomic_write_bytes, atomic_write_j
                          load_state, optimizer_tensors, read_tensors, save_model)
 from .checks import amp_name, check_field_types, parse_amp, parse_bool, read_json, run_cli
 from .data import load_dataset
-from .device import autocast, pick_device, to_channels_last
+from .device import apply_threads, autocast, pick_device, to_channels_last
 from .metrics import psnr
 from .representation import check_sigma
 from .unet import UNet, preset
@@ -74,7 +74,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"  # "auto" | "true" | "false" (also yes/no, on/off, 1/0): bf16 autocast
     channels_last: bool = True
-    threads: int = 0  # 0: torch default
+    threads: int = 0  # 0: the idle cores (lib.device.choose_threads; LIB_THREADS overrides)
     data_cache: str = "data/cache"
 
     def __post_init__(self):
@@ -210,8 +210,7 @@ class Trainer:
             dist.init_process_group(backend)
             if cfg.batch_size % self.world:
                 raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.world} processes")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        apply_threads(cfg.threads)  # 0: the idle cores, shared among this launch's processes
         dev = pick_device(cfg.device)
         if dev.type == "cuda" and self.world > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
