@@ -16,6 +16,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .checks import check_field_types
+
 NORMS = ("scale", "bfbn", "batch", "none")
 
 
@@ -34,6 +36,7 @@ class UNetConfig:
     image_size: int = 64  # the size it was designed/trained for (informational; any multiple works)
 
     def __post_init__(self):
+        check_field_types(self, "UNetConfig")
         self.widths = tuple(int(w) for w in self.widths)
         self.enc_convs = tuple(int(n) for n in self.enc_convs)
         self.dec_convs = tuple(int(n) for n in self.dec_convs)
