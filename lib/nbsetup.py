@@ -30,6 +30,8 @@ def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke:
           seed: int = 0, n_images: int = 1000, size: int | None = None, figures: str | None = None,
           threads: int = 0) -> SimpleNamespace:
     t0 = time.time()
+    if int(n_images) < 1:
+        raise ValueError(f"N_IMAGES: expected at least 1 held-out image, got {n_images!r}")
     apply_threads(int(threads))  # 0: the idle cores (lib.device.choose_threads)
     seed_everything(seed)
     dev = pick_device(device)

@@ -346,13 +346,13 @@ class Trainer:
 
     def _run(self, progress: bool):
         cfg = self.cfg
-        self.try_resume()
-        if self.rank == 0:
-            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
         val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
         if pool.shape[1] != self.model.config.in_channels:
             raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
+        self.try_resume()
+        if self.rank == 0:
+            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
         model = self.model
         if self.world > 1:
