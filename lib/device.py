@@ -104,16 +104,17 @@ def per_sample_noise(n: int, shape, seed: int, draws: int = 1, offset: int = 0,
 
 
 def num_threads_default() -> int:
-    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 # Threads on a shared CPU. torch runs its parallel regions on OpenMP threads that spin-wait at each
-# barrier; when another process holds one of the cores, every region waits for the descheduled thread,
-# and 2 threads on a 2-core machine with one busy neighbour ran a forward pass 1.7x slower than 1 thread
-# (4.6x with the neighbour plus the default spin-waiting, see README "Benchmarks"). So the library
-# takes as many threads as there are idle cores when it starts (measured from /proc/stat over 0.2 s),
-# split among the processes of one torchrun launch, and the notebook runner starts kernels with passive
-# OpenMP waiting, which bounds the loss when a neighbour appears later.
+# barrier; when another process holds one of the cores, every region waits for the descheduled thread.
+# On this repository's 2-core machine, busy with other jobs (load ~4), a cpu32 forward pass took 3.8 s
+# with a thread per core and the default spin-waiting vs 1.4 s with the choice below, both with one more
+# busy process (`make bench`: contended_work_s*); `make figures` had slowed 2.5x that way. So the library
+# takes as many threads as there are idle cores when it starts (from /proc/stat over 0.2 s), split among
+# the processes of one torchrun launch, and the notebook runner starts kernels with passive OpenMP
+# waiting, which bounds the loss when a neighbour appears later. LIB_THREADS=N overrides the choice.
 def idle_cores(window_s: float = 0.2) -> float | None:
     """Cores left idle by every process over the next ``window_s`` (None where /proc/stat is missing)."""
     def sample():
@@ -159,8 +160,10 @@ def apply_threads(requested: int = 0) -> int:
     return n
 
 
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}  # GNU and Intel OpenMP: sleep, don't spin
+
+
 def kernel_thread_env() -> dict[str, str]:
     """Environment for child processes (notebook kernels): passive OpenMP waiting (GNU and Intel runtimes),
     unless the user set these variables."""
-    want = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-    return {k: v for k, v in want.items() if k not in os.environ}
+    return {k: v for k, v in PASSIVE_WAIT.items() if k not in os.environ}
