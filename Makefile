@@ -42,17 +42,17 @@ bench: $(STAMP)
 checkpoint: $(STAMP)
 	rm -rf runs/tux32
 	$(BIN)/python -m lib.train --config configs/tux32.json
-	$(BIN)/python -m lib.ship runs/tux32 --name tux32
+	$(BIN)/python -m lib.ship runs/tux32 --name tux32 --force
 
 checkpoint-tiny: $(STAMP)
 	rm -rf runs/tiny16
 	$(BIN)/python -m lib.train --config configs/tiny16.json
-	$(BIN)/python -m lib.ship runs/tiny16 --name tiny16
+	$(BIN)/python -m lib.ship runs/tiny16 --name tiny16 --force
 
 ## On a GPU: the paper-size network at 64x64 on tuxphoto for about 8 minutes with bf16
 checkpoint-gpu: $(STAMP)
 	$(BIN)/python -m lib.train --config configs/paper64-gpu.json
-	$(BIN)/python -m lib.ship runs/paper64 --name paper64
+	$(BIN)/python -m lib.ship runs/paper64 --name paper64 --force
 
 ## On a GPU: train / extract / k-means throughput check (about 8 min); `python -m lib.gpu_check --quick` on a CPU
 gpu-check: $(STAMP)

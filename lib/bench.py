@@ -4,18 +4,27 @@ Keys: train_images_per_s (cpu32 preset, 32x32, batch 64, bf16 autocast where fas
 phi_images_per_s_stop_after_mid / phi_images_per_s_full_forward (the same images, the forward pass
 stopped after the middle block vs the whole network), forward_gflops_per_s (achieved by the full forward
 pass, conv FLOPs counted analytically), matmul_peak_gflops_per_s (a large matrix multiply in the same
-precision: the ceiling), then the sampler keys of lib.bench_sampling.
+precision: the ceiling), contended_slowdown (the time of a fixed small workload, a cpu32 forward pass on
+32 images, with one competing busy process divided by its time alone, threads chosen by the library
+as the notebooks choose them: lib.device.choose_threads in a process started with the runner's
+environment) next to contended_slowdown_all_cores (the same with one thread per core and OpenMP's default
+spin-waiting: what the notebooks did before), the seconds per pass behind them (alone_work_s*,
+contended_work_s*), contended_threads (threads chosen alone / contended),
+then the sampler keys of lib.bench_sampling. Numbers from a machine that is not idle are not comparable.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 
 import torch
 
-from .device import autocast, bf16_supported, pick_device, to_channels_last
+from .device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
 from .hooks import run_blocks
 from .unet import UNet, forward_flops, preset
 
@@ -83,15 +92,66 @@ def bench_core(device="auto", quick=False) -> dict:
     }
 
 
+def contention_work(threads: int, min_time: float) -> dict:
+    """The fixed workload of `bench_contention`: seconds per cpu32 forward pass on 32 images, 32x32."""
+    n = apply_threads(threads)
+    torch.manual_seed(0)
+    model = UNet(preset("cpu32")).eval()
+    x = torch.rand(32, 3, 32, 32)
+    with torch.inference_mode():
+        s = _timeit(lambda: model(x), min_time, warmup=1)
+    return {"s": s, "threads": n}
+
+
+def _work(threads: int, min_time: float, env: dict) -> dict:
+    """One `contention_work` run in a fresh process with the thread settings of ``env`` only."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
+    r = subprocess.run([sys.executable, "-m", "lib.bench", "--work", str(threads), str(min_time)],
+                       env={**base, **env}, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_contention(quick=False) -> dict:
+    """Slowdown of `contention_work` with one competing busy process, as the notebooks run (the library's
+    thread choice, the runner's kernel environment) and as they ran before (a thread per core, default
+    OpenMP waiting). Each measurement is a fresh process, as each notebook kernel is."""
+    mt = 1.0 if quick else 3.0
+    res = {}
+    for key, threads, env in (("", 0, PASSIVE_WAIT),
+                              ("_all_cores", os.cpu_count() or 1, {})):
+        alone = _work(threads, mt, env)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)  # let it take its core before the thread choice looks
+            contended = _work(threads, mt, env)
+        finally:
+            busy.kill()
+            busy.wait()
+        res[f"contended_slowdown{key}"] = round(contended["s"] / alone["s"], 2)
+        res[f"contended_work_s{key}"] = round(contended["s"], 4)
+        res[f"alone_work_s{key}"] = round(alone["s"], 4)
+        if not key:
+            res["contended_threads"] = f"{alone['threads']} / {contended['threads']}"
+    return res
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short timings and a tiny sampler batch")
     p.add_argument("--skip-sampler", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint", default="data/checkpoints/tux32")
+    p.add_argument("--skip-contention", action="store_true")
+    p.add_argument("--work", nargs=2, type=float, help=argparse.SUPPRESS)  # THREADS MIN_TIME: one contention run
     a = p.parse_args(argv)
+    if a.work:
+        print(json.dumps(contention_work(int(a.work[0]), a.work[1])))
+        return
     res = bench_core(a.device, a.quick)
     print(json.dumps(res), flush=True)
+    if not a.skip_contention:
+        res.update(bench_contention(a.quick))
+        print(json.dumps(res), flush=True)
     if not a.skip_sampler:
         from .bench_sampling import run
         res.update(run(checkpoint=a.checkpoint, quick=a.quick))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import sampling as S
-from .checkpoint import load_model
+from .checkpoint import checkpoint_file, load_model
 from .data import load_dataset
 from .metrics import psnr
 from .representation import phi
@@ -68,7 +68,7 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
 
 def resolve_checkpoint(checkpoint: str) -> str:
     """The shipped checkpoint, or the training run's snapshot while it is not shipped yet."""
-    if Path(checkpoint).with_suffix(".safetensors").is_file():
+    if checkpoint_file(checkpoint, ".safetensors").is_file():
         return checkpoint
     return "runs/tux32/model"
 

@@ -6,7 +6,10 @@
     model = load_model("data/checkpoints/tux32")
 
 Nothing is ever unpickled. Every write goes to a temporary file in the same folder and is renamed
-into place, so a crash never leaves a half-written checkpoint. Errors name the file and the problem.
+into place, so a crash never leaves a half-written checkpoint. Errors name the file and the problem;
+weights that are not floating point or hold NaN/inf, and a config whose ``image_size`` differs from the
+size the network was trained at, are refused. `exclusive_lock` keeps a second process out of a folder
+that one is writing (a training run).
 """
 from __future__ import annotations
 
@@ -84,20 +87,27 @@ def _stem(path) -> Path:
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
+def checkpoint_file(path, ext: str) -> Path:
+    """``<stem><ext>`` for a checkpoint stem given with or without its extension. The name is taken
+    literally: "tiny16.v2" -> "tiny16.v2.safetensors", never "tiny16.safetensors"."""
+    stem = _stem(path)
+    return stem.with_name(stem.name + ext)
+
+
 def save_model(path, model: UNet, metadata: dict | None = None) -> Path:
     """Write ``<stem>.safetensors`` and ``<stem>.json``; returns the stem."""
     stem = _stem(path)
     cfg = model.config.to_dict()
     meta = {"config": json.dumps(cfg, sort_keys=True), "format": "lib.unet/1"}
     sd = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    atomic_save_tensors(stem.with_suffix(".safetensors"), sd, meta)
-    atomic_write_json(stem.with_suffix(".json"), {"config": cfg, "metadata": metadata or {}})
+    atomic_save_tensors(checkpoint_file(stem, ".safetensors"), sd, meta)
+    atomic_write_json(checkpoint_file(stem, ".json"), {"config": cfg, "metadata": metadata or {}})
     return stem
 
 
 def read_config(path) -> tuple[UNetConfig, dict]:
     """Config and metadata from ``<stem>.json``."""
-    jpath = _stem(path).with_suffix(".json")
+    jpath = checkpoint_file(path, ".json")
     if not jpath.is_file():
         raise FileNotFoundError(f"checkpoint config not found: {jpath}")
     try:
@@ -105,7 +115,12 @@ def read_config(path) -> tuple[UNetConfig, dict]:
         cfg = UNetConfig.from_dict(d["config"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{jpath}: not a valid checkpoint config: {e}") from None
-    return cfg, d.get("metadata", {})
+    meta = d.get("metadata", {})
+    trained = meta.get("size") if isinstance(meta, dict) else None
+    if trained is not None and trained != cfg.image_size:
+        raise CheckpointError(f"{jpath}: config.image_size is {cfg.image_size!r} but the network was trained at "
+                              f"size {trained!r} (metadata.size); fix the config")
+    return cfg, meta
 
 
 def _normalized(config: dict) -> dict:
@@ -118,14 +133,14 @@ def _normalized(config: dict) -> dict:
 def load_model(path, device: str | torch.device = "cpu", eval: bool = True) -> UNet:
     """Build the UNet from ``<stem>.json`` and load ``<stem>.safetensors`` into it, strictly."""
     stem = _stem(path)
-    wpath = stem.with_suffix(".safetensors")
+    wpath = checkpoint_file(stem, ".safetensors")
     if not wpath.is_file():
         raise FileNotFoundError(f"checkpoint weights not found: {wpath}")
     cfg, meta = read_config(stem)
     tensors, header = read_tensors(wpath)
     # compared after filling defaults, so a field added to UNetConfig later keeps older checkpoints valid
     if "config" in header and _normalized(json.loads(header["config"])) != json.loads(json.dumps(cfg.to_dict())):
-        raise CheckpointError(f"{wpath}: config embedded in the weights differs from {stem.with_suffix('.json')}")
+        raise CheckpointError(f"{wpath}: config embedded in the weights differs from {checkpoint_file(stem, '.json')}")
     model = UNet(cfg)
     load_state(model, tensors, str(wpath))
     model.checkpoint_metadata = meta
@@ -150,7 +165,47 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: 
         if shapes:
             parts.append(f"shape mismatch: {shapes[:3]}")
         raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
+    for k in own:
+        t = tensors[k]
+        if not t.is_floating_point():
+            raise CheckpointError(f"{where}: tensor {k!r} is stored as {t.dtype}; weights must be floating point")
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise CheckpointError(f"{where}: tensor {k!r} holds {bad} NaN/inf values (a diverged or damaged run?)")
     model.load_state_dict(tensors, strict=False)
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder, what: str = "folder", shared: bool = False):
+    """Hold an advisory lock on ``folder/.lock`` for the duration of the block: exclusive for the one
+    process that writes the folder, shared for readers (``shared=True``; no lock file, no lock). The kernel
+    releases it when the process dies, so a killed run never leaves a stale lock. A held lock is a
+    FileExistsError naming the folder and the holder's pid."""
+    import fcntl
+    path = Path(folder) / ".lock"
+    if shared and not path.is_file():
+        yield
+        return
+    try:
+        if not shared:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "r" if shared else "a+")
+    except OSError as e:
+        raise PermissionError(f"{folder}: cannot lock the {what}: {e}") from None
+    with f:
+        try:
+            fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "pid unknown"
+            raise FileExistsError(f"{folder}: another process ({holder}) is writing this {what}; wait for it "
+                                  f"to finish or use another folder") from None
+        if not shared:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+        yield
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:

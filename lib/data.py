@@ -15,7 +15,9 @@ Generated datasets use disjoint seeds for the "train" and "test" splits.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +39,9 @@ class ImageSet:
         n = len(self.images)
         if len(self.labels) != n:
             raise ValueError(f"ImageSet.labels: expected {n} labels, got {len(self.labels)}")
+        if n and (np.min(self.labels) < 0 or np.max(self.labels) >= len(self.class_names)):
+            raise ValueError(f"ImageSet {self.name}: labels must lie in 0..{len(self.class_names) - 1} "
+                             f"({len(self.class_names)} classes), got {np.min(self.labels)}..{np.max(self.labels)}")
         for k, v in self.factors.items():
             if len(v) != n:
                 raise ValueError(f"ImageSet.factors[{k!r}]: expected {n} values, got {len(v)}")
@@ -95,3 +100,37 @@ def load_dataset(spec: str, n: int | None = None, size: int = 32, seed: int = 0,
         from . import filedata
         return filedata.load(name, path, n=n, size=size, seed=int(seed), split=split)
     raise ValueError(f"dataset: unknown dataset {name!r}; expected one of {DATASETS}")
+
+
+def source_files(spec: str, split: str = "train") -> list[Path]:
+    """The files ``spec`` is built from: the batches of ``split`` for imagenet64, every file under the
+    directory otherwise (the image bank for tuxphoto; none for shapes). Empty when the directory is missing
+    (loading then raises the clear error)."""
+    name, path = _parse(spec)
+    if name == "shapes":
+        return []
+    if name in ("tuxphoto", "tuxphoto-object"):
+        from .tuxphoto import DEFAULT_BANK_DIR
+        root = Path(path) if path else DEFAULT_BANK_DIR
+    elif name == "fashion-mnist":
+        from .filedata import FASHION_DIR
+        root = Path(path or FASHION_DIR)
+    else:
+        root = Path(path).expanduser() if path else None
+    if root is None or not root.is_dir():
+        return []
+    if name == "imagenet64":
+        from .filedata import imagenet_files
+        return imagenet_files(root, split)
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def source_fingerprint(spec: str, split: str = "train") -> dict:
+    """Number of source files and a sha256 over their paths, sizes and mtimes: a cache built from them is
+    stale once any file is added, removed, replaced or touched."""
+    files = source_files(spec, split)
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return {"files": len(files), "sha256": h.hexdigest()}

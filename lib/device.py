@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from .checks import parse_amp
+
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """'auto' -> cuda if available, else mps, else cpu. Errors name the device that is not there."""
@@ -44,12 +46,20 @@ def _has_cpu_flag(flag: str) -> bool:
         return False
 
 
-def autocast(device: torch.device | str, enabled: bool | str = "auto"):
-    """bf16 autocast context on ``device``; ``enabled='auto'`` uses it where the hardware is fast at it."""
+def amp_enabled(device: torch.device | str, enabled: bool | str = "auto") -> bool:
+    """Whether `autocast` runs bf16 on ``device``: ``enabled`` is "auto" (where the hardware is fast at it)
+    or a strict boolean (lib.checks.parse_amp: "off" is off, "maybe" an error)."""
     device = torch.device(device)
+    enabled = parse_amp(enabled)
     if enabled == "auto":
         enabled = bf16_supported(device)
-    if not enabled or device.type not in ("cpu", "cuda"):
+    return bool(enabled) and device.type in ("cpu", "cuda")
+
+
+def autocast(device: torch.device | str, enabled: bool | str = "auto"):
+    """bf16 autocast context on ``device`` when `amp_enabled`, else a no-op context."""
+    device = torch.device(device)
+    if not amp_enabled(device, enabled):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
@@ -94,4 +104,66 @@ def per_sample_noise(n: int, shape, seed: int, draws: int = 1, offset: int = 0,
 
 
 def num_threads_default() -> int:
-    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+# Threads on a shared CPU. torch runs its parallel regions on OpenMP threads that spin-wait at each
+# barrier; when another process holds one of the cores, every region waits for the descheduled thread.
+# On this repository's 2-core machine, busy with other jobs (load ~4), a cpu32 forward pass took 3.8 s
+# with a thread per core and the default spin-waiting vs 1.4 s with the choice below, both with one more
+# busy process (`make bench`: contended_work_s*); `make figures` had slowed 2.5x that way. So the library
+# takes as many threads as there are idle cores when it starts (from /proc/stat over 0.2 s), split among
+# the processes of one torchrun launch, and the notebook runner starts kernels with passive OpenMP
+# waiting, which bounds the loss when a neighbour appears later. LIB_THREADS=N overrides the choice.
+def idle_cores(window_s: float = 0.2) -> float | None:
+    """Cores left idle by every process over the next ``window_s`` (None where /proc/stat is missing)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v[:8])  # idle + iowait, total (without guest time, counted in user)
+    try:
+        i0, t0 = sample()
+        import time
+        time.sleep(window_s)
+        i1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (i1 - i0) / max(1, t1 - t0)
+
+
+def choose_threads(requested: int = 0) -> int:
+    """CPU threads for torch: ``requested`` if > 0, else LIB_THREADS if set (an integer), else the idle
+    cores (at least 1, at most OMP_NUM_THREADS or the core count) divided among this launch's processes."""
+    if int(requested) > 0:
+        return int(requested)
+    env = os.environ.get("LIB_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"LIB_THREADS: expected a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"LIB_THREADS: expected a positive integer, got {env!r}")
+        return n
+    cap = num_threads_default()
+    idle = idle_cores()
+    if idle is None:
+        return cap
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(cap, int(idle + 0.5) // max(1, local)))
+
+
+def apply_threads(requested: int = 0) -> int:
+    """torch.set_num_threads(choose_threads(requested)); returns the number."""
+    n = choose_threads(requested)
+    torch.set_num_threads(n)
+    return n
+
+
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}  # GNU and Intel OpenMP: sleep, don't spin
+
+
+def kernel_thread_env() -> dict[str, str]:
+    """Environment for child processes (notebook kernels): passive OpenMP waiting (GNU and Intel runtimes),
+    unless the user set these variables."""
+    return {k: v for k, v in PASSIVE_WAIT.items() if k not in os.environ}

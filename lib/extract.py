@@ -9,7 +9,8 @@
 
 Files in --out:
   manifest.json              checkpoint (+ its sha256), dataset, split, size, sigmas, n_noise, seed, blocks,
-                             N, channels, chunk_size, n_chunks, array file names (identical for every rank)
+                             amp (whether bf16 autocast was on: phi then differs from fp32 by ~1%), N,
+                             channels, chunk_size, n_chunks, array file names (identical for every rank)
   phi_<block>_s<sigma>.npy   one float32 (N, C) .npy per (block, sigma), written in place through a memmap
   labels.npy                 int64 (N,)
   done/rank<r>-of<W>.npy     bool (n_chunks,): chunks finished by rank r of a W-process launch; the cache's
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write_bytes, atomic_write_json
-from .device import autocast, per_sample_noise, pick_device, to_channels_last
+from .checks import load_npy, parse_amp, read_json, run_cli
+from .device import amp_enabled, apply_threads, autocast, per_sample_noise, pick_device, to_channels_last
 from .hooks import resolve_blocks
 from .representation import block_means, check_sigma
 
@@ -71,7 +73,12 @@ def load_manifest(out_dir) -> dict:
     f = Path(out_dir) / MANIFEST
     if not f.is_file():
         raise FileNotFoundError(f"phi cache: no {MANIFEST} in {str(out_dir)!r} (run `python -m lib.extract ... --out {out_dir}`)")
-    return json.loads(f.read_text())
+    m = read_json(f, "phi cache manifest")
+    missing = [k for k in ("N", "n_chunks", "sigmas", "blocks", "arrays", "amp") if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise ValueError(f"{f}: phi cache manifest lacks {missing} (damaged, or written by an older lib.extract: "
+                         f"extract again into a new folder)")
+    return m
 
 
 def done_chunks(out_dir, n_chunks: int | None = None) -> np.ndarray:
@@ -80,7 +87,7 @@ def done_chunks(out_dir, n_chunks: int | None = None) -> np.ndarray:
         n_chunks = load_manifest(out_dir)["n_chunks"]
     done = np.zeros(n_chunks, bool)
     for f in sorted((Path(out_dir) / "done").glob("rank*-of*.npy")):
-        d = np.load(f, allow_pickle=False)
+        d = load_npy(f)
         if d.shape != (n_chunks,):
             raise ValueError(f"phi cache: {f}: expected {n_chunks} chunk flags, got shape {d.shape}")
         done |= d.astype(bool)
@@ -124,11 +131,25 @@ def load_cache(out_dir, block: str = "mid", sigma: float = 0.0, allow_partial: b
             raise ValueError(f"phi cache {str(out_dir)!r}: {st['n_chunks'] - st['done']} of {st['n_chunks']} "
                              f"chunks not extracted yet (rerun the same lib.extract command to finish, or pass "
                              f"allow_partial=True)")
-    return np.load(Path(out_dir) / m["arrays"][b][s], mmap_mode="r", allow_pickle=False)
+    path = Path(out_dir) / m["arrays"][b][s]
+    arr = load_npy(path, mmap_mode="r")
+    want = (m["N"], m["channels"][b])
+    if arr.shape != want or arr.dtype != np.float32:
+        raise ValueError(f"{path}: expected float32 {want} as the manifest says, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def finite_rows(rows: np.ndarray, where: str) -> np.ndarray:
+    """``rows`` if every value is finite, else ValueError naming ``where`` and the first bad row."""
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{where}: {int(bad.sum())} rows hold NaN/inf (first: row {int(np.flatnonzero(bad)[0])}); "
+                         f"the cache is damaged, extract it again")
+    return rows
 
 
 def load_labels(out_dir) -> np.ndarray:
-    return np.load(Path(out_dir) / "labels.npy", allow_pickle=False)
+    return load_npy(Path(out_dir) / "labels.npy")
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -234,19 +255,22 @@ def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", 
         raise ValueError(f"images: expected a uint8 (N, C, H, W) array, got {type(images).__name__} "
                          f"{getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}")
     N, size = len(images), images.shape[-1]
+    if N == 0:
+        raise ValueError("images: empty (0 images); nothing to extract")
     names = resolve_blocks(model, blocks)
+    amp = amp_enabled(next(model.parameters()).device, amp)  # record what ran, not "auto"
     n_chunks = -(-N // int(chunk_size))
     channels = block_channels(model, names, size)
     manifest = {"format": FORMAT, **(meta or {}), "N": N, "image_shape": list(images.shape[1:]),
                 "sigmas": [float(s) for s in sigmas], "n_noise": int(n_noise), "seed": int(seed),
-                "blocks": names, "levels": model.config.levels, "channels": channels,
+                "blocks": names, "levels": model.config.levels, "channels": channels, "amp": amp,
                 "chunk_size": int(chunk_size), "n_chunks": n_chunks, "dtype": "float32",
                 "arrays": {b: {sigma_key(s): array_name(b, s) for s in sigmas} for b in names}}
     manifest = json.loads(json.dumps(manifest))
     out.mkdir(parents=True, exist_ok=True)
     mpath = out / MANIFEST
     if mpath.is_file():
-        old = json.loads(mpath.read_text())
+        old = read_json(mpath, "phi cache manifest")
         strip = lambda d: {k: v for k, v in d.items() if k not in IGNORED_ON_RESUME}  # noqa: E731
         if strip(old) != strip(manifest):
             diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest)
@@ -263,7 +287,7 @@ def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", 
     arrays = {(b, sigma_key(s)): np.load(out / array_name(b, s), mmap_mode="r+") for b in names for s in sigmas}
 
     done_file = out / "done" / f"rank{rank}-of{world}.npy"
-    mine = np.load(done_file).astype(bool) if done_file.is_file() else np.zeros(n_chunks, bool)
+    mine = load_npy(done_file).astype(bool) if done_file.is_file() else np.zeros(n_chunks, bool)
     done = done_chunks(out, n_chunks) | mine
     todo = [c for c in range(rank, n_chunks, world) if not done[c]]
     from tqdm.auto import tqdm
@@ -315,7 +339,7 @@ def parse_args(argv=None):
     p.add_argument("--amp", default="auto", help="auto | true | false: bf16 autocast")
     p.add_argument("--cache-dir", default="data/cache", help="where the uint8 image pool is converted to once")
     p.add_argument("--noise-threads", type=int, default=None)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the idle cores, lib.device.choose_threads)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--chunk-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -323,10 +347,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
-    from .checkpoint import load_model
+    from .checkpoint import checkpoint_file, load_model
     from .imagenet_cache import open_pool
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a.threads)
     rank, world = rank_world()
     dev = pick_device(a.device)
     if dev.type == "cuda" and world > 1:
@@ -339,10 +362,10 @@ def main(argv=None):
     # rank 0 converts the dataset once; the others wait for it
     images, labels = open_pool(a.dataset, a.split, size, a.n, a.seed, a.cache_dir, build=rank == 0,
                                progress=not a.no_progress, wait_s=0 if rank == 0 else 24 * 3600)
-    wpath = Path(model.checkpoint_path).with_suffix(".safetensors")
+    wpath = checkpoint_file(model.checkpoint_path, ".safetensors")
     meta = {"checkpoint": str(model.checkpoint_path), "checkpoint_sha256": file_sha256(wpath),
             "dataset": a.dataset, "split": a.split, "n": a.n, "size": size}
-    amp = {"auto": "auto", "true": True, "false": False}.get(str(a.amp).lower(), "auto")
+    amp = parse_amp(a.amp, "--amp")
     res = extract(model, images, a.out, a.sigmas, a.n_noise, a.blocks, a.seed, a.chunk_size, a.batch_size,
                   amp, labels=labels, meta=meta, rank=rank, world=world, progress=not a.no_progress,
                   noise_threads=a.noise_threads, chunk_delay=a.chunk_delay)
@@ -350,4 +373,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

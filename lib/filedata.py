@@ -141,7 +141,8 @@ def _imagenet_class_names(root: Path) -> list[str]:
     return [f"class_{i:03d}" for i in range(1000)]
 
 
-def _imagenet64(root: Path, n, size, seed, split) -> ImageSet:
+def imagenet_files(root: Path, split: str) -> list[Path]:
+    """The npz batches of ``split`` in numeric order; FileNotFoundError naming what was expected if none."""
     if split == "train":
         pat = re.compile(r"train_data_batch_(\d+)(\.npz)?$")
         found = [(int(m.group(1)), p) for p in root.iterdir() if (m := pat.match(p.name))]
@@ -151,6 +152,11 @@ def _imagenet64(root: Path, n, size, seed, split) -> ImageSet:
     if not files:
         want = "train_data_batch_1.npz .. train_data_batch_10.npz" if split == "train" else "val_data.npz"
         raise FileNotFoundError(f"imagenet64: no {split} batches in {str(root)!r}; expected {want}")
+    return files
+
+
+def _imagenet64(root: Path, n, size, seed, split) -> ImageSet:
+    files = imagenet_files(root, split)
     plan, remaining = [], _take(n, ALL)
     for f in files:
         if remaining == 0:
@@ -208,6 +214,9 @@ def _cifar10(root: Path, n, size, seed, split) -> ImageSet:
     files = [root / b for b in names if (root / b).is_file()]
     if not files:
         raise FileNotFoundError(f"cifar10: no {split} batches in {str(root)!r}; expected {' '.join(names)}")
+    meta = root / "batches.meta"
+    class_names = ([s.decode() if isinstance(s, bytes) else str(s) for s in _unpickle(meta)[b"label_names"]]
+                   if meta.is_file() else [f"class_{i}" for i in range(10)])
     images, labels, left = [], [], _take(n, ALL)
     for f in files:
         if left == 0:
@@ -219,13 +228,13 @@ def _cifar10(root: Path, n, size, seed, split) -> ImageSet:
         lab = np.asarray(d.get(b"labels", []), np.int64)
         if len(lab) != len(data):
             raise ValueError(f"cifar10: {f}: {len(data)} images but {len(lab)} labels")
+        if len(lab) and (lab.min() < 0 or lab.max() >= len(class_names)):
+            raise ValueError(f"cifar10: {f}: labels must lie in 0..{len(class_names) - 1} (the classes of "
+                             f"{meta.name if meta.is_file() else 'CIFAR-10'}), got {lab.min()}..{lab.max()}")
         k = min(len(data), left)
         images.append(_planar_to_images(data[:k], 32, size, f"cifar10: {f}"))
         labels.append(lab[:k])
         left -= k
-    meta = root / "batches.meta"
-    class_names = ([s.decode() if isinstance(s, bytes) else str(s) for s in _unpickle(meta)[b"label_names"]]
-                   if meta.is_file() else [f"class_{i}" for i in range(10)])
     return ImageSet(np.concatenate(images), np.concatenate(labels), class_names, {}, "cifar10")
 
 

@@ -118,8 +118,12 @@ def make_target(model, target, block="mid", n_noise=10, seed=0, amp=False) -> Ph
         raise ValueError(f"target: expected images (T, C, H, W), a phi tensor (T, {C}) or (C,), or a callable "
                          f"sigma -> phi; got {type(target).__name__} {getattr(target, 'shape', '')}")
     probe = t(1.0)
-    if probe.shape[-1] != C or not torch.isfinite(probe).all():
-        raise ValueError(f"target: phi has {probe.shape[-1]} channels, block {block!r} has {C}")
+    if probe.ndim == 0 or probe.shape[-1] != C:
+        raise ValueError(f"target: phi has {probe.shape[-1] if probe.ndim else 0} channels, block {block!r} has {C}")
+    if probe.numel() == 0:
+        raise ValueError("target: no targets (0 rows)")
+    if not torch.isfinite(probe).all():
+        raise ValueError(f"target: phi holds {int((~torch.isfinite(probe)).sum())} NaN/inf values")
     return t
 
 

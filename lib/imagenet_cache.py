@@ -1,11 +1,14 @@
-"""A memory-mapped uint8 image pool on disk, for datasets too big to hold in RAM (ImageNet 64x64).
+"""A memory-mapped uint8 image pool on disk: the training data of lib.train, and datasets too big to hold
+in RAM (ImageNet 64x64).
 
     images, labels = open_pool("imagenet64:/data/imagenet64", split="train", size=64)
     images             # np.memmap uint8 (N, 3, size, size), read-only; images[idx] reads only those rows
     labels             # int64 (N,)
 
 The first call converts the source once into ``<cache_dir>/<name>-<size>-<split>-<N>.u8.npy`` (+ ``.labels.npy``
-and a ``.json`` stamp naming the source files, their sizes and mtimes); later calls only map it.
+and a ``.json`` stamp holding every setting and a fingerprint of the source files: paths, sizes and mtimes,
+``lib.data.source_fingerprint``); later calls only map it, and a pool whose stamp differs (a file of a
+``folder:`` dataset replaced, another seed...) is converted again.
 ImageNet 64x64 npz batches are streamed row chunk by row chunk (``lib.filedata``), so the conversion needs
 a few MB of RAM, not the 15.7 GB of the 1.28 M training images. Other datasets go through
 ``lib.data.load_dataset`` (in RAM) and are saved the same way. Writes go to a temporary name and are
@@ -23,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import filedata
 from .checkpoint import atomic_write_json
+from .checks import load_npy
 
 
 def _spec(spec: str) -> tuple[str, str | None]:
@@ -31,26 +36,12 @@ def _spec(spec: str) -> tuple[str, str | None]:
     return name.lower(), (path or None)
 
 
-def _imagenet_files(root: Path, split: str) -> list[Path]:
-    if split == "train":
-        pat = re.compile(r"train_data_batch_(\d+)(\.npz)?$")
-        found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := pat.match(p.name)))
-        files = [p for _, p in found]
-    else:
-        files = [p for p in (root / "val_data.npz", root / "val_data") if p.is_file()][:1]
-    if not files:
-        want = "train_data_batch_1.npz .. train_data_batch_10.npz" if split == "train" else "val_data.npz"
-        raise FileNotFoundError(f"imagenet64: no {split} batches in {str(root)!r}; expected {want}")
-    return files
-
-
 def _source_stamp(spec: str, split: str, size: int, n: int | None, seed: int) -> dict:
+    """Every setting that changes the pool's rows, and the fingerprint of the files it is built from."""
+    from .data import source_fingerprint
     n, seed = _normalize(spec, split, n, seed)
-    name, path = _spec(spec)
-    stamp = {"spec": spec, "split": split, "size": int(size), "n": n, "seed": int(seed), "format": "u8pool/1"}
-    if name == "imagenet64" and path:
-        stamp["files"] = [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in _imagenet_files(Path(path), split)]
-    return stamp
+    return {"spec": spec, "split": split, "size": int(size), "n": n, "seed": int(seed), "format": "u8pool/2",
+            "source": source_fingerprint(spec, split)}
 
 
 def _normalize(spec: str, split: str, n: int | None, seed: int) -> tuple[int | None, int]:
@@ -60,8 +51,7 @@ def _normalize(spec: str, split: str, n: int | None, seed: int) -> tuple[int | N
     if name != "imagenet64" or not path:
         return n, seed
     if n is not None:
-        from . import filedata
-        total = sum(filedata._npz_data_header(f)[0][0] for f in _imagenet_files(Path(path), split))
+        total = sum(filedata._npz_data_header(f)[0][0] for f in filedata.imagenet_files(Path(path), split))
         if int(n) >= total:
             n = None
     return n, 0
@@ -115,10 +105,9 @@ def build_pool(spec: str, split: str = "train", size: int = 64, n: int | None = 
 
 
 def _convert_imagenet64(root: Path, split: str, size: int, n: int | None, out: Path, progress: bool) -> np.ndarray:
-    from . import filedata
     filedata._check_size(size, 64, "imagenet64")
     plan, left = [], (1 << 62) if n is None else int(n)
-    for f in _imagenet_files(root, split):
+    for f in filedata.imagenet_files(root, split):
         if left == 0:
             break
         shape, _ = filedata._npz_data_header(f)
@@ -177,8 +166,8 @@ def open_pool(spec: str, split: str = "train", size: int = 64, n: int | None = N
         else:
             raise FileNotFoundError(f"open_pool: no up-to-date pool for {spec} {split} in {cache_dir}")
     paths = pool_paths(spec, split, size, n, seed, cache_dir)
-    images = np.load(paths["images"], mmap_mode="r", allow_pickle=False)
-    labels = np.load(paths["labels"], allow_pickle=False)
+    images = load_npy(paths["images"], mmap_mode="r")
+    labels = load_npy(paths["labels"])
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
         raise ValueError(f"open_pool: {paths['images']}: expected uint8 (N, C, H, W) with N labels, "
                          f"got {images.dtype} {images.shape} and {len(labels)} labels")

@@ -17,7 +17,7 @@ import torch
 
 from .checkpoint import load_model
 from .data import load_dataset
-from .device import pick_device, seed_everything
+from .device import apply_threads, pick_device, seed_everything
 from .paths import CHECKPOINTS, FIGURES, resolve
 from .plots import set_figure_dir, set_style
 from .unet import UNet
@@ -30,8 +30,9 @@ def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke:
           seed: int = 0, n_images: int = 1000, size: int | None = None, figures: str | None = None,
           threads: int = 0) -> SimpleNamespace:
     t0 = time.time()
-    if threads:
-        torch.set_num_threads(int(threads))
+    if int(n_images) < 1:
+        raise ValueError(f"N_IMAGES: expected at least 1 held-out image, got {n_images!r}")
+    apply_threads(int(threads))  # 0: the idle cores (lib.device.choose_threads)
     seed_everything(seed)
     dev = pick_device(device)
     ckpt = SMOKE_CHECKPOINT if smoke else resolve(checkpoint)

@@ -3,17 +3,26 @@
 Each notebooks/NN_*.ipynb is executed in a real Jupyter kernel with the given parameters; the executed
 copy and a standalone HTML export go to figures/rendered/, figures to figures/NN_*/. Prints each
 notebook's time; exits non-zero naming the notebook and the failing cell if any notebook fails.
+
+A -p NAME that is in no selected notebook's ``parameters`` cell is an error listing the valid names.
+--smoke runs (the tiny model) write to temporary folders unless --rendered / --figures say otherwise,
+and never into the committed figures/ without --force. times.json keeps the entries of notebooks not run.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import html
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from .checkpoint import atomic_write_json
+from .checks import read_json, run_cli
+from .device import kernel_thread_env
 from .paths import FIGURES, ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -41,6 +50,34 @@ def find_notebooks(only=None) -> list[Path]:
             raise SystemExit(f"--only: no notebook matches {missing}; have {[p.stem for p in nbs]}")
         return sel
     return nbs
+
+
+def notebook_parameters(nb: Path) -> list[str]:
+    """The names assigned in the notebook's cell tagged ``parameters``."""
+    import nbformat
+    names = []
+    for c in nbformat.read(nb, as_version=4).cells:
+        if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []):
+            for node in ast.parse(c.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_parameters(nbs: list[Path], params: dict) -> None:
+    """Every -p NAME must be a parameter of at least one of ``nbs``; else ValueError listing the valid ones."""
+    import difflib
+    valid = sorted({n for nb in nbs for n in notebook_parameters(nb)})
+    for k in params:
+        if k not in valid:
+            close = difflib.get_close_matches(k, valid, n=1)
+            raise ValueError(f"-p {k}: not a parameter of {', '.join(nb.stem for nb in nbs)}"
+                             + (f" (did you mean {close[0]}?)" if close else "") + f"; valid: {', '.join(valid)}")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
 
 
 def _value(s: str):
@@ -74,22 +111,36 @@ def write_index(rendered: Path, times: dict) -> Path:
 
 
 def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_export=True,
-        kernel="python3", log_output=False) -> dict:
+        kernel="python3", log_output=False, force=False) -> dict:
     import papermill as pm
+    nbs = find_notebooks(only)
+    params = dict(params or {})
+    check_parameters(nbs, params)
+    if smoke:
+        params["SMOKE"] = True
+        rendered = rendered or tempfile.mkdtemp(prefix="lib-smoke-rendered-")
+        figures = figures or tempfile.mkdtemp(prefix="lib-smoke-figures-")
+        if _inside(figures, FIGURES) and not _inside(figures, FIGURES / "rendered") and not force:
+            raise ValueError(f"--figures {figures}: a --smoke run (tiny model) would overwrite the committed "
+                             f"figures in {FIGURES}; write them elsewhere or pass --force")
+        print(f"smoke run: figures -> {figures}, executed notebooks -> {rendered}", flush=True)
     rendered = Path(rendered or FIGURES / "rendered")
     rendered.mkdir(parents=True, exist_ok=True)
     env_backup = dict(os.environ)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.update(kernel_thread_env())
     if figures:
         os.environ["LIB_FIGURES_DIR"] = str(figures)
-    params = dict(params or {})
-    if smoke:
-        params["SMOKE"] = True
     times_path = rendered / "times.json"
-    times = json.loads(times_path.read_text()) if times_path.is_file() and not smoke else {}
+    times = {}
+    if times_path.is_file():
+        try:
+            times = read_json(times_path, "notebook times")
+        except ValueError as e:
+            print(f"warning: {e}; starting a new one", file=sys.stderr)
     failures = []
     try:
-        for nb in find_notebooks(only):
+        for nb in nbs:
             out = rendered / nb.name
             t0 = time.time()
             ok = True
@@ -111,7 +162,7 @@ def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_e
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
-    times_path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(times_path, times)
     if html_export:
         write_index(rendered, times)
     if failures:
@@ -129,11 +180,12 @@ def main(argv=None):
     p.add_argument("--figures", help="root folder for figures (default figures/)")
     p.add_argument("--no-html", action="store_true")
     p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    p.add_argument("--force", action="store_true", help="let a --smoke run write into the committed figures/")
     a = p.parse_args(argv)
     t0 = time.time()
     try:
         run(a.only, a.smoke, {k: _value(v) for k, v in a.parameter}, a.rendered, a.figures,
-            not a.no_html, log_output=a.log_output)
+            not a.no_html, log_output=a.log_output, force=a.force)
     except RuntimeError as e:
         print(str(e), file=sys.stderr)
         print(f"total {time.time() - t0:.1f} s", file=sys.stderr)
@@ -142,4 +194,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

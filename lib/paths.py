@@ -12,6 +12,6 @@ CHECKPOINTS = ROOT / "data" / "checkpoints"
 def resolve(path: str | os.PathLike) -> Path:
     """``path`` as given if it exists (or is absolute), else relative to the repository root."""
     p = Path(path).expanduser()
-    if p.is_absolute() or p.exists() or p.with_suffix(".json").exists():
+    if p.is_absolute() or p.exists() or Path(f"{p}.json").exists():
         return p
     return ROOT / p

@@ -18,6 +18,12 @@ def _model_device(model):
     return next(model.parameters()).device
 
 
+# Images are in [0, 1] and the networks are trained with sigma up to sigma_max = 1 (the samplers start at
+# most at 3, as some of the authors' figures do): a larger sigma is a units mistake (25 in 0-255 units is
+# 25/255 = 0.098 here) or garbage, and is refused rather than silently giving meaningless numbers.
+SIGMA_LIMIT = 3.0
+
+
 def check_sigma(sigma, name="sigma") -> float:
     try:
         s = float(sigma)
@@ -25,6 +31,9 @@ def check_sigma(sigma, name="sigma") -> float:
         raise ValueError(f"{name}: expected a number >= 0, got {sigma!r}") from None
     if not (s >= 0) or s != s or s == float("inf"):
         raise ValueError(f"{name}: expected a finite number >= 0, got {sigma!r}")
+    if s > SIGMA_LIMIT:
+        raise ValueError(f"{name}: {sigma!r} is far above the trained range (images are in [0, 1], at most "
+                         f"{SIGMA_LIMIT:g}); in 0-255 units divide by 255 (e.g. 25 -> {25 / 255:.3f})")
     return s
 
 
@@ -60,6 +69,8 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         raise ValueError(f"n_noise: expected an integer >= 1, got {n_noise!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    if images.shape[0] == 0:
+        raise ValueError("images: empty batch (0 images); phi needs at least one image")
     draws = 1 if sigma == 0 else int(n_noise)
     dev = _model_device(model)
     s0 = base_seed(generator, seed)
@@ -102,6 +113,8 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
 def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False) -> torch.Tensor:
     """D(y) in batches, on the model's device; returns a float32 CPU tensor."""
     check_images(y, "y", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
+    if y.shape[0] == 0:
+        raise ValueError("y: empty batch (0 images)")
     dev = _model_device(model)
     outs = []
     for s in range(0, y.shape[0], batch_size):

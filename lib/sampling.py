@@ -31,7 +31,7 @@ import torch
 from .device import autocast, base_seed, per_sample_noise
 from .guidance import (CallableTarget, ConstantTarget, ImageTarget, PhiTarget, _check_block, _expand_mask,  # noqa: F401
                        block_channels, centroid_target, make_target, project, project_averaged, topk_mask)
-from .representation import phi as phi_of
+from .representation import check_sigma, phi as phi_of
 
 EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image, inside the training range)
 
@@ -111,6 +111,7 @@ def _shape(model, target, shape):
 
 
 def _check_sigmas(sigma0, sigma_L):
+    check_sigma(sigma0, "sigma0")
     if not (sigma_L > 0):
         raise ValueError(f"sigma_L: expected > 0, got {sigma_L!r}")
     if not (sigma0 > sigma_L):
@@ -241,6 +242,7 @@ def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method
     sched = torch.linspace(1, 0.03, 100) if schedule is None else torch.as_tensor(schedule, dtype=torch.float32)
     if sched.ndim != 1 or sched.numel() < 1 or not (sched > 0).all() or not torch.isfinite(sched).all():
         raise ValueError(f"schedule: expected a 1-d sequence of sigmas > 0, got {schedule!r}")
+    check_sigma(float(sched.max()), "schedule")
     iters = [int(proj_iters)] * len(sched) if isinstance(proj_iters, int) else [int(i) for i in proj_iters]
     if len(iters) != len(sched) or min(iters) < 0:
         raise ValueError(f"proj_iters: expected an integer >= 0 or one per schedule step, got {proj_iters!r}")

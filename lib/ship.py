@@ -3,16 +3,24 @@
 Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl (training log),
 <name>.metrics.json ({"psnr": {sigma: {"input", "output", "blur_oracle"}}} on held-out images) and
 <name>.md (the card: dataset, steps, images seen, wall time, PSNR table, quality bar verdict).
+
+The name is taken literally ("tux32.v2" ships tux32.v2.*, never touching tux32.*); a name whose files
+exist already is refused unless --force. Everything is checked and computed first, the five files are
+written into a staging folder beside them and only then renamed into place, so a failure (a run without
+training metadata, a damaged log, a run still training) leaves nothing half-shipped.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_model
+from .checkpoint import atomic_write_bytes, atomic_write_json, checkpoint_file, exclusive_lock, load_model, save_model
+from .checks import run_cli
 from .data import load_dataset
 from .denoising import held_out_psnr_table
 from .paths import CHECKPOINTS
@@ -22,6 +30,7 @@ from .representation import phi
 N_HELD_OUT = 512
 N_LIVENESS = 500
 LIVENESS_SIGMAS = tuple(s for s in READOUT_SIGMAS if s in (0.0, 0.1, 0.2, 0.4))
+SHIPPED = (".safetensors", ".json", ".log.jsonl", ".metrics.json", ".md")
 
 
 def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
@@ -37,6 +46,9 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
              f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
              f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
              f"- retrain: `{retrain}`" + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
+             *[f"- resumed at step {h['step']} with changed settings (the lines above give the last ones): "
+               + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in h["changed"].items())
+               for h in meta.get("history", [])],
              "",
              f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
              "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
@@ -76,30 +88,80 @@ def refresh_card(stem: Path, retrain: str | None = None) -> Path:
     stem = Path(stem)
     model = load_model(stem)
     meta = dict(model.checkpoint_metadata)
-    metrics = json.loads(stem.with_suffix(".metrics.json").read_text())
-    old = stem.with_suffix(".md").read_text() if stem.with_suffix(".md").is_file() else ""
+    metrics = json.loads(checkpoint_file(stem, ".metrics.json").read_text())
+    old = checkpoint_file(stem, ".md").read_text() if checkpoint_file(stem, ".md").is_file() else ""
     if retrain is None:
         m = re.search(r"- retrain: `([^`]*)`", old)
         retrain = m.group(1) if m else "make checkpoint"
     live = liveness_rows(model, meta["dataset"], int(meta["size"]))
-    atomic_write_bytes(stem.with_suffix(".md"), card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain,
+    atomic_write_bytes(checkpoint_file(stem, ".md"), card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain,
                                                      live).encode())
     return stem
 
 
-def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint") -> Path:
-    run = Path(run)
-    model = load_model(run / "model")
-    meta = dict(model.checkpoint_metadata)
-    stem = dest / name
-    save_model(stem, model, meta)
-    if (run / "log.jsonl").is_file():
-        shutil.copyfile(run / "log.jsonl", stem.with_suffix(".log.jsonl"))
-    table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
-    atomic_write_json(stem.with_suffix(".metrics.json"), {"psnr": table, "n_held_out": N_HELD_OUT,
-                                                           "images_seen": meta.get("images_seen")})
-    live = liveness_rows(model, meta["dataset"], int(meta["size"]))
-    atomic_write_bytes(stem.with_suffix(".md"), card(name, meta, table, model.config.to_dict(), retrain, live).encode())
+def check_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise ValueError(f"--name: expected a plain checkpoint name like 'tux32' or 'tux32.v2', got {name!r}")
+    return name
+
+
+def check_log(path: Path) -> None:
+    """A training log must be JSON lines whose steps never go back (two trainings into one folder, or a
+    damaged file, break that); the error names the line."""
+    last = -1
+    for i, ln in enumerate(path.read_text().splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            step = json.loads(ln).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            raise ValueError(f"{path}: line {i} is not a JSON record ({ln[:60]!r})") from None
+        if step < last:
+            raise ValueError(f"{path}: line {i} goes back from step {last} to {step} (two processes wrote "
+                             f"this log?); not shipping it")
+        last = step
+
+
+def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint",
+         force: bool = False) -> Path:
+    run, dest = Path(run), Path(dest)
+    stem = dest / check_name(name)
+    targets = [checkpoint_file(stem, ext) for ext in SHIPPED]
+    existing = [t.name for t in targets if t.exists()]
+    if existing and not force:
+        raise FileExistsError(f"--name {name}: {dest} already holds {existing}; choose another name or pass "
+                              f"--force to replace them")
+    with exclusive_lock(run, "training run", shared=True):  # refuses a run that is still training
+        model = load_model(run / "model")
+        meta = dict(model.checkpoint_metadata)
+        missing = [k for k in ("dataset", "size") if k not in meta]
+        if missing:
+            raise ValueError(f"{checkpoint_file(run / 'model', '.json')}: metadata lacks {missing} (written by "
+                             f"lib.train); cannot measure or describe this model")
+        log = run / "log.jsonl"
+        if log.is_file():
+            check_log(log)
+        table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
+        dest.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=dest, prefix=f".{name}.ship-"))
+        try:
+            staged = stage / name
+            save_model(staged, model, meta)
+            if log.is_file():
+                shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
+            atomic_write_json(checkpoint_file(staged, ".metrics.json"),
+                              {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})
+            live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+            atomic_write_bytes(checkpoint_file(staged, ".md"),
+                               card(name, meta, table, model.config.to_dict(), retrain, live).encode())
+            for t in targets:
+                src = checkpoint_file(staged, t.name[len(name):])
+                if src.exists():
+                    os.replace(src, t)
+                elif t.exists():  # --force over a checkpoint that had a log, from a run without one
+                    t.unlink()
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     return stem
 
 
@@ -109,18 +171,19 @@ def main(argv=None):
     p.add_argument("--name", help="checkpoint name (required unless --card-only)")
     p.add_argument("--dest", default=str(CHECKPOINTS))
     p.add_argument("--retrain", default="make checkpoint", help="the command the card gives to retrain it")
+    p.add_argument("--force", action="store_true", help="replace the files of an existing checkpoint of that name")
     p.add_argument("--card-only", action="store_true",
                    help="RUN is a shipped checkpoint stem (data/checkpoints/NAME): rewrite only its card")
     a = p.parse_args(argv)
     if a.card_only:
         stem = refresh_card(Path(a.run))
-        print(stem.with_suffix(".md").read_text())
+        print(checkpoint_file(stem, ".md").read_text())
         return
     if not a.name:
         p.error("--name is required")
-    stem = ship(a.run, a.name, Path(a.dest), a.retrain)
-    print(stem.with_suffix(".md").read_text())
+    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force)
+    print(checkpoint_file(stem, ".md").read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -7,7 +7,17 @@ only on (seed, step), so a resumed run reproduces an uninterrupted one exactly.
 
 Files in --out: state.safetensors (weights + optimizer + progress, written atomically at every
 checkpoint), model.safetensors/model.json (the exported model), log.jsonl (one JSON record per line),
-snapshots/ (optional copies of the model every ``snapshot_every_images``).
+snapshots/ (optional copies of the model every ``snapshot_every_images``), .lock (held while a process
+trains into the folder: a second process on the same --out is refused).
+
+Resuming (rerun the same command): the settings that define the run (`TrainConfig.compatible`) must be
+unchanged; the ones that change the trained numbers from here on (lr, schedule, total_images, amp...,
+`TrainConfig.schedule_fields`) are refused too unless --allow-changes, and then each change is recorded
+in the run's ``history`` (step, old and new values) next to the settings now in force, so the exported
+metadata never claims that the whole run used the new ones. Logging and checkpoint intervals, device and
+threads may change freely. A torn last line of log.jsonl (a kill during a write) is dropped on resume.
+If the output folder becomes unwritable mid-run, the current state is saved to a temporary folder and
+the error says where; the last checkpoint in --out is left intact.
 Launched by ``torchrun --nproc_per_node=K`` it trains with DistributedDataParallel (gloo on CPU, nccl
 on GPU); each rank takes its slice of the same global batch.
 """
@@ -26,11 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import (atomic_save_tensors, atomic_write_json, load_optimizer, load_state, optimizer_tensors,
-                         read_tensors, save_model)
+from .checkpoint import (atomic_save_tensors, atomic_write_bytes, atomic_write_json, exclusive_lock, load_optimizer,
+                         load_state, optimizer_tensors, read_tensors, save_model)
+from .checks import amp_name, check_field_types, parse_amp, parse_bool, read_json, run_cli
 from .data import load_dataset
-from .device import autocast, pick_device, to_channels_last
+from .device import apply_threads, autocast, pick_device, to_channels_last
 from .metrics import psnr
+from .representation import check_sigma
 from .unet import UNet, preset
 
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -60,21 +72,31 @@ class TrainConfig:
     evidence_every_images: int = 0  # 0: off; else log lib.evidence metrics on n_evidence held-out images
     n_evidence: int = 500
     device: str = "auto"
-    amp: str = "auto"  # "auto" | "true" | "false": bf16 autocast
+    amp: str = "auto"  # "auto" | "true" | "false" (also yes/no, on/off, 1/0): bf16 autocast
     channels_last: bool = True
-    threads: int = 0  # 0: torch default
+    threads: int = 0  # 0: the idle cores (lib.device.choose_threads; LIB_THREADS overrides)
     data_cache: str = "data/cache"
 
     def __post_init__(self):
+        if isinstance(self.amp, bool):  # JSON true/false
+            self.amp = amp_name(self.amp)
+        check_field_types(self, "train config")
+        self.amp = amp_name(self.amp)
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule: expected cosine, step or constant, got {self.schedule!r}")
         if self.sigma_dist not in ("u2", "uniform"):
             raise ValueError(f"sigma_dist: expected u2 or uniform, got {self.sigma_dist!r}")
-        for k in ("batch_size", "n_train", "total_images", "ckpt_every", "log_every", "size"):
+        for k in ("batch_size", "n_train", "n_val", "total_images", "ckpt_every", "log_every", "size"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"{k}: expected a positive integer, got {getattr(self, k)!r}")
         if not self.sigma_max > 0:
             raise ValueError(f"sigma_max: expected > 0, got {self.sigma_max}")
+        check_sigma(self.sigma_max, "sigma_max")
+        for k in ("lr", "lr_min"):
+            if not (math.isfinite(getattr(self, k)) and getattr(self, k) > 0):
+                raise ValueError(f"{k}: expected a finite number > 0, got {getattr(self, k)!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads: expected >= 0 (0: torch's default), got {self.threads}")
 
     @property
     def total_steps(self) -> int:
@@ -85,6 +107,13 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         return {k: d[k] for k in ("preset", "model", "dataset", "size", "n_train", "batch_size", "seed",
                                   "sigma_dist", "sigma_max")}
+
+    def schedule_fields(self) -> dict:
+        """The fields that change the trained numbers from the step they change at: refused on resume
+        unless --allow-changes, and then recorded in the run's history."""
+        d = dataclasses.asdict(self)
+        return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "total_images", "amp",
+                                  "channels_last")}
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -137,27 +166,17 @@ def noise_for_step(cfg: TrainConfig, step: int, shape, device="cpu") -> tuple[to
 
 
 def cached_images(cfg: TrainConfig, n: int, split: str) -> np.ndarray:
-    """Generated datasets are cached as .npy under ``data_cache`` (regenerated if absent). ImageNet 64x64
-    (1.28 M x 12 KB = 15.7 GB) is converted once to a uint8 .npy there and memory-mapped read-only
-    (lib.imagenet_cache); under torchrun rank 0 converts and the other ranks wait for it."""
-    if cfg.dataset.partition(":")[0].lower() == "imagenet64":
-        from .imagenet_cache import open_pool
-        rank = int(os.environ.get("RANK", "0"))
-        images, _ = open_pool(cfg.dataset, split, cfg.size, n, cfg.seed, cfg.data_cache, build=rank == 0,
-                              wait_s=0 if rank == 0 else 24 * 3600)
-        return images
-    name = cfg.dataset.replace(":", "_").replace("/", "_")
-    path = Path(cfg.data_cache) / f"{name}-{cfg.size}-{split}-{n}-{cfg.seed}.npy"
-    if path.is_file():
-        arr = np.load(path, allow_pickle=False)
-        if arr.shape[0] == n:
-            return arr
-    ds = load_dataset(cfg.dataset, n=n, size=cfg.size, seed=cfg.seed, split=split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, ds.images)
-    os.replace(tmp, path)
-    return ds.images
+    """The first ``n`` images of ``split``, converted once to a uint8 .npy under ``data_cache`` and
+    memory-mapped read-only (lib.imagenet_cache: the pool is keyed by every setting and by the source
+    files' paths, sizes and mtimes, so replaced images are converted again, never silently reused).
+    Under torchrun rank 0 converts and the other ranks wait for it."""
+    from .imagenet_cache import open_pool
+    rank = int(os.environ.get("RANK", "0"))
+    images, _ = open_pool(cfg.dataset, split, cfg.size, n, cfg.seed, cfg.data_cache, build=rank == 0,
+                          progress=False, wait_s=0 if rank == 0 else 24 * 3600)
+    if len(images) == 0:
+        raise ValueError(f"dataset {cfg.dataset}: the {split} split has no images (size {cfg.size})")
+    return images
 
 
 @torch.inference_mode()
@@ -181,8 +200,8 @@ def evaluate(model, val: torch.Tensor, device, amp, sigmas=EVAL_SIGMAS, seed: in
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, allow_changes: bool = False):
+        self.cfg, self.allow_changes = cfg, allow_changes
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1:
@@ -191,21 +210,22 @@ class Trainer:
             dist.init_process_group(backend)
             if cfg.batch_size % self.world:
                 raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.world} processes")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        apply_threads(cfg.threads)  # 0: the idle cores, shared among this launch's processes
         dev = pick_device(cfg.device)
         if dev.type == "cuda" and self.world > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
         self.device = dev
-        self.amp = {"auto": "auto", "true": True, "false": False}.get(str(cfg.amp).lower(), cfg.amp)
+        self.amp = parse_amp(cfg.amp)
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-        self.model = UNet(preset(cfg.preset, **cfg.model)).to(dev)
+        self.model = UNet(preset(cfg.preset, **{"image_size": cfg.size, **cfg.model})).to(dev)
         self.model = to_channels_last(self.model, cfg.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step, self.images_seen, self.wall = 0, 0, 0.0
+        self.history: list[dict] = []  # settings changed on resume: [{"step", "images_seen", "changed"}]
         self._stop = False
+        self._saved_step = None
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self):
@@ -214,18 +234,43 @@ class Trainer:
         sd = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith("num_batches_tracked")}
         ot, ometa = optimizer_tensors(self.opt)
         meta = {"step": str(self.step), "images_seen": str(self.images_seen), "wall_s": str(self.wall),
-                "train_config": json.dumps(dataclasses.asdict(self.cfg)), "optimizer": json.dumps(ometa)}
-        atomic_save_tensors(self.out / "state.safetensors", {**sd, **ot}, meta)
-        save_model(self.out / "model", self.model, self.metadata())
+                "train_config": json.dumps(dataclasses.asdict(self.cfg)), "optimizer": json.dumps(ometa),
+                "history": json.dumps(self.history)}
+        try:
+            atomic_save_tensors(self.out / "state.safetensors", {**sd, **ot}, meta)
+            save_model(self.out / "model", self.model, self.metadata())
+        except OSError as e:
+            self._write_failed(e, lambda d: (atomic_save_tensors(d / "state.safetensors", {**sd, **ot}, meta),
+                                             save_model(d / "model", self.model, self.metadata())))
+        self._saved_step = self.step
 
     def metadata(self) -> dict:
-        return {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
+        meta = {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
                 "images_seen": self.images_seen, "wall_s": round(self.wall, 1),
                 "train_config": dataclasses.asdict(self.cfg)}
+        if self.history:
+            meta["history"] = self.history
+        return meta
+
+    def _write_failed(self, err: OSError, rescue) -> None:
+        """The output folder cannot be written: save the state to a temporary folder with ``rescue(dir)``
+        and raise an error saying where it went and that the last checkpoint in --out is intact."""
+        import tempfile
+        last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+        try:
+            d = Path(tempfile.mkdtemp(prefix="lib-train-rescue-"))
+            rescue(d)
+            saved = (f"the state at step {self.step} was saved to {d} (copy its files into {self.out} and rerun "
+                     f"the same command to resume from it)")
+        except Exception as e2:  # the rescue is best effort; report why it failed too
+            saved = f"the state at step {self.step} could not be saved elsewhere either ({e2})"
+        raise PermissionError(f"cannot write to the output folder {self.out} at step {self.step}: {err}; the last "
+                              f"checkpoint there ({last}) is intact; {saved}") from None
 
     def try_resume(self) -> bool:
         path = self.out / "state.safetensors"
         if not path.is_file():
+            self._truncate_log(-1)  # a fresh start: entries of a run killed before its first checkpoint go
             return False
         tensors, meta = read_tensors(path)
         old = TrainConfig(**json.loads(meta["train_config"]))
@@ -233,37 +278,81 @@ class Trainer:
             diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
             raise ValueError(f"{path}: cannot resume, the run was started with different settings {diff} "
                              f"(use another --out or delete the folder)")
+        step, images_seen = int(meta["step"]), int(meta["images_seen"])
+        new = self.cfg.schedule_fields()
+        changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        if changed and not self.allow_changes:
+            raise ValueError(f"{path}: cannot resume at step {step} with changed settings {changed} (old, new): "
+                             f"they change the training from here on; rerun with the recorded settings, or pass "
+                             f"--allow-changes to continue with the new ones (the change is recorded in the "
+                             f"run's history)")
         load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
         load_optimizer(self.opt, tensors, json.loads(meta["optimizer"]))
-        self.step, self.images_seen, self.wall = int(meta["step"]), int(meta["images_seen"]), float(meta["wall_s"])
-        self._truncate_log()
+        self.step, self.images_seen, self.wall = step, images_seen, float(meta["wall_s"])
+        self._saved_step = step
+        self.history = json.loads(meta.get("history", "[]"))
+        if changed:
+            self.history.append({"step": step, "images_seen": images_seen, "changed": changed})
+        self._truncate_log(self.step)
         return True
 
-    def _truncate_log(self):
+    def _truncate_log(self, last_step: int):
+        """Keep the log records up to ``last_step`` (those of the checkpoint resumed from); drop a torn last
+        line (the process was killed while writing it). A damaged line before the last is an error."""
         log = self.out / "log.jsonl"
         if self.rank != 0 or not log.is_file():
             return
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-        from .checkpoint import atomic_write_bytes
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        keep = []
+        for i, ln in enumerate(lines):
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    print(f"{log}: dropped a torn last line (line {i + 1}): {ln[:60]!r}", flush=True)
+                    break
+                raise ValueError(f"{log}: line {i + 1} is not JSON ({ln[:60]!r}); fix or delete that line") from None
+            if rec.get("step", 0) <= last_step:
+                keep.append(ln)
         atomic_write_bytes(log, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def log(self, rec: dict):
         if self.rank != 0:
             return
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        try:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        except OSError as e:
+            self._write_failed(e, self._rescue_state)
+
+    def _rescue_state(self, d: Path):
+        out, self.out = self.out, d
+        try:
+            self.save()
+        finally:
+            self.out = out
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, progress: bool = True):
+        """Train to ``total_images`` (resuming from --out); rank 0 holds the folder's lock throughout."""
+        if self.rank != 0:
+            return self._run(progress)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PermissionError(f"--out {self.out}: cannot create the output folder: {e}") from None
+        with exclusive_lock(self.out, "training run"):
+            return self._run(progress)
+
+    def _run(self, progress: bool):
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.try_resume()
-        if self.rank == 0:
-            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
         val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
         if pool.shape[1] != self.model.config.in_channels:
             raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
+        self.try_resume()
+        if self.rank == 0:
+            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
         model = self.model
         if self.world > 1:
@@ -358,32 +447,63 @@ def parse_args(argv=None) -> TrainConfig:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "model":
-            p.add_argument(flag, type=json.loads, help='UNetConfig overrides as JSON, e.g. \'{"norm": "batch"}\'')
+            p.add_argument(flag, type=_arg(_json_object, flag), help='UNetConfig overrides as JSON, e.g. \'{"norm": "batch"}\'')
+        elif f.name == "amp":
+            p.add_argument(flag, type=_arg(parse_amp, flag), help="auto | true | false (also yes/no, on/off, 1/0)")
         elif f.type in ("bool", bool):
-            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), help=f"(default {f.default})")
+            p.add_argument(flag, type=_arg(parse_bool, flag), help=f"true | false (default {f.default})")
         else:
             typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             p.add_argument(flag, type=typ, help=f"(default {f.default})")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="resume with changed lr/schedule/total_images/amp (recorded in the run's history)")
     a = p.parse_args(argv)
     base = {}
     if a.config:
-        if not Path(a.config).is_file():
-            p.error(f"--config: file not found: {a.config}")
-        base = json.loads(Path(a.config).read_text())
+        try:
+            base = read_json(a.config, "--config file")
+        except (OSError, ValueError) as e:
+            p.error(f"--config: {e}")
+        if not isinstance(base, dict):
+            p.error(f"--config {a.config}: expected a JSON object of TrainConfig fields, got {type(base).__name__}")
         unknown = set(base) - {f.name for f in dataclasses.fields(TrainConfig)}
         if unknown:
             p.error(f"--config {a.config}: unknown keys {sorted(unknown)}")
     over = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
-    cfg = TrainConfig(**{**base, **over})
+    try:
+        cfg = TrainConfig(**{**base, **over})
+    except ValueError as e:
+        p.error(f"{e}" + (f" (config file {a.config} or the command line)" if a.config else ""))
     cfg._progress = not a.no_progress
+    cfg._allow_changes = a.allow_changes
     return cfg
+
+
+def _arg(parse, flag):
+    """An argparse type from a parser ``parse(text, flag)`` that raises ValueError naming ``flag``."""
+    def convert(s):
+        try:
+            return parse(s, flag)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return convert
+
+
+def _json_object(s: str, flag: str) -> dict:
+    try:
+        v = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag}: not valid JSON ({e})") from None
+    if not isinstance(v, dict):
+        raise ValueError(f"{flag}: expected a JSON object like '{{\"norm\": \"batch\"}}', got {s!r}")
+    return v
 
 
 def main(argv=None):
     cfg = parse_args(argv)
-    Trainer(cfg).run(progress=getattr(cfg, "_progress", True))
+    Trainer(cfg, allow_changes=getattr(cfg, "_allow_changes", False)).run(progress=getattr(cfg, "_progress", True))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .checks import check_field_types
+
 NORMS = ("scale", "bfbn", "batch", "none")
 # Initial per-channel gain of the norms: "ones" (ours, PyTorch's default) or "authors" (the authors'
 # denoiser code: N(0, 2/9/64) clipped to +-0.025, i.e. small gains of random sign).
@@ -40,6 +42,7 @@ class UNetConfig:
     gain_init: str = "ones"  # see GAIN_INITS
 
     def __post_init__(self):
+        check_field_types(self, "UNetConfig")
         self.widths = tuple(int(w) for w in self.widths)
         self.enc_convs = tuple(int(n) for n in self.enc_convs)
         self.dec_convs = tuple(int(n) for n in self.dec_convs)

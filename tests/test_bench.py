@@ -9,7 +9,7 @@ KEYS = {"train_images_per_s", "phi_images_per_s_stop_after_mid", "phi_images_per
         "forward_gflops_per_s", "matmul_peak_gflops_per_s",
         "sampler_reference_nfe", "sampler_fast_nfe", "sampler_reference_wall_s", "sampler_fast_wall_s",
         "sampler_reference_phi_rel_err", "sampler_fast_phi_rel_err", "sampler_reference_diversity",
-        "sampler_fast_diversity"}
+        "sampler_fast_diversity", "contended_slowdown", "contended_slowdown_all_cores"}
 
 
 def test_bench_prints_flat_json_with_keys():
@@ -19,4 +19,4 @@ def test_bench_prints_flat_json_with_keys():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert KEYS <= set(res), KEYS - set(res)
     assert all(not isinstance(v, (dict, list)) for v in res.values())
-    assert res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0 and res["sampler_fast_nfe"] > 0
+    assert res["contended_slowdown"] > 0 and res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0 and res["sampler_fast_nfe"] > 0

@@ -1,6 +1,7 @@
 """End to end in a real browser: JupyterLab serves notebooks/07_explorer.ipynb, headless Chromium (driven
 by Playwright) runs all cells, moves the explorer's image slider, and checks that the image and phi panels
-change. Saves a screenshot of the widget to tmp_path and figures/explorer/explorer_screenshot.png.
+change. Saves a screenshot of the widget to tmp_path (and, only with LIB_UPDATE_SCREENSHOT=1, over the
+committed figures/explorer/explorer_screenshot.png: tests never write into tracked folders otherwise).
 
 Needs /usr/bin/chromium and the playwright package: `.ci/install-browser.sh` installs both (never
 `playwright install`: the test drives the system Chromium through executable_path). The notebook runs on
@@ -163,7 +164,7 @@ def test_explorer_in_jupyterlab(jupyterlab, tmp_path):
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
-    print(f"browser test: {time.time() - t0:.1f} s in the browser; screenshot {SCREENSHOT_COPY}")
+    print(f"browser test: {time.time() - t0:.1f} s in the browser; screenshot {shot}")
 
 
 def _drive(page, url, token, tmp_path) -> Path:
@@ -204,7 +205,8 @@ def _drive(page, url, token, tmp_path) -> Path:
 
     shot = tmp_path / "explorer_screenshot.png"
     widget.screenshot(path=str(shot))
-    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOT_COPY)
+    if os.environ.get("LIB_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT_COPY)
     page.screenshot(path=str(tmp_path / "jupyterlab_page.png"))
     return shot

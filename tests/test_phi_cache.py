@@ -24,9 +24,9 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ctx():
+def ctx(tmp_path_factory):
     return nbsetup.setup("test_phi_cache", "unused", "tuxphoto", "cpu", smoke=True, seed=0, n_images=N - 4,
-                         figures=None)
+                         figures=tmp_path_factory.mktemp("figures"))
 
 
 def test_cache_rows_equal_computed_phi(cache, ctx):

@@ -1,0 +1,113 @@
+"""Checks of user input, with errors that name the file, field or argument.
+
+    parse_bool("off", "--channels-last")  -> False   (true/false, yes/no, on/off, 1/0; anything else: error)
+    parse_amp("auto")                     -> "auto"  ("auto" or a parse_bool value)
+    check_field_types(cfg, "configs/x.json")         (dataclass fields against their annotations)
+    read_json(path, "phi cache manifest")            (missing, truncated or invalid JSON: error naming path)
+    load_npy(path, mmap_mode="r")                    (truncated or foreign .npy: error naming path)
+    run_cli(main)                                    (a command's expected errors as one line, no traceback)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TRUE = ("true", "yes", "on", "1")
+FALSE = ("false", "no", "off", "0")
+
+
+def parse_bool(value, name: str = "value") -> bool:
+    """A strict boolean: True/False, 1/0 or one of the words of TRUE / FALSE (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    s = str(value).strip().lower()
+    if s in TRUE:
+        return True
+    if s in FALSE:
+        return False
+    raise ValueError(f"{name}: expected one of {'/'.join(TRUE)} or {'/'.join(FALSE)}, got {value!r}")
+
+
+def parse_amp(value, name: str = "amp"):
+    """bf16 autocast setting: "auto" (where the hardware is fast at it), or a strict boolean."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse_bool(value, name)
+    except ValueError:
+        raise ValueError(f"{name}: expected auto, {'/'.join(TRUE)} or {'/'.join(FALSE)}, got {value!r}") from None
+
+
+def amp_name(value) -> str:
+    """The canonical spelling of an amp setting, as configs record it: "auto", "true" or "false"."""
+    v = parse_amp(value)
+    return v if v == "auto" else ("true" if v else "false")
+
+
+def _type_ok(value, annotation: str) -> bool | None:
+    """Whether ``value`` fits a simple annotation string; None when the annotation is not checked."""
+    scalar = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+              "dict": lambda v: isinstance(v, dict)}
+    a = annotation.replace(" ", "")
+    if a in scalar:
+        return scalar[a](value)
+    if a.startswith("tuple[") and a.endswith(",...]") and a[6:-5] in scalar:
+        return isinstance(value, (list, tuple)) and all(scalar[a[6:-5]](v) for v in value)
+    return None
+
+
+def check_field_types(obj, where: str) -> None:
+    """Raise ValueError naming the first field of dataclass ``obj`` whose value does not fit its annotation
+    (e.g. a JSON string "32" for an int field), instead of a TypeError deep inside the code."""
+    for f in dataclasses.fields(obj):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        v = getattr(obj, f.name)
+        if _type_ok(v, t) is False:
+            raise ValueError(f"{where}: {f.name}: expected {t}, got {type(v).__name__} {v!r}")
+
+
+def read_json(path, what: str = "JSON file"):
+    """Parse a JSON file; missing -> FileNotFoundError, unparsable (e.g. truncated) -> ValueError, both
+    naming ``what`` and the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: {what} is not valid JSON (truncated or corrupt?): {e}") from None
+
+
+def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
+    """np.load of a .npy without pickles; a missing, truncated or foreign file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"array file not found: {path}")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npy array (truncated or corrupt?): {e}") from None
+
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, TimeoutError)
+
+
+def run_cli(main, argv=None) -> None:
+    """Call ``main(argv)``; an expected error (bad input, missing or refused file) is printed as one line
+    ``error: ...`` and exits 1. LIB_TRACEBACK=1 shows the traceback instead."""
+    try:
+        main(argv)
+    except EXPECTED_ERRORS as e:
+        if os.environ.get("LIB_TRACEBACK"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,200 @@
+"""Faults that once lost or damaged work silently, each checked for the right behaviour (not just an error):
+shipping under a dotted name, smoke runs of the notebooks, the training-data cache after the images change,
+--amp off, two trainings on one folder, resuming with other settings, a torn log line, an output folder
+that becomes unwritable. The refusals themselves are in test_bad_inputs.py."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook
+
+from fileguard import snapshot
+from lib import notebooks as runner
+from lib import ship, train
+from lib.checkpoint import load_model
+from lib.paths import FIGURES, ROOT
+
+TRAIN = dict(preset="tiny", dataset="shapes", size=16, n_train=64, n_val=8, batch_size=16, total_images=64,
+             ckpt_every=2, log_every=1, amp="false", threads=1, seed=3, channels_last=False)
+
+
+def train_run(out, cache, allow_changes=False, **kw):
+    cfg = train.TrainConfig(out=str(out), data_cache=str(cache), **{**TRAIN, **kw})
+    return train.Trainer(cfg, allow_changes).run(progress=False)
+
+
+def log_records(out):
+    return [json.loads(ln) for ln in (Path(out) / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    train_run(root / "run", root / "pool")
+    return root / "run"
+
+
+def test_ship_takes_the_name_literally_and_never_overwrites(run, tmp_path):
+    dest = tmp_path / "ckpts"
+    ship.ship(run, "m", dest)
+    before = snapshot(dest)
+    ship.ship(run, "m.v2", dest)  # once taken for "m" + extension ".v2"
+    after = snapshot(dest)
+    assert {k: v for k, v in after.items() if k in before} == before  # m.* untouched
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        f"{n}{ext}" for n in ("m", "m.v2") for ext in ship.SHIPPED)  # five files each, no staging left
+    assert load_model(dest / "m.v2").checkpoint_metadata["step"] == 4
+    with pytest.raises(FileExistsError, match="already holds"):
+        ship.ship(run, "m.v2", dest)
+    ship.ship(run, "m.v2", dest, force=True)
+    assert {k: v for k, v in snapshot(dest).items() if k in before} == before and len(list(dest.iterdir())) == 10
+
+
+@pytest.mark.notebook
+def test_smoke_run_never_writes_committed_figures_and_keeps_times(tmp_path, monkeypatch):
+    nb = new_notebook(cells=[new_code_cell("SMOKE = False\nN = 1", metadata={"tags": ["parameters"]}),
+                             new_code_cell("import os, pathlib\nd = pathlib.Path(os.environ['LIB_FIGURES_DIR'])\n"
+                                           "d.mkdir(parents=True, exist_ok=True)\n(d / 'fig.png').write_text('x')\n"
+                                           "print(os.environ.get('OMP_WAIT_POLICY'))")],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    (tmp_path / "nbs").mkdir()
+    import nbformat
+    nbformat.write(nb, tmp_path / "nbs" / "98_smoke.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOKS", tmp_path / "nbs")
+    rendered = tmp_path / "r"
+    rendered.mkdir()
+    (rendered / "times.json").write_text(json.dumps({"01_full": {"seconds": 86.0, "ok": True, "smoke": False}}))
+    committed = snapshot(FIGURES, skip=[FIGURES / "rendered"])
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    times = runner.run(smoke=True, rendered=rendered, html_export=False)
+    assert snapshot(FIGURES, skip=[FIGURES / "rendered"]) == committed
+    assert list((tmp_path / "tmp").glob("lib-smoke-figures-*/fig.png"))  # the default went to a temp folder
+    assert set(times) == {"01_full", "98_smoke"} and times["01_full"]["seconds"] == 86.0
+    assert json.loads((rendered / "times.json").read_text())["01_full"]["smoke"] is False
+    out = nbformat.read(rendered / "98_smoke.ipynb", as_version=4)
+    assert "PASSIVE" in "".join(o.get("text", "") for o in out.cells[-1].outputs)  # kernels wait passively
+
+
+def _folder(root: Path, value: int):
+    from PIL import Image
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(11):
+            Image.new("RGB", (16, 16), (value + i, value, 255 - value)).save(root / c / f"{i}.png")
+
+
+def test_training_pool_follows_the_files(tmp_path):
+    data = tmp_path / "d"
+    _folder(data, 10)
+    cfg = train.TrainConfig(dataset=f"folder:{data}", size=16, n_train=18, data_cache=str(tmp_path / "cache"))
+    first = np.array(train.cached_images(cfg, 18, "train"))
+    assert np.array_equal(np.array(train.cached_images(cfg, 18, "train")), first)  # reused while unchanged
+    time.sleep(0.01)
+    _folder(data, 200)  # every image replaced, same names
+    second = np.array(train.cached_images(cfg, 18, "train"))
+    from lib.data import load_dataset
+    assert np.array_equal(second, load_dataset(f"folder:{data}", n=18, size=16, split="train").images)
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("word, want", [("off", "false"), ("no", "false"), ("0", "false"), ("False", "false"),
+                                        ("on", "true"), ("yes", "true"), ("1", "true"), ("auto", "auto")])
+def test_amp_words(word, want):
+    cfg = train.parse_args(["--amp", word, "--device", "cpu", "--threads", "1"])
+    assert cfg.amp == want
+    if want == "false":
+        from lib.device import amp_enabled
+        assert train.Trainer(cfg).amp is False and not amp_enabled("cpu", word)
+
+
+def test_second_trainer_on_same_folder_is_refused(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--data-cache", str(tmp_path / "cache"), "--no-progress"]
+    for k, v in {**TRAIN, "total_images": 16 * 400, "ckpt_every": 1000}.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    first = subprocess.Popen([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while not ((out / ".lock").is_file() and (out / ".lock").read_text()) and time.time() - t0 < 60:
+            time.sleep(0.1)
+        r = subprocess.run([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 1, r.stderr
+        assert f"another process (pid {first.pid}) is writing this training run" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_resume_with_changes_is_recorded_not_rewritten(run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    train_run(out, tmp_path / "pool", allow_changes=True, lr=0.5, schedule="constant", total_images=96)
+    meta = load_model(out / "model").checkpoint_metadata
+    assert meta["step"] == 6 and meta["train_config"]["lr"] == 0.5
+    assert meta["history"] == [{"step": 4, "images_seen": 64, "changed": {
+        "lr": [0.001, 0.5], "schedule": ["cosine", "constant"], "total_images": [64, 96]}}]
+    lrs = {r["step"]: r["lr"] for r in log_records(out) if "lr" in r}
+    assert lrs[4] != 0.5 and lrs[5] == lrs[6] == 0.5  # the log shows when the lr changed
+    card = ship.card("x", meta, {"0.1": {"input": 1, "output": 2, "blur_oracle": 1.5}}, {})
+    assert "resumed at step 4 with changed settings" in card and "lr 0.001 -> 0.5" in card
+
+
+def test_torn_last_log_line_is_dropped_on_resume(run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 5, "images": 80, "lo')  # killed mid-write
+    train_run(out, tmp_path / "pool", allow_changes=True, total_images=96)
+    steps = [r["step"] for r in log_records(out) if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_unwritable_output_keeps_checkpoint_and_rescues_the_state(run, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    real = train.atomic_save_tensors
+
+    def save(path, *a, **k):
+        if Path(path).parent == out:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(train, "atomic_save_tensors", save)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(PermissionError, match="the last checkpoint there \\(step 4\\) is intact") as e:
+        train_run(out, tmp_path / "pool", allow_changes=True, total_images=96)
+    rescue = Path(str(e.value).split("was saved to ")[1].split(" ")[0])
+    monkeypatch.undo()
+    for f in rescue.iterdir():
+        shutil.copyfile(f, out / f.name)
+    train_run(out, tmp_path / "pool", allow_changes=True, total_images=96)
+    uninterrupted = tmp_path / "ref"
+    shutil.copytree(run, uninterrupted)
+    train_run(uninterrupted, tmp_path / "pool", allow_changes=True, total_images=96)
+    a, b = load_model(out / "model"), load_model(uninterrupted / "model")
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+def test_thread_choice(monkeypatch):
+    from lib import device
+    monkeypatch.setenv("LIB_THREADS", "3")
+    assert device.choose_threads(0) == 3 and device.choose_threads(2) == 2
+    monkeypatch.delenv("LIB_THREADS")
+    monkeypatch.setattr(device, "idle_cores", lambda window_s=0.2: 0.2)
+    assert device.choose_threads(0) == 1  # a busy machine: one thread, not one per core
+    monkeypatch.setattr(device, "idle_cores", lambda window_s=0.2: 64.0)
+    assert device.choose_threads(0) == device.num_threads_default()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert "OMP_WAIT_POLICY" not in device.kernel_thread_env()  # the user's setting wins
