@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then
-## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies (issue #8)
+## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies
 figures: $(STAMP)
 	$(BIN)/python -m lib.notebooks
 	$(BIN)/python -m lib.notebooks --only 01 -p CHECKPOINT data/checkpoints/tuxobj32 -p DATASET tuxphoto-object \
