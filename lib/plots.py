@@ -52,15 +52,17 @@ def title_line(name: str, context: dict | None = None) -> str:
 
 
 def _add_title_line(fig, line: str):
-    """Put ``line`` above everything on ``fig`` (below an existing suptitle's text)."""
+    """Put ``line`` just above everything already drawn on ``fig`` (suptitles included), centred."""
     if not line:
         return
-    sup = getattr(fig, "_suptitle", None)
-    if sup is not None and sup.get_text() and line not in sup.get_text():
-        sup.set_text(f"{line}\n{sup.get_text()}")
-        return
-    if sup is None or not sup.get_text():
-        fig.suptitle(line, fontsize=7.5, color="0.25", y=1.0, va="bottom")
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: attach an Agg canvas to measure it
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # runs the layout engine, so the measured box is the final one
+    bb = fig.get_tightbbox(fig.canvas.get_renderer())
+    w, h = fig.get_figwidth(), fig.get_figheight()
+    fig.text((bb.x0 + bb.x1) / 2 / w, (bb.y1 + 0.06) / h, line, ha="center", va="bottom", fontsize=7.5,
+             color="0.3")
 
 
 def set_figure_dir(path: str | os.PathLike) -> Path:

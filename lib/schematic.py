@@ -42,7 +42,11 @@ def plot_network(config: UNetConfig, name: str = "", image_size: int | None = No
     L = config.levels
     bl = blocks(config, image_size)
     W, H, dx, dy = 1.55, 0.78, 1.9, 1.15
-    fig, ax = plt.subplots(figsize=(1.9 * (2 * L + 1) + 0.6, dy * (L + 1) + 2.0))
+    x_lim = (-W / 2 - 0.3, 2 * L * dx + W / 2 + 0.3)
+    y_lim = (-L * dy - H / 2 - 1.0, 0.85)
+    scale = 0.95  # inches per data unit
+    fig, ax = plt.subplots(figsize=(scale * (x_lim[1] - x_lim[0]), scale * (y_lim[1] - y_lim[0])))
+    fig.subplots_adjust(0, 0, 1, 1)
     pos = {}
     for b in bl:
         x, y = b["col"] * dx, -b["row"] * dy
@@ -91,8 +95,8 @@ def plot_network(config: UNetConfig, name: str = "", image_size: int | None = No
     arrow((xm, ym - H / 2), (xm, ym - H / 2 - 0.3), color="tab:red")
     ax.text(xm, 0.62, f"UNet {name + ': ' if name else ''}{n_params / 1e6:.1f} M parameters; each conv 3×3 → "
             f"{NORM_NAMES.get(config.norm, config.norm)} → ReLU", ha="center", va="center", fontsize=8)
-    ax.set_xlim(-W / 2 - 0.3, 2 * L * dx + W / 2 + 0.3)
-    ax.set_ylim(-L * dy - H / 2 - 1.0, 0.85)
+    ax.set_xlim(*x_lim)
+    ax.set_ylim(*y_lim)
     ax.set_aspect("equal")
     ax.set_axis_off()
     return fig
