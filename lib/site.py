@@ -189,9 +189,8 @@ def run_page(run: str, figures: Path, data: dict, rows: list[dict], nav: str) ->
                                            if n == "explorer_screenshot" else "(no caption)")
         paper = entry.paper if entry and entry.paper else "ours (no counterpart in the paper)"
         src = pngs[n] if pngs[n].startswith("../") else f"{rel}/{pngs[n]}"
-        src = src if not src.startswith("../explorer") else src
         pdf = f" (<a href=\"{_esc(rel)}/{_esc(n)}.pdf\">PDF</a>)" if (d / f"{n}.pdf").is_file() else ""
-        parts.append(f"<figure id=\"{_esc(n)}\"><img src=\"{_esc(src)}\" alt=\"{_esc(n)}\" loading=\"lazy\">"
+        parts.append(f"<figure id=\"{_esc(n)}\"><img src=\"{_esc(src)}\" alt=\"{_esc(n)}\">"
                      f"<figcaption><b>{_esc(n)}</b>{pdf}. {_esc(cap)} <i>Paper:</i> {_esc(paper)}.</figcaption>"
                      "</figure>")
     return _page(title, "\n".join(parts), nav)
