@@ -85,7 +85,8 @@ NOTEBOOKS: dict[str, Notebook] = {
                                       "histogram of lifetime participation ratios; trained, untrained, pixels.",
                                       sigma="SIGMA"),
             "fig13_channel_marginals": Fig("Histograms over images of the four highest-kurtosis (red) and four "
-                                           "lowest-kurtosis (blue) channels, trained (top) and untrained.",
+                                           "lowest-kurtosis (blue) channels (counts on a log scale), trained "
+                                           "(top) and untrained.",
                                            "Fig. 13", sigma="SIGMA"),
             "fig3_max_activating": Fig("Specialized channels (rows): their most-activating held-out images "
                                        "(left, with the purity of class, instance and background) and random "

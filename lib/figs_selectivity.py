@@ -80,19 +80,25 @@ def pick(split: dict, st: dict, n: int = 4) -> tuple[list, list]:
 
 
 def plot_marginals(reps: dict, stats: dict, splits: dict, keys=("trained", "untrained"), n: int = 4):
-    """Fig. 4: per representation in ``keys`` (rows), histograms over images of the `pick`ed
-    specialized (red) and common (blue) channels."""
+    """Fig. 13: per representation in ``keys`` (rows), histograms over images of the `pick`ed
+    specialized (red) and common (blue) channels, counts on a log scale so that heavy tails show."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(keys), 2 * n, figsize=(14 * n / 4, 1.9 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), 2 * n, figsize=(14 * n / 4, 2.1 * len(keys) + 0.2), squeeze=False)
     for r, k in enumerate(keys):
         spec, com = pick(splits[k], stats[k], n)
         for j, c in enumerate(spec + com):
             ax = axes[r, j]
             ax.hist(reps[k][:, c], bins=30, color="tab:red" if j < len(spec) else "tab:blue")
-            ax.set_title(f"{k[:5]} ch {c}\nkurt {stats[k]['kurtosis'][c]:.1f}, act {stats[k]['frac_active'][c]:.0%}",
+            ax.set_yscale("log")
+            ax.set_title(f"{k} ch {c}\nkurtosis {stats[k]['kurtosis'][c]:.1f}, active {stats[k]['frac_active'][c]:.0%}",
                          fontsize=7)
-            ax.set_yticks([])
             ax.tick_params(labelsize=6)
+            ax.locator_params(axis="x", nbins=3)
+            if j:
+                ax.set_yticklabels([], minor=False)
+                ax.set_yticklabels([], minor=True)
+        axes[r, 0].set_ylabel("images (log)", fontsize=7)
+        axes[r, 0].set_xlabel("phi_c", fontsize=7)
     fig.tight_layout()
     return fig
 

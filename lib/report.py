@@ -207,7 +207,7 @@ def numbers_block(runs: dict) -> str:
 
 def notebooks_block() -> str:
     from .catalog import NOTEBOOKS
-    return "\n".join(f"- [`{stem}`](notebooks/{stem}.ipynb) ({nb.paper}): {nb.teaches}."
+    return "\n".join(f"- [`{stem}`](notebooks/{stem}.ipynb) — {nb.paper} — {nb.teaches}."
                      for stem, nb in NOTEBOOKS.items())
 
 

@@ -5,7 +5,8 @@ only: the scorecard (`lib.report`), each run's provenance and key numbers (figur
 the notebook's introduction (its first markdown cell), and every figure of the run with its caption and
 paper counterpart (`lib.catalog`). Images are referenced as relative files (../<run>/<name>.png), never
 inlined; pages hold no timestamp, kernel id or absolute path, so rebuilding an unchanged repository leaves
-the files byte-identical. Pages that no run produces any more are deleted.
+the files byte-identical. One stylesheet (style.css) serves every page. Pages that no run produces any
+more are deleted.
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def _esc(s) -> str:
 def _page(title: str, body: str, nav: str) -> str:
     return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{nav}\n{body}\n</body>\n</html>\n")
+            f"<title>{_esc(title)}</title>\n<link rel=\"stylesheet\" href=\"style.css\">\n</head>\n"
+            f"<body>\n{nav}\n{body}\n</body>\n</html>\n")
 
 
 def _intro(stem: str) -> str:
@@ -237,7 +239,8 @@ def build_site(figures=FIGURES, check: bool = False) -> list[str]:
     numbers = find_numbers(figures)
     rows = scorecard(numbers)
     pages = [(site_page(r), _label(r)) for r in runs]
-    want = {"index.html": index_page(runs, figures, numbers, rows, _nav(pages, "index.html"))}
+    want = {"style.css": STYLE.lstrip(),
+            "index.html": index_page(runs, figures, numbers, rows, _nav(pages, "index.html"))}
     for r, (href, _) in zip(runs, pages):
         want[href] = run_page(r, figures, numbers.get(r, {}), rows, _nav(pages, href))
     changed = []
