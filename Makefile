@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
+.PHONY: install figures screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,11 +18,19 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then
-## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies (issue #8)
+## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies; then the
+## README's generated blocks and the results site figures/site/ (lib.report)
 figures: $(STAMP)
 	$(BIN)/python -m lib.notebooks
 	$(BIN)/python -m lib.notebooks --only 01 -p CHECKPOINT data/checkpoints/tuxobj32 -p DATASET tuxphoto-object \
 		--figures figures/tuxobj32 --rendered figures/rendered/tuxobj32
+	$(BIN)/python -m lib.report
+
+## The committed screenshot of the explorer widget: notebook 07 on the default checkpoint in JupyterLab, driven by
+## headless Chromium (needs .ci/install-browser.sh; a few minutes on a CPU)
+screenshot: $(STAMP)
+	bash .ci/install-browser.sh $(BIN)/pip
+	$(BIN)/python -m lib.browser
 
 ## Every notebook in SMOKE mode (seconds each, tiny model)
 smoke: $(STAMP)

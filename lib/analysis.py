@@ -1,4 +1,4 @@
-"""Sparsity and channel selectivity of block representations (PAPER.md 5.1-5.3, 5.8).
+"""Sparsity and channel selectivity of block representations (docs/method.md 5.1-5.3, 5.8).
 
     pr = participation_ratio(phi)                 # per image, in (0, 1]; 1 = dense
     prs = block_pr(model, images, sigma=0.0)       # {"a1": {"in": (N,), "out": (N,)}, ...}
@@ -53,7 +53,7 @@ def _pr(a: np.ndarray, p: int) -> np.ndarray:
 def participation_ratio(v) -> np.ndarray | float:
     """Normalized participation ratio PR(v) = (sum_c |v_c|)^2 / (C sum_c v_c^2) of each row of ``v``.
 
-    PAPER.md 5.1. In [1/C, 1]: 1/C for a one-hot vector, 1 for a constant one (dense). ``v`` is a
+    docs/method.md 5.1. In [1/C, 1]: 1/C for a one-hot vector, 1 for a constant one (dense). ``v`` is a
     vector (C,) -> float, or a matrix (N, C) -> (N,) array. All-zero rows give NaN.
     """
     a = as_numpy(v, "v", ndim=(1, 2))
@@ -77,7 +77,7 @@ def _default_blocks(model) -> list[str]:
 
 def block_pr(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 1, blocks=None,
              seed: int = 0, batch_size: int = 256, energy: bool = False, amp=False) -> dict:
-    """Per-image PR of the spatially averaged input and output of each block (PAPER.md 5.1, Fig. 1).
+    """Per-image PR of the spatially averaged input and output of each block (docs/method.md 5.1, Fig. 1).
 
     blocks: names or aliases (default a1..a(2L), i.e. all blocks but the output block). Returns
     {block: {"in": (N,), "out": (N,), "c_in", "c_out" (channel counts), "live_in", "live_out" (varying
@@ -159,7 +159,7 @@ def kurtotic_channels(phi, threshold: float = 3.0, min_active_frac: float = RARE
 def split_channels(phi, rule: str = "kurtosis", specialized_kurtosis: float = 3.0,
                    common_kurtosis: float = 1.0, common_active: float = 0.5, quantile: float = 0.2,
                    min_active_frac: float = RARE_BELOW, stats: dict | None = None) -> dict:
-    """Split channels into specialized and common (PAPER.md 7), from phi of shape (N, C).
+    """Split channels into specialized and common (docs/method.md 7), from phi of shape (N, C).
 
     rule="kurtosis" (default): specialized = excess kurtosis > ``specialized_kurtosis`` (3: heavier
       tails than a Laplace distribution); common = excess kurtosis < ``common_kurtosis`` (1: close to
@@ -316,7 +316,7 @@ def purity(index_sets, factors: dict) -> dict:
 
 def noise_robustness(model, images: torch.Tensor, sigmas, blocks=None, n_noise: int = 4, seed: int = 0,
                      batch_size: int = 256, amp=False) -> dict:
-    """Relative change of each block's spatial-mean vector with noise (PAPER.md 5.8).
+    """Relative change of each block's spatial-mean vector with noise (docs/method.md 5.8).
 
     For each image and sigma in ``sigmas``: ||m(x, sigma) - m(x, 0)|| / ||m(x, 0)||, with m the
     noise-averaged spatial mean (`lib.representation.phi`, ``n_noise`` draws). Returns

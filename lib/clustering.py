@@ -1,4 +1,4 @@
-"""k-means on representations and how well clusters or classes separate (PAPER.md 5.6, Figs. 6, 15).
+"""k-means on representations and how well clusters or classes separate (docs/method.md 5.6, Figs. 6, 15).
 
     lab = kmeans(phi, k=10, seed=0)                    # sklearn k-means++, n_init=10
     scores(lab, ds.labels)                             # {"nmi": ..., "ari": ...}

@@ -1,4 +1,4 @@
-"""Distances in representation space and between the conditional densities they induce (PAPER.md 5.5,
+"""Distances in representation space and between the conditional densities they induce (docs/method.md 5.5,
 Fig. 8).
 
     nn = nearest_neighbours(phi, queries=[0, 5], k=5)        # (Q, k) indices, self excluded
@@ -7,7 +7,7 @@ Fig. 8).
     cd = conditional_density_distance(model, x1, x2, sigmas) # (P,) one per image pair
     band_ratio(phi_sq_dist, cd)                              # spread of slopes through the origin
 
-Conditional-density distance: our estimator (PAPER.md 7)
+Conditional-density distance: our estimator (docs/method.md 7)
 ---------------------------------------------------------
 The authors' earlier work compares two densities p, q through their noisy versions p_s, q_s (s = sigma):
     KL(p || q) = integral_0^inf  s * E_{y ~ p_s} || grad log p_s(y) - grad log q_s(y) ||^2  ds.
@@ -19,7 +19,7 @@ t_j(s) = phi(x_j, s) (noise-averaged middle-block means at the current noise lev
   2. Guided projection P_j(y): ``steps`` Adam steps (step ``lr``, a fresh optimizer) on the pixels
      of y minimizing mean_c (mean_spatial a4(y') - t_j(s))^2, through the forward pass stopped after
      the middle block (`lib.hooks.BlockRecorder(stop=True, grad=True)`). This is the self-guided
-     projection of PAPER.md 6, truncated to a few steps.
+     projection of docs/method.md 6, truncated to a few steps.
   3. Guided score estimate (Miyasawa/Tweedie applied after the projection):
         score_j(y) ~= (D(P_j(y)) - y) / s^2,
      so the score difference is  (D(P_1(y)) - D(P_2(y))) / s^2  (the common y cancels).

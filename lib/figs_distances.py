@@ -34,6 +34,7 @@ def density_scatter(d2: dict, cd, rel: dict):
         ax.plot(xx, hi * xx, "k:", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _decade_ticks(ax)
         ax.set_xlabel(f"squared distance, {name}")
         ax.set_ylabel("conditional-density distance")
         ax.set_title(f"{name}: Spearman {rel[name]['spearman']:.2f}, band ratio {rel[name]['band ratio']:.1f}",
@@ -43,15 +44,29 @@ def density_scatter(d2: dict, cd, rel: dict):
     return fig
 
 
+def _decade_ticks(ax):
+    """Log axes with labels at whole decades only (no overprinted minor labels on short ranges)."""
+    from matplotlib.ticker import LogLocator, LogFormatterMathtext, NullFormatter
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        axis.set_major_formatter(LogFormatterMathtext(base=10))
+        axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=12))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def same_vs_different(dists: dict, aucs: dict):
-    """Histograms of same-class and different-class distances (divided by their median), per representation."""
+    """Histograms of same-class and different-class distances (divided by their median), per representation
+    (seaborn step histograms with density estimates)."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(dists), figsize=(4 * len(dists), 3.2))
+    import seaborn as sns
+    fig, axes = plt.subplots(1, len(dists), figsize=(4 * len(dists), 3.2), sharey=True)
     for ax, (name, dd) in zip(axes, dists.items()):
         med = np.median(np.r_[dd["same"], dd["diff"]])
         bins = np.linspace(0, 3, 50)
-        ax.hist(dd["diff"] / med, bins=bins, density=True, alpha=0.6, label="different class")
-        ax.hist(dd["same"] / med, bins=bins, density=True, alpha=0.6, label="same class")
+        for key, label, color in (("diff", "different class", "tab:blue"), ("same", "same class", "tab:orange")):
+            v = np.asarray(dd[key], dtype=float) / med
+            sns.histplot(v[v <= 3], bins=bins, stat="density", element="step", alpha=0.35, color=color,
+                         label=label, kde=len(v) > 2, ax=ax)
         ax.set_title(f"{name}: AUC {aucs[name]:.3f}", fontsize=8)
         ax.set_xlabel("distance / median distance")
     axes[0].legend(fontsize=7)

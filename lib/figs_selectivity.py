@@ -42,7 +42,7 @@ def plot_channel_stats(reps: dict, stats: dict, splits: dict, specialized_kurtos
     """Fig. 13 style, one column per representation: kurtosis vs fraction active (specialized red,
     common blue, live channels only) and the histogram of lifetime PRs."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(reps), figsize=(11 * len(reps) / 3, 6), squeeze=False)
+    fig, axes = plt.subplots(2, len(reps), figsize=(4.2 * len(reps), 6.4), squeeze=False)
     for j, k in enumerate(reps):
         st, sp = stats[k], splits[k]
         col = np.full(reps[k].shape[1], "0.7", dtype=object)
@@ -56,8 +56,8 @@ def plot_channel_stats(reps: dict, stats: dict, splits: dict, specialized_kurtos
         ax.axhline(common_kurtosis, c="tab:blue", ls=":", lw=1)
         ax.set_xlabel("fraction of images active")
         ax.set_ylabel("excess kurtosis")
-        ax.set_title(f"{k}: {len(sp['specialized'])} specialized (red), {len(sp['common'])} common (blue), "
-                     f"{len(sp['rare'])} rare, {len(sp['dead'])} dead", fontsize=8)
+        ax.set_title(f"{k}\n{len(sp['specialized'])} specialized (red), {len(sp['common'])} common (blue),\n"
+                     f"{len(sp['rare'])} rare, {len(sp['dead'])} dead of {reps[k].shape[1]}", fontsize=8)
         axes[1, j].hist(st["lifetime_pr"][live], bins=30, color="0.4")
         axes[1, j].set_xlabel("lifetime PR of phi_c across images")
         axes[1, j].set_ylabel("channels")
@@ -80,19 +80,25 @@ def pick(split: dict, st: dict, n: int = 4) -> tuple[list, list]:
 
 
 def plot_marginals(reps: dict, stats: dict, splits: dict, keys=("trained", "untrained"), n: int = 4):
-    """Fig. 4: per representation in ``keys`` (rows), histograms over images of the `pick`ed
-    specialized (red) and common (blue) channels."""
+    """Fig. 13: per representation in ``keys`` (rows), histograms over images of the `pick`ed
+    specialized (red) and common (blue) channels, counts on a log scale so that heavy tails show."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(keys), 2 * n, figsize=(14 * n / 4, 1.9 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), 2 * n, figsize=(14 * n / 4, 2.1 * len(keys) + 0.2), squeeze=False)
     for r, k in enumerate(keys):
         spec, com = pick(splits[k], stats[k], n)
         for j, c in enumerate(spec + com):
             ax = axes[r, j]
             ax.hist(reps[k][:, c], bins=30, color="tab:red" if j < len(spec) else "tab:blue")
-            ax.set_title(f"{k[:5]} ch {c}\nkurt {stats[k]['kurtosis'][c]:.1f}, act {stats[k]['frac_active'][c]:.0%}",
+            ax.set_yscale("log")
+            ax.set_title(f"{k} ch {c}\nkurtosis {stats[k]['kurtosis'][c]:.1f}, active {stats[k]['frac_active'][c]:.0%}",
                          fontsize=7)
-            ax.set_yticks([])
             ax.tick_params(labelsize=6)
+            ax.locator_params(axis="x", nbins=3)
+            if j:
+                ax.set_yticklabels([], minor=False)
+                ax.set_yticklabels([], minor=True)
+        axes[r, 0].set_ylabel("images (log)", fontsize=7)
+        axes[r, 0].set_xlabel("phi_c", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -175,30 +181,35 @@ def exclusive_pair(f, st: dict, split: dict, labels) -> dict:
 
 def plot_union_of_subspaces(reps: dict, pairs: dict, labels, class_names):
     """Fig. 5: per representation in ``pairs`` (rows), the two classes' images on (jA, jB, common) in 3-D
-    and on each pair of those channels."""
+    and on each pair of those channels. Fixed spacing (no tight_layout, which mis-measures 3-D axes), so
+    that no label of one panel runs into the next."""
     import matplotlib.pyplot as plt
     labels, names = np.asarray(labels), np.asarray(class_names)
-    fig = plt.figure(figsize=(13, 3.1 * len(pairs)))
+    fig = plt.figure(figsize=(15, 3.6 * len(pairs)))
+    gs = fig.add_gridspec(len(pairs), 4, wspace=0.42, hspace=0.5, left=0.02, right=0.98, top=0.9, bottom=0.1,
+                          width_ratios=[1.15, 1, 1, 1])
     for r, k in enumerate(pairs):
         p = pairs[k]
         (ca, cb), (ja, jb, jc) = p["classes"], p["channels"]
         f = reps[k]
         sel = {names[ca]: labels == ca, names[cb]: labels == cb}
-        ax = fig.add_subplot(len(pairs), 4, 4 * r + 1, projection="3d")
+        ax = fig.add_subplot(gs[r, 0], projection="3d")
         for (lab, m), colr in zip(sel.items(), PAIR_COLORS):
             ax.scatter(f[m, ja], f[m, jb], f[m, jc], s=6, c=colr, label=lab)
-        ax.set_xlabel(f"ch {ja}", fontsize=7)
-        ax.set_ylabel(f"ch {jb}", fontsize=7)
-        ax.set_zlabel(f"ch {jc} (common)", fontsize=7)
+        ax.set_xlabel(f"ch {ja}", fontsize=7, labelpad=-2)
+        ax.set_ylabel(f"ch {jb}", fontsize=7, labelpad=-2)
+        ax.set_zlabel(f"ch {jc} (common)", fontsize=7, labelpad=-2)
+        ax.tick_params(labelsize=6, pad=0)
         ax.set_title(f"{k}: AUC {p['auc'][0]:.2f} / {p['auc'][1]:.2f}", fontsize=8)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, 1.0))
         for i, (u, v) in enumerate([(ja, jb), (ja, jc), (jb, jc)]):
-            ax2 = fig.add_subplot(len(pairs), 4, 4 * r + 2 + i)
+            ax2 = fig.add_subplot(gs[r, 1 + i])
             for (lab, m), colr in zip(sel.items(), PAIR_COLORS):
                 ax2.scatter(f[m, u], f[m, v], s=5, c=colr, label=lab)
-            ax2.set_xlabel(f"ch {u}" + (" (common)" if u == jc else ""), fontsize=7)
-            ax2.set_ylabel(f"ch {v}" + (" (common)" if v == jc else ""), fontsize=7)
-    fig.tight_layout()
+            ax2.set_xlabel(f"ch {u}" + (" (common)" if u == jc else ""), fontsize=7.5)
+            ax2.set_ylabel(f"ch {v}" + (" (common)" if v == jc else ""), fontsize=7.5)
+            ax2.tick_params(labelsize=7)
+            ax2.locator_params(nbins=5)
     return fig
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import show_images
+from .plots import image_grid
+from .schematic import plot_network  # noqa: F401  (Fig. 1's architecture, drawn from the config)
 
-# PAPER.md 5.1: approximate modes of the PR histograms on ImageNet (input, output) per block.
+# docs/method.md (sparsity across blocks): approximate modes of the PR histograms on ImageNet (input, output) per block.
 PAPER_PR_MODES = {"a2": (0.41, 0.64), "a3": (0.63, 0.75), "a4": (0.75, 0.26), "a5": (0.76, 0.49), "a6": (0.65, 0.27)}
 PAPER_BLOCK_LABELS = {"a1": "E1", "a2": "E2", "a3": "E3", "a4": "B (mid)", "a5": "D3", "a6": "D2"}
 
@@ -31,14 +32,20 @@ def plot_psnr(tables: dict):
 
 
 def plot_denoise_examples(clean, examples, n: int = 6):
-    """examples: list of (sigma, noisy, denoised) as from lib.denoising.denoise_examples."""
+    """examples: list of (sigma, noisy, denoised) as from lib.denoising.denoise_examples. One row per image:
+    the clean image, then a noisy / denoised pair per sigma; thumbnails about 0.75 inch wide."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(examples) + 1, figsize=(1.6 * (len(examples) + 1), 3.6 * n / 6 + 0.5))
-    show_images(axes[0, 0], clean[:n], 1, "clean")
-    axes[1, 0].set_axis_off()
-    for j, (s, y, d) in enumerate(examples, start=1):
-        show_images(axes[0, j], y[:n], 1, f"noisy σ={s:g}")
-        show_images(axes[1, j], d[:n], 1, "denoised")
+    n = min(n, len(clean))
+    cols = 1 + 2 * len(examples)
+    fig, axes = plt.subplots(1, cols, figsize=(0.78 * cols + 0.2, 0.78 * n + 0.45), squeeze=False,
+                             gridspec_kw={"wspace": 0.06})
+    columns = [("clean", clean[:n])]
+    for s, y, d in examples:
+        columns += [(f"noisy\nσ={s:g}", y[:n]), (f"denoised\nσ={s:g}", d[:n])]
+    for ax, (title, imgs) in zip(axes[0], columns):
+        ax.imshow(image_grid(imgs, 1, pad=2), interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=7.5)
     return fig
 
 
@@ -67,19 +74,25 @@ def pr_summary(prs: dict) -> list[dict]:
 
 
 def plot_pr_histograms(prs: dict, title: str = ""):
-    """Fig. 1: per block, histograms over images of the PR of the block's input and output means."""
+    """Fig. 1: per block, histograms over images of the PR of the block's input and output means
+    (seaborn step histograms with a density estimate, so overlapping input and output stay readable)."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
     blocks = list(prs)
     fig, axes = plt.subplots(1, len(blocks), figsize=(2.3 * len(blocks), 2.3), sharey=False)
     bins = np.linspace(0, 1, 41)
     for ax, b in zip(np.atleast_1d(axes), blocks):
-        ax.hist(prs[b]["in"], bins, alpha=0.6, color="tab:blue", label="input", density=True)
-        ax.hist(prs[b]["out"], bins, alpha=0.6, color="tab:orange", label="output", density=True)
+        for key, color, label in (("in", "tab:blue", "input"), ("out", "tab:orange", "output")):
+            v = np.asarray(prs[b][key], dtype=float)
+            v = v[np.isfinite(v)]
+            sns.histplot(v, bins=bins, stat="density", element="step", alpha=0.35, color=color, label=label,
+                         kde=len(v) > 2 and np.ptp(v) > 0, ax=ax)
         if b in PAPER_PR_MODES:
             for v, c in zip(PAPER_PR_MODES[b], ("tab:blue", "tab:orange")):
                 ax.axvline(v, color=c, ls="--", lw=1)
         ax.set_title(PAPER_BLOCK_LABELS.get(b, b))
         ax.set_xlabel("participation ratio")
+        ax.set_ylabel("")
         ax.set_yticks([])
     np.atleast_1d(axes)[0].legend(fontsize=7)
     if title:
@@ -87,17 +100,22 @@ def plot_pr_histograms(prs: dict, title: str = ""):
     return fig
 
 
-def plot_sorted_phi(phi, energy_counts, n_examples: int = 4, labels=None):
-    """Sorted phi of a few images (left) and the histogram of channels carrying 90% energy (right)."""
+def plot_sorted_phi(phi, energy_counts, n_examples: int = 4, labels=None, title: str = ""):
+    """Sorted phi of a few images (left) and the histogram of channels carrying 90% energy (right);
+    ``title`` says which network (trained / untrained)."""
     import matplotlib.pyplot as plt
     phi = np.asarray(phi)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
+    if title:
+        fig.suptitle(title, fontsize=9)
     for i in range(min(n_examples, len(phi))):
         a.plot(np.sort(phi[i])[::-1], label=(labels[i] if labels is not None else f"image {i}"))
     a.set_xlabel("channel (sorted)")
     a.set_ylabel("phi_c")
     a.legend(fontsize=7)
     b.hist(energy_counts, bins=np.arange(0, phi.shape[1] + 2, max(1, phi.shape[1] // 40)), color="tab:green")
+    b.axvline(np.median(energy_counts), color="k", ls=":", lw=1, label=f"median {np.median(energy_counts):.0f}")
+    b.legend(fontsize=7)
     b.set_xlabel(f"channels carrying 90% of the energy (of {phi.shape[1]})")
     b.set_ylabel("images")
     return fig

@@ -6,10 +6,14 @@ untrained control network, and point figures at figures/<notebook>/.
     trained_phi(ctx, sigma, n_noise, blocks, cache=PHI_CACHE)   # lib.phi_cache: a lib.extract cache if given
 
 SMOKE=True swaps in the tiny shipped checkpoint and a handful of images, so a notebook runs in seconds.
+`setup` also tells `lib.plots` what every figure's title line says (checkpoint, N, and the sigma parameter
+`lib.catalog` names for the figure, read from the calling notebook's globals when the figure is saved);
+`lib.numbers.write_numbers(ctx, {...})` writes the notebook's key numbers next to its figures.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
 from types import SimpleNamespace
 
@@ -19,7 +23,7 @@ from .checkpoint import load_model
 from .data import load_dataset
 from .device import apply_threads, pick_device, seed_everything
 from .paths import CHECKPOINTS, FIGURES, resolve
-from .plots import set_figure_dir, set_style
+from .plots import set_context, set_figure_dir, set_style
 from .unet import UNet
 
 SMOKE_CHECKPOINT = CHECKPOINTS / "tiny16"
@@ -28,10 +32,13 @@ SMOKE_IMAGES = 48
 
 def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke: bool = False,
           seed: int = 0, n_images: int = 1000, size: int | None = None, figures: str | None = None,
-          threads: int = 0) -> SimpleNamespace:
+          threads: int = 0, namespace: dict | None = None) -> SimpleNamespace:
+    """``namespace``: the notebook's globals (default: the caller's), for the figures' title lines."""
     t0 = time.time()
     if int(n_images) < 1:
         raise ValueError(f"N_IMAGES: expected at least 1 held-out image, got {n_images!r}")
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
     apply_threads(int(threads))  # 0: the idle cores (lib.device.choose_threads)
     seed_everything(seed)
     dev = pick_device(device)
@@ -52,7 +59,8 @@ def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke:
     meta = getattr(model, "checkpoint_metadata", {})
     ctx = SimpleNamespace(name=name, model=model, untrained=untrained, data=data, images=data.float(),
                           device=dev, fig_dir=fig_dir, checkpoint=str(ckpt), smoke=smoke, seed=seed,
-                          size=size, meta=meta, dataset=dataset)
+                          size=size, meta=meta, dataset=dataset, checkpoint_name=ckpt.name)
+    set_context(name, ckpt.name, len(data), dataset, meta.get("images_seen"), namespace, smoke)
     print(f"{name}: checkpoint {ckpt} ({meta.get('images_seen', '?')} images seen), dataset {dataset} "
           f"({len(data)} held-out images, {size}px, {len(data.class_names)} classes), device {dev}, "
           f"figures -> {fig_dir} [{time.time() - t0:.1f}s]")

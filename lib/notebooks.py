@@ -23,21 +23,10 @@ from pathlib import Path
 from .checkpoint import atomic_write_json
 from .checks import read_json, run_cli
 from .device import kernel_thread_env
+from .catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
 from .paths import FIGURES, ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
-
-# notebook stem -> the paper figures it reproduces (for the README table and the HTML index)
-PAPER_FIGURES = {
-    "00_training_evidence": "training-time evidence (ours)",
-    "01_denoising_sparsity": "Fig. 1, Fig. 10 (section 2)",
-    "02_channel_selectivity": "Figs. 3, 4, 5, 13",
-    "03_self_guided_reconstruction": "Fig. 7, algorithm boxes",
-    "04_distances": "Fig. 8",
-    "05_clustering": "Figs. 6, 15",
-    "06_linear_probe": "linear probe (authors' scripts)",
-    "07_explorer": "interactive explorer",
-}
 
 
 def find_notebooks(only=None) -> list[Path]:

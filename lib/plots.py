@@ -1,4 +1,5 @@
-"""Figure style, image grids and `save_figure`, which writes small PNGs (and PDFs) with fixed metadata."""
+"""Figure style, image grids and `save_figure`, the one helper that writes every notebook figure: PNG (and
+PDF) at `DPI`, fixed metadata, and a title line naming the checkpoint, N and sigma (`set_context`)."""
 from __future__ import annotations
 
 import os
@@ -10,14 +11,58 @@ import torch
 
 from .paths import FIGURES
 
+DPI = 150  # every saved figure: printable, still small for 32x32 image grids
 _FIG_DIR: Path | None = None
+_CONTEXT: dict = {}
 SAVED: list[Path] = []
 
 
 def set_style():
     import matplotlib.pyplot as plt
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9,
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": DPI, "font.size": 9, "axes.titlesize": 9,
                          "axes.spines.top": False, "axes.spines.right": False, "figure.max_open_warning": 0})
+
+
+def set_context(notebook: str = "", checkpoint: str = "", n_images: int | None = None, dataset: str = "",
+                images_seen=None, namespace: dict | None = None, smoke: bool = False) -> dict:
+    """What the title line of the next saved figures says (`lib.nbsetup.setup` calls this). ``namespace``
+    is the notebook's globals, read at save time for the sigma parameter named in `lib.catalog`."""
+    _CONTEXT.clear()
+    _CONTEXT.update(notebook=notebook, checkpoint=checkpoint, n_images=n_images, dataset=dataset,
+                    images_seen=images_seen, namespace=namespace, smoke=smoke)
+    return _CONTEXT
+
+
+def title_line(name: str, context: dict | None = None) -> str:
+    """"checkpoint tux32 (440k images seen) · tuxphoto, N = 1000 held-out · σ = 0.1" for figure ``name``;
+    "" when no context was set (figures drawn outside a notebook)."""
+    from .catalog import figure_entry, sigma_text
+    c = _CONTEXT if context is None else context
+    if not c.get("checkpoint"):
+        return ""
+    seen = c.get("images_seen")
+    seen = f" ({seen / 1000:.0f}k images seen)" if isinstance(seen, (int, float)) and seen >= 1000 else ""
+    parts = [f"checkpoint {c['checkpoint']}{seen}" + (" [SMOKE]" if c.get("smoke") else "")]
+    if c.get("dataset") or c.get("n_images"):
+        parts.append(f"{c.get('dataset', '')}, N = {c['n_images']} held-out".strip(", "))
+    sig = sigma_text(figure_entry(c.get("notebook", ""), name), c.get("namespace"))
+    if sig:
+        parts.append(sig)
+    return " · ".join(parts)
+
+
+def _add_title_line(fig, line: str):
+    """Put ``line`` just above everything already drawn on ``fig`` (suptitles included), centred."""
+    if not line:
+        return
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: attach an Agg canvas to measure it
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # runs the layout engine, so the measured box is the final one
+    bb = fig.get_tightbbox(fig.canvas.get_renderer())
+    w, h = fig.get_figwidth(), fig.get_figheight()
+    fig.text((bb.x0 + bb.x1) / 2 / w, (bb.y1 + 0.06) / h, line, ha="center", va="bottom", fontsize=7.5,
+             color="0.3")
 
 
 def set_figure_dir(path: str | os.PathLike) -> Path:
@@ -31,17 +76,20 @@ def figure_dir() -> Path:
     return _FIG_DIR if _FIG_DIR is not None else FIGURES
 
 
-def save_figure(fig, name: str, pdf: bool = False) -> Path:
-    """Save ``fig`` as <figure dir>/<name>.png (and .pdf) with reproducible metadata; returns the PNG path."""
+def save_figure(fig, name: str, pdf: bool = False, title: bool = True) -> Path:
+    """Save ``fig`` as <figure dir>/<name>.png (and .pdf) at `DPI` with reproducible metadata, with the
+    title line of `title_line` (checkpoint, N, sigma) on top unless ``title`` is False; returns the PNG path."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"name: expected a plain file stem like 'fig1_sparsity', got {name!r}")
     out = figure_dir()
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
-    fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
+    if title:
+        _add_title_line(fig, title_line(name))
+    fig.savefig(png, dpi=DPI, bbox_inches="tight", pad_inches=0.08, metadata={"Software": None})
     if pdf:
-        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"Creator": None, "Producer": None,
-                                                                           "CreationDate": None})
+        fig.savefig(out / f"{name}.pdf", dpi=DPI, bbox_inches="tight", metadata={"Creator": None, "Producer": None,
+                                                                                    "CreationDate": None})
     SAVED.append(png)
     return png
 

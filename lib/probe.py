@@ -1,4 +1,4 @@
-"""Linear probe: how linearly decodable are labels from a representation (PAPER.md 5.7).
+"""Linear probe: how linearly decodable are labels from a representation (docs/method.md 5.7).
 
     r = linear_probe(phi, ds.labels, seed=0)    # {"accuracy", "ci_low", "ci_high", ...}
 

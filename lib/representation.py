@@ -1,4 +1,4 @@
-"""phi: noise-averaged spatial means of block activations (PAPER.md section 4).
+"""phi: noise-averaged spatial means of block activations (docs/method.md section 4).
 
     phi(x, sigma) = E_z[ mean over positions of a_block(x + sigma z) ]
 

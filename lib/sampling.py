@@ -1,4 +1,4 @@
-"""Samplers that use the blind denoiser D as a score (PAPER.md section 6), k-diffusion style.
+"""Samplers that use the blind denoiser D as a score (docs/method.md section 6), k-diffusion style.
 
 Every sampler has one signature style and returns a `SampleResult`:
 
@@ -18,7 +18,7 @@ projection live in `lib.guidance` and are re-exported here.
 
 Costs: ``nfe`` counts network calls per batch: a full forward, a forward stopped after the block, and a
 backward pass each count 1. Computing the target phi (``info["target_nfe"]``) and the final measurements
-(``phi_rel_err``, ``final_sigma``) are not included. Units: images and sigma in [0, 1] (PAPER.md 7).
+(``phi_rel_err``, ``final_sigma``) are not included. Units: images and sigma in [0, 1] (docs/method.md 7).
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def _bar(progress, total, desc):
 def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
            adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True, amp=False,
            _guide=None):
-    """Stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021; PAPER.md 6).
+    """Stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021; docs/method.md 6).
 
     y <- mean + sigma0 z; each step: h_t = h0 t / (1 + h0 (t - 1)) (or h0 if not adaptive_h),
     f = y - D(y), sigma_t = ||f|| / sqrt(dim), gamma = sigma_t sqrt((1 - beta h)^2 - (1 - h)^2),
@@ -198,7 +198,7 @@ def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.0
                   adaptive_h=True, max_steps=10000, method="adam", proj_iters=100, proj_lr=0.01, proj_tol=0.01,
                   lr_sigma_power=0.0, mask=None, block="mid", n_noise=10, target_seed=0, generator=None,
                   callback=None, progress=True, amp=False) -> SampleResult:
-    """Self-guided reconstruction, "forward" form (PAPER.md 6): `_ascent` where, before each score step,
+    """Self-guided reconstruction, "forward" form (docs/method.md 6): `_ascent` where, before each score step,
     y is projected (`project`) so its spatial block mean matches phi(x_c, sigma_t), sigma_t being the
     image's effective sigma at its previous step (sigma0 at the first), with step size
     ``proj_lr`` x sigma_t ** ``lr_sigma_power`` per image. Per step: projection
@@ -226,7 +226,7 @@ def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method
                     proj_lr=0.01, proj_tol=0.01, proj_max_move=None, lr_sigma_power=0.0, polish_iters=0,
                     polish_draws=4, polish_lr=0.003, mask=None, block="mid", n_noise=10, target_seed=0,
                     generator=None, callback=None, progress=True, amp=False) -> SampleResult:
-    """Self-guided reconstruction, "backward" (fixed schedule) form (PAPER.md 6).
+    """Self-guided reconstruction, "backward" (fixed schedule) form (docs/method.md 6).
 
     x <- mean colour image; for sigma_k in ``schedule`` (default linspace(1, 0.03, 100)):
     x_tilde = x + sigma_k z; project x_tilde onto phi(x_c, sigma_k) (`project`); x = D(x_tilde).
@@ -314,7 +314,7 @@ class Tracker:
 
 
 PRESETS = {
-    # The authors' settings (PAPER.md 6).
+    # The authors' settings (docs/method.md 6).
     ("backward", "reference"): dict(schedule=torch.linspace(1, 0.03, 100).tolist(), method="adam",
                                     proj_iters=100, proj_lr=0.01, proj_tol=0.01),
     ("forward", "reference"): dict(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, method="adam",

@@ -1,4 +1,4 @@
-"""The factor study of issue #8: one factor at a time from a common baseline, with training-time evidence.
+"""The factor study: one factor at a time from a common baseline, with training-time evidence.
 
     python -m lib.study run                 # trains every run of configs/study.json in turn (resumable)
     python -m lib.study run --only object   # one run
@@ -117,7 +117,8 @@ def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int =
     res = read_study(out / "study.jsonl")
     (out / "study_table.md").write_text(study_table(res["finals"]))
     from .figs_study import plot_study
-    plot_study(rows, controls, pixels).savefig(out / "study_curves.png", dpi=110, metadata={"Software": None})
+    from .plots import DPI
+    plot_study(rows, controls, pixels).savefig(out / "study_curves.png", dpi=DPI, metadata={"Software": None})
     return res
 
 

@@ -43,7 +43,7 @@ BRIGHTNESS_RANGE = (0.8, 1.2)
 SATURATION_RANGE = (0.7, 1.3)
 MAX_OUTSIDE = 0.15  # fraction of the object's (rotated) extent allowed outside the frame
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-# style "object" (issue #8's object-dominant composites): larger objects on soft, low-contrast backgrounds
+# style "object" (the factor study's object-dominant composites): larger objects on soft, low-contrast backgrounds
 OBJECT_SCALE_RANGE = (0.75, 1.0)
 OBJECT_BG_BLUR = 1 / 6  # Gaussian blur radius / canvas side
 OBJECT_BG_CONTRAST = 0.4  # background = mean + OBJECT_BG_CONTRAST * (blurred - mean)

@@ -36,6 +36,11 @@ def test_smoke_run_writes_figures(nb, tmp_path):
     assert times[nb.stem]["ok"]
     figs = list((tmp_path / "fig" / nb.stem).glob("*.png"))
     assert figs, f"{nb.name} wrote no figure"
+    from lib.catalog import NOTEBOOKS
+    uncaptioned = {p.stem for p in figs} - set(NOTEBOOKS[nb.stem].figures)
+    assert not uncaptioned, f"{nb.name}: figures without a caption in lib/catalog.py: {sorted(uncaptioned)}"
+    nums = json.loads((tmp_path / "fig" / nb.stem / "numbers.json").read_text())
+    assert nums["numbers"] and nums["run"]["smoke"] is True and nums["run"]["notebook"] == nb.stem
     assert (tmp_path / "rendered" / f"{nb.stem}.html").stat().st_size > 1000
     assert "index.html" in {p.name for p in (tmp_path / "rendered").iterdir()}
 

@@ -1,0 +1,146 @@
+"""The README's generated blocks and the results site: current with the committed numbers, tolerant of
+missing keys, deterministic; lib.numbers writes stable JSON; lib.catalog covers the notebooks' figures."""
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from lib import catalog, numbers, report, site
+from lib.paths import FIGURES, ROOT
+
+
+def test_readme_blocks_match_committed_numbers():
+    """Fails when figures/*/numbers.json (or the study, or the catalog) changed and `python -m lib.report`
+    was not rerun: the README's numbers must be the generated ones."""
+    text = (ROOT / "README.md").read_text()
+    for name in report.blocks():
+        assert f"<!-- {name}:begin" in text and f"<!-- {name}:end -->" in text, f"README lacks the {name} block"
+    assert report.render_readme(text, report.blocks()) == text, \
+        "README blocks are stale: run `python -m lib.report` (make figures does)"
+
+
+def test_committed_site_is_current():
+    if not (FIGURES / "site" / "index.html").is_file():
+        pytest.skip("no committed site yet")
+    assert site.build_site(FIGURES, check=True) == [], "figures/site is stale: run `python -m lib.report`"
+
+
+def test_readme_links_stay_inside_the_repository():
+    text = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#\s]+)", text):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        assert not target.startswith(("/", "..")), f"README link leaves the repository: {target}"
+        assert (ROOT / target).exists(), f"README links to a missing file: {target}"
+    for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "lib").glob("*.py"),
+              *(ROOT / "notebooks").glob("*.ipynb")]:
+        t = p.read_text()
+        assert "../shared" not in t and "PAPER.md" not in t and "DESIGN.md" not in t, p.name
+        assert not re.search(r"\bissues? #?\d+|(?:^|[\s(])#\d+\b(?![0-9a-fA-F;])", t, re.M), \
+            f"{p.name}: an internal issue number"
+
+
+def _runs(tmp_path, nums: dict, run="01_denoising_sparsity", smoke=False):
+    d = tmp_path / run
+    d.mkdir(parents=True)
+    (d / "numbers.json").write_text(json.dumps({"numbers": nums, "run": {"checkpoint": "x", "smoke": smoke}}))
+    return numbers.find_numbers(tmp_path)
+
+
+def test_scorecard_missing_key_is_not_measured(tmp_path):
+    runs = _runs(tmp_path, {"mid_pr_median_in": 0.5, "mid_pr_median_out": 0.25, "claim_mid_sparsifies": True})
+    rows = {r["claim"]: r for r in report.scorecard(runs)}
+    mid = rows["The middle block sparsifies its input"]
+    assert mid["ours"] == "median PR 0.50 → 0.25" and mid["verdict"] == "holds"
+    assert mid["controls"] == report.NOT_MEASURED  # untrained keys missing
+    assert rows["The middle block is the most noise-robust block"]["verdict"] == report.NOT_MEASURED
+    assert all(r["verdict"] == report.NOT_MEASURED for r in rows.values() if r["run"] != "01_denoising_sparsity")
+    md = report.scorecard_markdown(report.scorecard(runs))
+    assert md.count("\n") == len(report.CLAIMS) + 1
+
+
+def test_scorecard_null_and_smoke(tmp_path):
+    runs = _runs(tmp_path, {"mid_pr_median_in": None, "mid_pr_median_out": 0.2, "claim_mid_sparsifies": False},
+                 smoke=True)
+    r = next(r for r in report.scorecard(runs) if r["claim"] == "The middle block sparsifies its input")
+    assert r["ours"] == report.NOT_MEASURED and r["verdict"] == report.NOT_MEASURED and r["smoke"]
+
+
+def test_render_readme_replaces_only_blocks():
+    text = "a\n<!-- numbers:begin (x) -->\nold\n<!-- numbers:end -->\nb\n"
+    out = report.render_readme(text, {"numbers": "new | table"})
+    assert out == "a\n<!-- numbers:begin (x) -->\nnew | table\n<!-- numbers:end -->\nb\n"
+    assert report.render_readme(out, {"numbers": "new | table"}) == out
+    with pytest.raises(ValueError, match="study"):
+        report.render_readme(text, {"study": "x"})
+
+
+def test_write_numbers_is_stable(tmp_path):
+    import numpy as np
+    ctx = SimpleNamespace(name="01_x", checkpoint=str(ROOT / "data" / "checkpoints" / "tiny16"), meta={"images_seen": 5},
+                          dataset="tuxphoto", images=[0] * 7, size=16, seed=0, smoke=True, fig_dir=tmp_path)
+    vals = {"b": np.float32(1 / 3), "a": 123456.789, "n": float("nan"), "flag": np.bool_(True), "arr": np.arange(3),
+            "nested": {"z": 2.0, "y": [0.000123456]}}
+    p = numbers.write_numbers(ctx, vals)
+    first = p.read_text()
+    numbers.write_numbers(ctx, dict(reversed(list(vals.items()))))
+    assert p.read_text() == first
+    d = json.loads(first)
+    assert list(d["numbers"]) == sorted(d["numbers"])
+    assert d["numbers"]["b"] == 0.3333 and d["numbers"]["a"] == 123500.0 and d["numbers"]["n"] is None
+    assert d["numbers"]["flag"] is True and d["numbers"]["arr"] == [0, 1, 2] and d["numbers"]["nested"]["y"] == [0.0001235]
+    assert d["run"]["checkpoint_path"] == "data/checkpoints/tiny16" and len(d["run"]["checkpoint_sha256"]) == 12
+    assert str(ROOT) not in first
+    with pytest.raises(ValueError):
+        numbers.write_numbers(ctx, {})
+
+
+def test_site_is_deterministic_relative_and_prunes(tmp_path):
+    """Build a site from a copy of two committed runs twice: same bytes, images referenced as existing
+    relative files (no base64), no absolute path; a page whose run disappeared is deleted."""
+    src = [d for d in ("01_denoising_sparsity", "06_linear_probe") if (FIGURES / d).is_dir()]
+    if not src:
+        pytest.skip("no committed figures")
+    for d in src:
+        shutil.copytree(FIGURES / d, tmp_path / d)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "99_gone.html").write_text("old")
+    changed = site.build_site(tmp_path)
+    assert "index.html" in changed and "99_gone.html" in changed and not (tmp_path / "site" / "99_gone.html").exists()
+    before = {p.name: p.read_bytes() for p in site.site_pages(tmp_path)}
+    assert site.build_site(tmp_path) == []
+    assert before == {p.name: p.read_bytes() for p in site.site_pages(tmp_path)}
+    for page in site.site_pages(tmp_path):
+        text = page.read_text()
+        assert "data:image" not in text and str(ROOT) not in text and str(tmp_path) not in text
+        for s in site.image_sources(page):
+            assert not s.startswith(("/", "http")), s
+            if "explorer_screenshot" not in s:
+                assert (page.parent / s).resolve().is_file(), f"{page.name}: broken image {s}"
+
+
+def test_catalog_covers_committed_figures():
+    """Every committed notebook figure has a caption; every catalog entry is a committed figure."""
+    for stem, nb in catalog.NOTEBOOKS.items():
+        d = FIGURES / stem
+        if not d.is_dir():
+            continue
+        pngs = {p.stem for p in d.glob("*.png")}
+        assert pngs - set(nb.figures) == set(), f"{stem}: figures without a caption in lib/catalog.py"
+        assert set(nb.figures) - pngs == set(), f"{stem}: lib/catalog.py lists figures the notebook did not save"
+
+
+def test_title_line_names_checkpoint_n_and_sigma():
+    from lib import plots
+    ctx = {"notebook": "02_channel_selectivity", "checkpoint": "tux32", "n_images": 1000, "dataset": "tuxphoto",
+           "images_seen": 440_000, "namespace": {"SIGMA": 0.1}, "smoke": False}
+    line = plots.title_line("fig5_union_of_subspaces", ctx)
+    assert line == "checkpoint tux32 (440k images seen) · tuxphoto, N = 1000 held-out · σ = 0.1"
+    ctx["namespace"] = {"SIGMA": 0.0}
+    assert plots.title_line("fig5_union_of_subspaces", ctx).endswith("σ = 0 (clean images)")
+    assert catalog.format_sigma(None).startswith("σ = 50/255")
+    assert catalog.format_sigma([0.1, 0.4]) == "σ ∈ {0.1, 0.4}"
+    assert plots.title_line("x", {}) == ""
