@@ -31,18 +31,23 @@ class Notebook:
 
 NOTEBOOKS: dict[str, Notebook] = {
     "00_training_evidence": Notebook(
-        "Training-time evidence and the factor study",
-        "how the paper's effects (sparsification, heavy-tailed channels, semantic clusters, probe) move during "
-        "training, and which factor (normalization, data, width) changes them",
-        "training-time evidence (ours)",
+        "The readout, training-time evidence and the factor study",
+        "at which noise level and in which block a representation varies across images and reads the class "
+        "(the readout every later notebook uses), how the paper's effects moved during training, and which "
+        "factor (normalization, data, width) changes them",
+        "the readout and training-time evidence (ours)",
         {
+            "readout_grid": Fig("The readout grid: for each σ and block, the fraction of the representation's "
+                                "energy that varies across images, a ridge probe and kNN for the class (fitted on "
+                                "a train split) and k-means AMI; trained blocks (red: phi), the untrained "
+                                "network (dashed) and pixels (dotted).", sigma="READOUT_SIGMAS"),
             "training_log": Fig("Training loss and held-out denoising gain per sigma against images seen.",
                                 sigma="training σ = u², u uniform in [0, 1]"),
             "evidence_curves": Fig("The paper's effects measured on snapshots of the shipped run against images "
                                    "seen (0 = the untrained network); dotted: raw pixels.",
-                                   sigma="σ of lib.evidence (clean phi, probe at 50/255)"),
+                                   sigma="recorded during training with the earlier readout (σ = 0, probe at 50/255)"),
             "study_curves": Fig("Factor study: the same effects for seven short runs that differ from the "
-                                "baseline in one factor each.", sigma="σ of lib.evidence"),
+                                "baseline in one factor each.", sigma="recorded with the earlier readout (σ = 0)"),
         }),
     "01_denoising_sparsity": Notebook(
         "Denoising performance and sparsity across blocks",
@@ -61,15 +66,18 @@ NOTEBOOKS: dict[str, Notebook] = {
             "fig1_participation_ratio": Fig(
                 "Trained network: histograms over images of the participation ratio (1 = dense, 1/C = one "
                 "channel) of each block's spatially averaged input and output; dashed: the paper's ImageNet "
-                "modes.", "Fig. 1 (histograms)", sigma="PR_SIGMA"),
+                "modes.", "Fig. 1 (histograms)", sigma="SIGMA"),
+            "fig1_participation_ratio_sigma0": Fig(
+                "The trained network's histograms on clean images (σ = 0), as a reference: the middle block's "
+                "output barely varies across images there.", "Fig. 1 (reference, ours)", sigma="σ = 0 (clean images)"),
             "fig1_participation_ratio_untrained": Fig(
                 "The same histograms for the untrained network of the same architecture (control).",
-                "Fig. 1 (control, ours)", sigma="PR_SIGMA"),
+                "Fig. 1 (control, ours)", sigma="SIGMA"),
             "phi_sparsity_trained": Fig("Trained network: sorted phi of four images (left) and, per image, the "
                                         "number of channels carrying 90% of phi's energy (right).",
-                                        sigma="σ = 0 (clean images)"),
+                                        sigma="SIGMA"),
             "phi_sparsity_untrained": Fig("Untrained network (control): sorted phi and channels carrying 90% of "
-                                          "its energy.", sigma="σ = 0 (clean images)"),
+                                          "its energy.", sigma="SIGMA"),
             "noise_robustness": Fig("Relative change of each block's noise-averaged spatial-mean vector as σ "
                                     "grows, trained (left) and untrained (right).",
                                     "section 2 (noise robustness)", sigma="ROBUST_SIGMAS"),
@@ -156,13 +164,13 @@ NOTEBOOKS: dict[str, Notebook] = {
         }),
     "06_linear_probe": Notebook(
         "Linear probe",
-        "how linearly decodable class and background are from phi of every block, next to pixels and the "
-        "untrained network",
+        "how linearly decodable class and background are from phi of every block, with a tuned probe on a train "
+        "split and kNN, next to pixels, PCA pixels and untrained networks over init seeds",
         "linear probe (authors' scripts)",
         {
-            "linear_probe_accuracy": Fig("Held-out accuracy of a logistic-regression probe with 95% intervals per "
-                                         "representation (red: the middle block).", "linear probe (authors' "
-                                         "scripts)", sigma="PROBE_SIGMA"),
+            "linear_probe_accuracy": Fig("Held-out accuracy of a ridge probe fitted on the train split, with 95% "
+                                         "intervals, and kNN accuracy (black ticks) per representation (red: the "
+                                         "middle block).", "linear probe (authors' scripts)", sigma="SIGMA"),
         }),
     "07_explorer": Notebook(
         "Interactive explorer of phi",
