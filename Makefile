@@ -17,13 +17,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then
-## notebook 01 again on tuxobj32, the factor study's checkpoint where the middle block sparsifies; then the
+## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
 ## README's generated blocks and the results site figures/site/ (lib.report)
 figures: $(STAMP)
 	$(BIN)/python -m lib.notebooks
-	$(BIN)/python -m lib.notebooks --only 01 -p CHECKPOINT data/checkpoints/tuxobj32 -p DATASET tuxphoto-object \
-		--figures figures/tuxobj32 --rendered figures/rendered/tuxobj32
 	$(BIN)/python -m lib.report
 
 ## The committed screenshot of the explorer widget: notebook 07 on the default checkpoint in JupyterLab, driven by

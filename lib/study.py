@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 from .paths import FIGURES, ROOT
+from .readout import DEGENERATE_BELOW
 
 STUDY = ROOT / "configs" / "study.json"
 RUNS = ROOT / "runs" / "study"
@@ -173,10 +174,18 @@ def study_findings(finals: dict) -> list[str]:
         sparser = r["mid_pr_out"] < r["mid_pr_in"]
         sem = [w for w, ok in (("k-means class AMI", r["class_ami"] > max(p["class_ami"], u["class_ami"])),
                                ("probe accuracy", r["probe_acc"] > max(p["probe_acc"], u["probe_acc"]))) if ok]
+        pr = f"PR {r['mid_pr_in']:.2f} → {r['mid_pr_out']:.2f}"
+        live = r.get("mid_varying_fraction")
+        if live is None:
+            mid = (f"median {pr} on clean images (recorded before the liveness check, so not read as a verdict: "
+                   "phi may not vary across images)")
+        elif live < DEGENERATE_BELOW:
+            mid = f"phi is degenerate ({live:.1%} of its energy varies across images; {pr})"
+        else:
+            mid = (f"the middle block {'sparsifies' if sparser else 'does not sparsify'} its input ({pr} at "
+                   f"σ = {r.get('evidence_sigma', 0):g}, {live:.0%} varying)")
         out.append(
-            f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): the middle block "
-            f"{'sparsifies' if sparser else 'does not sparsify'} its input (PR {r['mid_pr_in']:.2f} → "
-            f"{r['mid_pr_out']:.2f}); class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
+            f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): {mid}; class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
             f"{u['class_ami']:.3f}; probe {r['probe_acc']:.3f} vs {p['probe_acc']:.3f} / {u['probe_acc']:.3f}; "
             f"background AMI {r.get('background_ami', nan):.3f} vs pixels {p.get('background_ami', nan):.3f} "
             f"→ phi above both controls on class: {', '.join(sem) or 'neither'}.")
