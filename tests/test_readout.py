@@ -132,3 +132,17 @@ def test_probe_with_controls_and_grid_on_tiny_model():
     assert {(r["model"], r["block"]) for r in rows} >= {("pixels", "pixels"), ("trained", "mid"),
                                                         ("untrained-0", "output")}
     assert len(rows) == 1 + 2 * 2 * 3
+
+
+def test_make_evidence_keys_on_the_tiny_checkpoint():
+    """`make evidence` keeps its keys and adds the readout's (the probe keys from the tuned train-split probe)."""
+    from lib.evidence import default_evidence
+    ev = default_evidence("data/checkpoints/tiny16", n=40, n_train=60)
+    old = ["mid_pr_in", "mid_pr_out", "phi_class_nmi", "pixel_class_nmi", "untrained_class_nmi", "phi_probe_acc",
+           "pixel_probe_acc", "untrained_probe_acc", "n_kurtotic_channels", "untrained_n_kurtotic_channels",
+           "untrained_mid_pr_out", "phi_background_nmi", "pixel_background_nmi", "dataset", "images_seen", "n_images"]
+    new = ["evidence_sigma", "mid_varying_fraction", "mid_eff_channels_in", "mid_eff_channels_out", "phi_knn_acc",
+           "pixel_knn_acc", "untrained_knn_acc", "pca_pixel_probe_acc", "untrained_probe_acc_sd", "probe_train_images"]
+    assert set(old + new) <= set(ev), sorted(set(old + new) - set(ev))
+    assert ev["evidence_sigma"] == readout.ANALYSIS_SIGMA and ev["probe_train_images"] == 60
+    assert 0 <= ev["mid_varying_fraction"] <= 1 and ev["mid_eff_channels_out"] >= 1
