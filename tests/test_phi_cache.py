@@ -80,7 +80,8 @@ def test_cache_of_other_images_is_refused(cache, ctx, tmp_path):
 
 @pytest.mark.notebook
 def test_clustering_notebook_reads_the_cache(cache, tmp_path):
-    runner.run(only=["05_clustering"], smoke=True, params={"PHI_CACHE": str(cache)}, rendered=tmp_path / "r",
+    runner.run(only=["05_clustering"], smoke=True, params={"PHI_CACHE": str(cache), "PHI_SIGMA": 0.2, "PHI_NOISE": 3},
+               rendered=tmp_path / "r",
                figures=tmp_path / "fig", html_export=False)
     nb = nbformat.read(tmp_path / "r" / "05_clustering.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

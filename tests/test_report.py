@@ -51,10 +51,14 @@ def _runs(tmp_path, nums: dict, run="01_denoising_sparsity", smoke=False):
 
 
 def test_scorecard_missing_key_is_not_measured(tmp_path):
-    runs = _runs(tmp_path, {"mid_pr_median_in": 0.5, "mid_pr_median_out": 0.25, "claim_mid_sparsifies": True})
+    runs = _runs(tmp_path, {"sigma": 0.2, "mid_pr_median_in": 0.5, "mid_pr_median_out": 0.25, "mid_eff_channels_in": 64,
+                            "mid_eff_channels_out": 32, "claim_mid_sparsifies": True, "phi_varying_fraction": 0.01,
+                            "sigma0_phi_varying_fraction": 0.0, "claim_phi_live": "degenerate"})
     rows = {r["claim"]: r for r in report.scorecard(runs)}
     mid = rows["The middle block sparsifies its input"]
-    assert mid["ours"] == "median PR 0.50 → 0.25" and mid["verdict"] == "holds"
+    assert mid["ours"] == "σ = 0.2: median PR 0.50 → 0.25, effective channels 64 → 32" and mid["verdict"] == "holds"
+    # a verdict word written by the notebook (here: degenerate) is shown as it is
+    assert rows["phi varies across images (liveness; the readout's precondition, ours)"]["verdict"] == "degenerate"
     assert mid["controls"] == report.NOT_MEASURED  # untrained keys missing
     assert rows["The middle block is the most noise-robust block"]["verdict"] == report.NOT_MEASURED
     assert all(r["verdict"] == report.NOT_MEASURED for r in rows.values() if r["run"] != "01_denoising_sparsity")
