@@ -26,10 +26,11 @@ def readout_rows(res: dict) -> list[dict]:
 
 
 def block_rows(model, untrained, train, test, sigma: float, n_noise: int, blocks: dict, targets: dict,
-               seed: int = 0) -> list[dict]:
+               seed: int = 0, pixels: bool = True) -> list[dict]:
     """Per block (``blocks``: {label: block name}) and target ({name: (train labels, test labels)}): the
     fast ridge probe and kNN accuracy, for the trained network, the untrained one (middle block) and
-    pixels. One noise seed; the ridge strength is chosen by leave-one-out cross-validation."""
+    pixels (``pixels=False``: without them). One noise seed; the ridge strength is chosen by leave-one-out
+    cross-validation."""
     xtr, xte = train.float(), test.float()
     names = list(blocks.values())
     ftr = phi(model, xtr, sigma, n_noise, names, seed=1000 + seed)
@@ -37,7 +38,8 @@ def block_rows(model, untrained, train, test, sigma: float, n_noise: int, blocks
     reps = {f"trained {lab}": (ftr[b].numpy(), fte[b].numpy()) for lab, b in blocks.items()}
     reps["untrained a4"] = (phi(untrained, xtr, sigma, n_noise, "mid", seed=1000 + seed).numpy(),
                             phi(untrained, xte, sigma, n_noise, "mid", seed=seed).numpy())
-    reps["pixels"] = (xtr.flatten(1).numpy(), xte.flatten(1).numpy())
+    if pixels:  # the same at every sigma
+        reps["pixels"] = (xtr.flatten(1).numpy(), xte.flatten(1).numpy())
     rows = []
     for tname, (ytr, yte) in targets.items():
         for rname, (a, b) in reps.items():

@@ -159,31 +159,28 @@ def int32_weights(t):
     return _tamper(t, f)
 
 
-@case("checkpoint", CheckpointError, r"m\.json: config\.image_size is 32 but the network was trained at size 16")
-def image_size_disagrees_with_training(t):
+def _config_edited(t, key, value):
+    """A copy of the tiny checkpoint whose m.json config has ``key`` set to ``value``; loading it."""
     stem = t.copy(t.s.ckpt)
     d = json.loads((t.tmp / "m.json").read_text())
-    d["config"]["image_size"] = 32
+    d["config"][key] = value
     (t.tmp / "m.json").write_text(json.dumps(d))
     return lambda: load_model(stem)
+
+
+@case("checkpoint", CheckpointError, r"m\.json: config\.image_size is 32 but the network was trained at size 16")
+def image_size_disagrees_with_training(t):
+    return _config_edited(t, "image_size", 32)
 
 
 @case("checkpoint", CheckpointError, r"m\.json.*mid_width: expected int, got str '32'")
 def string_typed_config_value(t):
-    stem = t.copy(t.s.ckpt)
-    d = json.loads((t.tmp / "m.json").read_text())
-    d["config"]["mid_width"] = "32"
-    (t.tmp / "m.json").write_text(json.dumps(d))
-    return lambda: load_model(stem)
+    return _config_edited(t, "mid_width", "32")
 
 
 @case("checkpoint", CheckpointError, r"m\.json.*unknown keys \['colour'\]")
 def unknown_config_key(t):
-    stem = t.copy(t.s.ckpt)
-    d = json.loads((t.tmp / "m.json").read_text())
-    d["config"]["colour"] = 1
-    (t.tmp / "m.json").write_text(json.dumps(d))
-    return lambda: load_model(stem)
+    return _config_edited(t, "colour", 1)
 
 
 @case("checkpoint", CheckpointError, r"m\.safetensors: config embedded in the weights differs from .*m\.json")
