@@ -5,13 +5,13 @@ import numpy as np
 
 from .clustering import kmeans, scores
 from .plots import show_images
+from .readout import zscore
 
 
 def k_grid(feats, labels_k: dict, factors: dict, seed: int = 0) -> list[dict]:
     """Scores of k-means clusters against each factor, for raw phi (clusters ``labels_k`` {k: labels}) and
     for standardized phi (each channel z-scored across images; clustered here with the same k and seed)."""
-    sd = feats.std(0)
-    z = (feats - feats.mean(0)) / np.where(sd > 0, sd, 1.0)
+    z = zscore(feats)
     rows = []
     for name, lab_k in (("raw", labels_k), ("standardized", {k: kmeans(z, k, seed=seed) for k in labels_k})):
         for k, lab in lab_k.items():

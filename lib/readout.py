@@ -49,7 +49,7 @@ PROBE_SEEDS = (0, 1, 2)
 
 __all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
            "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
-           "standardize", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
+           "standardize", "zscore", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
            "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
 
 
@@ -95,6 +95,13 @@ def standardize(Xtr, Xte) -> tuple[np.ndarray, np.ndarray]:
     mu, sd = a.mean(0), a.std(0)
     sd = np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1), sd, np.inf)
     return (a - mu) / sd, (b - mu) / sd
+
+
+def zscore(X) -> np.ndarray:
+    """Each column of X centred and divided by its std across rows (constant columns: centred only)."""
+    a = as_numpy(X, "X")
+    sd = a.std(0)
+    return (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
 
 
 def _labels(ytr, yte, ntr: int, nte: int) -> tuple[np.ndarray, np.ndarray]:
@@ -247,8 +254,7 @@ def cluster_ami(X, labels, k: int | None = None, seed: int = 0, n_init: int = 4,
     if k > len(a):
         raise ValueError(f"k: {k} clusters asked for {len(a)} images; need at least as many images as clusters")
     if standardized:
-        sd = a.std(0)
-        a = (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
+        a = zscore(a)
     return scores(kmeans(a, k, seed=seed, n_init=n_init), y)["ami"]
 
 
@@ -369,7 +375,6 @@ def probe_with_controls(model, train, test, sigma: float = ANALYSIS_SIGMA, n_noi
     add("untrained", runs)
     ptr, pte = xtr.flatten(1).numpy(), xte.flatten(1).numpy()
     add("pixel", [representation_readout(ptr, ytr, pte, yte, seed=seeds[0], factors=factors)])
-    dims = int(out.get("phi_dims", phi(model, xte[:2], 0.0, 1, block).shape[1]))
-    qtr, qte = pca_like(ptr, pte, dims, seed=seeds[0])
+    qtr, qte = pca_like(ptr, pte, int(out["phi_dims"]), seed=seeds[0])
     add("pca_pixel", [representation_readout(qtr, ytr, qte, yte, seed=seeds[0], factors=factors)])
     return out
