@@ -63,12 +63,14 @@ class TrainConfig:
     lr_step_images: int = 5_000_000
     lr_min: float = 1e-5
     total_images: int = 1_000_000
-    sigma_dist: str = "u2"  # "u2" (sigma = u^2) | "uniform"
+    sigma_dist: str = "u2"  # "u2" (sigma = u^2) | "uniform" | "loguniform" (on [sigma_min, sigma_max])
     sigma_max: float = 1.0
+    sigma_min: float = 0.01  # lower end of "loguniform" only
     seed: int = 0
     ckpt_every: int = 500  # steps
     log_every: int = 50  # steps
     snapshot_every_images: int = 0  # 0: no snapshots
+    snapshot_log: bool = False  # also snapshot when images seen crosses 1, 2, 5 x 10^k (10k, 20k, 50k, ...)
     evidence_every_images: int = 0  # 0: off; else log lib.evidence metrics on n_evidence held-out images
     n_evidence: int = 500
     device: str = "auto"
@@ -84,8 +86,11 @@ class TrainConfig:
         self.amp = amp_name(self.amp)
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule: expected cosine, step or constant, got {self.schedule!r}")
-        if self.sigma_dist not in ("u2", "uniform"):
-            raise ValueError(f"sigma_dist: expected u2 or uniform, got {self.sigma_dist!r}")
+        if self.sigma_dist not in SIGMA_DISTS:
+            raise ValueError(f"sigma_dist: expected one of {', '.join(SIGMA_DISTS)}, got {self.sigma_dist!r}")
+        if self.sigma_dist == "loguniform" and not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"sigma_min: expected 0 < sigma_min < sigma_max for loguniform, "
+                             f"got {self.sigma_min} and {self.sigma_max}")
         for k in ("batch_size", "n_train", "n_val", "total_images", "ckpt_every", "log_every", "size"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"{k}: expected a positive integer, got {getattr(self, k)!r}")
@@ -105,8 +110,8 @@ class TrainConfig:
     def compatible(self) -> dict:
         """The fields that must not change when resuming."""
         d = dataclasses.asdict(self)
-        return {k: d[k] for k in ("preset", "model", "dataset", "size", "n_train", "batch_size", "seed",
-                                  "sigma_dist", "sigma_max")}
+        keys = ["preset", "model", "dataset", "size", "n_train", "batch_size", "seed", "sigma_dist", "sigma_max"]
+        return {k: d[k] for k in keys + (["sigma_min"] if self.sigma_dist == "loguniform" else [])}
 
     def schedule_fields(self) -> dict:
         """The fields that change the trained numbers from the step they change at: refused on resume
@@ -114,6 +119,36 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "total_images", "amp",
                                   "channels_last")}
+
+
+SIGMA_DISTS = ("u2", "uniform", "loguniform")
+
+
+def sigma_from_uniform(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
+    """The training noise levels for uniform draws ``u`` in [0, 1) under ``cfg.sigma_dist``."""
+    if cfg.sigma_dist == "u2":
+        return u * u * cfg.sigma_max
+    if cfg.sigma_dist == "uniform":
+        return u * cfg.sigma_max
+    lo, hi = math.log(cfg.sigma_min), math.log(cfg.sigma_max)
+    return torch.exp(lo + u * (hi - lo))
+
+
+def log_milestones(upto: int) -> list[int]:
+    """1, 2, 5 x 10^k images from 10,000 up to ``upto``: where ``snapshot_log`` keeps snapshots."""
+    out, k = [], 4
+    while 10 ** k <= upto:
+        out += [m * 10 ** k for m in (1, 2, 5) if m * 10 ** k <= upto]
+        k += 1
+    return out
+
+
+def snapshot_due(cfg: TrainConfig, images_seen: int) -> bool:
+    """Whether the batch that brought the count to ``images_seen`` crossed a snapshot point."""
+    before = images_seen - cfg.batch_size
+    if cfg.snapshot_every_images and images_seen // cfg.snapshot_every_images > before // cfg.snapshot_every_images:
+        return True
+    return cfg.snapshot_log and any(before < m <= images_seen for m in log_milestones(images_seen))
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -160,7 +195,7 @@ def noise_for_step(cfg: TrainConfig, step: int, shape, device="cpu") -> tuple[to
     dev = torch.device(device)
     g = _seeded(cfg.seed, 23, step, device=dev)
     u = torch.rand(shape[0], generator=g, device=dev)
-    sigma = (u * u if cfg.sigma_dist == "u2" else u) * cfg.sigma_max
+    sigma = sigma_from_uniform(cfg, u)
     z = torch.randn(shape, generator=g, device=dev)
     return sigma, z
 
@@ -398,7 +433,7 @@ class Trainer:
                           "img_per_s": round(n_acc * cfg.batch_size / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
                           if hasattr(self, "_t_log") else None})
                 loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
-            if cfg.snapshot_every_images and self.images_seen % cfg.snapshot_every_images < cfg.batch_size and self.rank == 0:
+            if snapshot_due(cfg, self.images_seen) and self.rank == 0:
                 save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
             if cfg.evidence_every_images and self.rank == 0 and (
                     self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
