@@ -18,20 +18,20 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
-## README's generated blocks and the results site figures/site/ (lib.report)
+## README's generated blocks and the results site figures/site/ (scripts.report)
 figures: $(STAMP)
-	$(BIN)/python -m lib.notebooks
-	$(BIN)/python -m lib.report
+	$(BIN)/python -m scripts.notebooks
+	$(BIN)/python -m scripts.report
 
 ## The committed screenshot of the explorer widget: notebook 07 on the default checkpoint in JupyterLab, driven by
 ## headless Chromium (needs .ci/install-browser.sh; a few minutes on a CPU)
 screenshot: $(STAMP)
 	bash .ci/install-browser.sh $(BIN)/pip
-	$(BIN)/python -m lib.browser
+	$(BIN)/python -m scripts.screenshot
 
 ## Every notebook in SMOKE mode (seconds each, tiny model)
 smoke: $(STAMP)
-	$(BIN)/python -m lib.notebooks --smoke --rendered /tmp/smoke-rendered --figures /tmp/smoke-figures
+	$(BIN)/python -m scripts.notebooks --smoke --rendered /tmp/smoke-rendered --figures /tmp/smoke-figures
 
 test: $(STAMP)
 	bash .ci/install-browser.sh $(BIN)/pip || echo "no chromium: the browser test will be skipped"
@@ -41,36 +41,36 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
-	$(BIN)/python -m lib.bench
+	$(BIN)/python -m scripts.bench
 
 ## Retrain the shipped default checkpoint from scratch with the recorded command, then write its card
 checkpoint: $(STAMP)
 	rm -rf runs/tux32
-	$(BIN)/python -m lib.train --config configs/tux32.json
-	$(BIN)/python -m lib.ship runs/tux32 --name tux32 --force
+	$(BIN)/python -m scripts.train --config configs/tux32.json
+	$(BIN)/python -m scripts.ship runs/tux32 --name tux32 --force
 
 checkpoint-tiny: $(STAMP)
 	rm -rf runs/tiny16
-	$(BIN)/python -m lib.train --config configs/tiny16.json
-	$(BIN)/python -m lib.ship runs/tiny16 --name tiny16 --force
+	$(BIN)/python -m scripts.train --config configs/tiny16.json
+	$(BIN)/python -m scripts.ship runs/tiny16 --name tiny16 --force
 
 ## On a GPU: the paper-size network at 64x64 on tuxphoto for about 8 minutes with bf16
 checkpoint-gpu: $(STAMP)
-	$(BIN)/python -m lib.train --config configs/paper64-gpu.json
-	$(BIN)/python -m lib.ship runs/paper64 --name paper64 --force
+	$(BIN)/python -m scripts.train --config configs/paper64-gpu.json
+	$(BIN)/python -m scripts.ship runs/paper64 --name paper64 --force
 
-## On a GPU: train / extract / k-means throughput check (about 8 min); `python -m lib.gpu_check --quick` on a CPU
+## On a GPU: train / extract / k-means throughput check (about 8 min); `python -m scripts.gpu_check --quick` on a CPU
 gpu-check: $(STAMP)
-	$(BIN)/python -m lib.gpu_check
+	$(BIN)/python -m scripts.gpu_check
 
 evidence: $(STAMP)
-	$(BIN)/python -m lib.evidence
+	$(BIN)/python -m scripts.evidence
 
 ## The factor study of configs/study.json (hours on a CPU; resumable: rerun after an interruption), then its
 ## table and curves in figures/evidence/
 study: $(STAMP)
-	$(BIN)/python -m lib.study run
-	$(BIN)/python -m lib.study summary
+	$(BIN)/python -m scripts.study run
+	$(BIN)/python -m scripts.study summary
 
 clean-figures:
 	rm -rf figures/rendered

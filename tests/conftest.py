@@ -11,6 +11,6 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def tiny():
-    from lib.unet import UNet, preset
+    from lib.model.unet import UNet, preset
     torch.manual_seed(0)
     return UNet(preset("tiny")).eval()

@@ -1,12 +1,15 @@
-"""Known-answer tests of lib.analysis, lib.clustering, lib.probe and lib.distances (fast, CPU)."""
+"""Known-answer tests of lib.measure.channels, lib.measure.clustering, lib.measure.probe and lib.measure.distances (fast, CPU)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from lib import analysis, clustering, distances, probe
-from lib.unet import UNet, preset
+from lib.measure import channels as analysis
+from lib.measure import clustering
+from lib.measure import distances
+from lib.measure import probe
+from lib.model.unet import UNet, preset
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,23 @@ import pytest
 import torch
 
 from fileguard import snapshot
-from lib import analysis, clustering, distances, extract, probe, sampling, ship, train
-from lib import notebooks as runner
-from lib.checkpoint import CheckpointError, exclusive_lock, load_model, read_tensors, save_model
-from lib.data import load_dataset
-from lib.paths import CHECKPOINTS, FIGURES
-from lib.phi_cache import trained_phi
-from lib.representation import denoise, phi
-from lib.unet import UNet, preset
+from scripts import extract as extract_cli, notebooks as notebooks_cli, ship as ship_cli, train as train_cli
+from lib.measure import channels as analysis
+from lib.measure import clustering
+from lib.measure import distances
+from lib.representation import extract
+from lib.measure import probe
+from lib.sampling import samplers as sampling
+from lib.training import card as ship
+from lib.training import trainer as train
+from lib.publish import runner
+from lib.model.checkpoint import CheckpointError, load_model, read_tensors, save_model
+from lib.core.files import exclusive_lock
+from lib.data.datasets import load_dataset
+from lib.core.paths import CHECKPOINTS, FIGURES
+from lib.representation.cache import trained_phi
+from lib.representation.phi import denoise, phi
+from lib.model.unet import UNet, preset
 
 CASES = []
 
@@ -202,7 +211,7 @@ def _parse(t, *argv, config=None):
     a = list(argv)
     if config is not None:
         a = ["--config", str(t.write("c.json", config if isinstance(config, str) else json.dumps(config)))] + a
-    return lambda: train.parse_args(a)
+    return lambda: train_cli.parse_args(a)
 
 
 @case("config", SystemExit, r"--amp: expected auto, true/yes/on/1 or false/no/off/0, got 'maybe'")
@@ -237,7 +246,7 @@ def truncated_config(t):
 
 @case("config", SystemExit, r"--config.*not found.*nothere\.json")
 def missing_config_file(t):
-    return lambda: train.parse_args(["--config", str(t.tmp / "nothere.json")])
+    return lambda: train_cli.parse_args(["--config", str(t.tmp / "nothere.json")])
 
 
 @case("config", SystemExit, r"c\.json: expected a JSON object")
@@ -282,14 +291,14 @@ def negative_threads(t):
 
 @case("config", ValueError, r"LIB_THREADS: expected a positive integer, got 'two'")
 def lib_threads_garbage(t):
-    from lib.device import choose_threads
+    from lib.core.device import choose_threads
     t.mp.setenv("LIB_THREADS", "two")
     return lambda: choose_threads(0)
 
 
 @case("config", ValueError, r"amp: expected auto, .*got 'maybe'")
 def autocast_garbage(t):
-    from lib.device import autocast
+    from lib.core.device import autocast
     return lambda: autocast("cpu", "maybe")
 
 
@@ -529,7 +538,7 @@ def scores_length_mismatch(t):
 
 @case("analyses", ValueError, r"N_IMAGES: expected at least 1")
 def notebook_without_images(t):
-    from lib import nbsetup
+    from lib.notebook import setup as nbsetup
     return lambda: nbsetup.setup("x", str(t.s.ckpt), "shapes", "cpu", n_images=0, figures=t.scratch)
 
 
@@ -603,10 +612,10 @@ def extract_nothing(t):
 
 @case("caches", SystemExit, r"--amp: expected auto, .*got 'maybe'")
 def extract_amp_garbage(t):
-    from lib.checks import run_cli
+    from lib.core.checks import run_cli
     argv = ["--checkpoint", str(t.s.ckpt), "--dataset", "shapes", "--out", str(t.tmp / "c"), "--amp", "maybe",
             "--n", "4", "--cache-dir", str(t.scratch), "--no-progress"]
-    return lambda: run_cli(extract.main, argv)
+    return lambda: run_cli(extract_cli.main, argv)
 
 
 @case("caches", ValueError, r"sigma 0\.3 not extracted")
@@ -733,9 +742,9 @@ def ship_missing_run(t):
 
 @case("shipping", SystemExit, r"error: --name m: .*already holds")
 def ship_cli_over_existing_name(t):
-    from lib.checks import run_cli
+    from lib.core.checks import run_cli
     t.copy(t.s.ckpt)
-    return lambda: run_cli(ship.main, [str(t.s.run), "--name", "m", "--dest", str(t.tmp)])
+    return lambda: run_cli(ship_cli.main, [str(t.s.run), "--name", "m", "--dest", str(t.tmp)])
 
 
 # ------------------------------------------------------------------------------------- notebook runner
@@ -761,8 +770,8 @@ def smoke_into_committed_figures(t):
 
 @case("notebooks", SystemExit, r"error: -p FOO_BAR: not a parameter")
 def misspelled_parameter_cli(t):
-    from lib.checks import run_cli
-    return lambda: run_cli(runner.main, ["--only", "01", "-p", "FOO_BAR", "1", "--rendered", str(t.tmp / "r"),
+    from lib.core.checks import run_cli
+    return lambda: run_cli(notebooks_cli.main, ["--only", "01", "-p", "FOO_BAR", "1", "--rendered", str(t.tmp / "r"),
                                          "--figures", str(t.tmp / "f")])
 
 

@@ -13,7 +13,7 @@ KEYS = {"train_images_per_s", "phi_images_per_s_stop_after_mid", "phi_images_per
 
 
 def test_bench_prints_flat_json_with_keys():
-    r = subprocess.run([sys.executable, "-m", "lib.bench", "--quick", "--checkpoint", "data/checkpoints/tiny16"],
+    r = subprocess.run([sys.executable, "-m", "scripts.bench", "--quick", "--checkpoint", "data/checkpoints/tiny16"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])

@@ -1,8 +1,8 @@
-"""End to end in a real browser (headless Chromium driven by Playwright, `lib.browser`):
+"""End to end in a real browser (headless Chromium driven by Playwright, `lib.publish.screenshot`):
 
 - the explorer: JupyterLab serves notebooks/07_explorer.ipynb on the tiny SMOKE checkpoint, the browser runs
   all cells, moves the image slider and checks that the image and phi panels change; the screenshot goes to
-  tmp_path only (the committed one comes from `python -m lib.browser` on the default checkpoint);
+  tmp_path only (the committed one comes from `python -m scripts.screenshot` on the default checkpoint);
 - the results site: every page of figures/site opens from file:// with every image loaded and no console
   error or page error.
 
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from lib import browser as B
-from lib.paths import FIGURES
+from lib.publish import screenshot as B
+from lib.core.paths import FIGURES
 
 pytestmark = pytest.mark.browser
 

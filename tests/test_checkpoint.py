@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from lib.checkpoint import CheckpointError, load_model, save_model
-from lib.unet import UNet, preset
+from lib.model.checkpoint import CheckpointError, load_model, save_model
+from lib.model.unet import UNet, preset
 
 
 def test_roundtrip(tmp_path, tiny):
@@ -59,7 +59,7 @@ def test_corrupt_json(tmp_path, tiny):
 
 
 def test_shipped_checkpoints_load():
-    from lib.paths import CHECKPOINTS
+    from lib.core.paths import CHECKPOINTS
     stems = sorted(p.with_suffix("") for p in CHECKPOINTS.glob("*.safetensors"))
     assert stems, "no shipped checkpoint"
     for s in stems:

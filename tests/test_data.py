@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lib.data import ImageSet, load_dataset
+from lib.data.datasets import ImageSet, load_dataset
 
 
 def test_shapes_dataset_deterministic_and_split():

@@ -1,14 +1,14 @@
-"""The phi explorer (lib/explorer.py): widgets changed programmatically update the displayed state."""
+"""The phi explorer (lib/notebook/nb07_explorer.py): widgets changed programmatically update the displayed state."""
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("ipywidgets")
 
-from lib.checkpoint import load_model  # noqa: E402
-from lib.data import load_dataset  # noqa: E402
-from lib.explorer import PANELS, Explorer, render_static  # noqa: E402
-from lib.paths import CHECKPOINTS  # noqa: E402
+from lib.model.checkpoint import load_model  # noqa: E402
+from lib.data.datasets import load_dataset  # noqa: E402
+from lib.notebook.nb07_explorer import PANELS, Explorer, render_static  # noqa: E402
+from lib.core.paths import CHECKPOINTS  # noqa: E402
 
 SHORT = {"schedule": [1.0, 0.3, 0.1, 0.03], "proj_iters": 2}  # a 4-step sampler: seconds on the tiny model
 
@@ -105,7 +105,7 @@ def test_reconstruct_button_masked(explorer):
 
 
 def test_render_static_saves_panels_and_keeps_widgets(explorer, tmp_path):
-    from lib.plots import set_figure_dir
+    from lib.notebook.plots import set_figure_dir
     set_figure_dir(tmp_path)
     explorer.index.value = 2
     paths = render_static(explorer, index=4, channel=1, reconstruct=False, show=False)

@@ -1,5 +1,5 @@
-"""lib.extract (phi cache: equals phi(), resumes after SIGKILL, shards under torchrun), lib.imagenet_cache
-(memory-mapped uint8 pool) and lib.gpu_check --quick on the CPU, on a tiny fake ImageNet 64x64 tree."""
+"""lib.representation.extract (phi cache: equals phi(), resumes after SIGKILL, shards under torchrun), lib.data.pools
+(memory-mapped uint8 pool) and scripts.gpu_check --quick on the CPU, on a tiny fake ImageNet 64x64 tree."""
 import json
 import subprocess
 import sys
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.checkpoint import save_model
-from lib.data import load_dataset
+from lib.model.checkpoint import save_model
+from lib.data.datasets import load_dataset
 from killutil import kill_when
-from lib.extract import cache_status, extract, load_cache, load_labels, load_manifest
-from lib.imagenet_cache import open_pool, pool_paths
-from lib.representation import phi
-from lib.unet import UNet, preset
+from lib.representation.extract import cache_status, extract, load_cache, load_labels, load_manifest
+from lib.data.pools import open_pool, pool_paths
+from lib.representation.phi import phi
+from lib.model.unet import UNet, preset
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 44  # 2 train batches of 30 + 14 rows
@@ -41,7 +41,7 @@ def tree(tmp_path_factory):
 
 
 def cli(tree, out, *extra):
-    return [sys.executable, "-m", "lib.extract", "--checkpoint", str(tree["ck"]), "--dataset", tree["spec"],
+    return [sys.executable, "-m", "scripts.extract", "--checkpoint", str(tree["ck"]), "--dataset", tree["spec"],
             "--split", "train", "--size", "16", "--sigmas", *map(str, SIGMAS), "--n-noise", "3",
             "--blocks", "mid", "enc2", "--seed", "5", "--chunk-size", "6", "--batch-size", "16",
             "--amp", "false", "--threads", "1", "--cache-dir", str(tree["root"] / "cache"), "--out", str(out),
@@ -56,7 +56,7 @@ def arrays(out):
 def reference(tree):
     """One uninterrupted single-process run in this process, with the CLI's settings (the resume and
     torchrun tests compare the CLI's results with it bit for bit)."""
-    from lib.checkpoint import load_model
+    from lib.model.checkpoint import load_model
     out = tree["root"] / "ref"
     imgs, labels = open_pool(tree["spec"], "train", 16, None, 5, tree["root"] / "cache", progress=False)
     res = extract(load_model(tree["ck"]), imgs, out, SIGMAS, n_noise=3, blocks=["mid", "enc2"], seed=5,
@@ -144,7 +144,7 @@ def test_kill_and_resume_equals_uninterrupted(tree, reference, capsys):
     assert killed, "the extraction finished before it could be killed; make it slower"
     st = cache_status(out)
     assert 2 <= st["done"] < st["n_chunks"]
-    from lib.extract import main
+    from scripts.extract import main
     main(cli(tree, out)[3:])  # resume in this process (the same CLI, without a second interpreter start)
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["complete"] and res["chunks"] == st["n_chunks"] - st["done"]  # only the missing chunks
@@ -170,7 +170,7 @@ def test_torchrun_two_processes_equals_single(tree, reference):
 
 # --------------------------------------------------------------------------------------- gpu_check
 def test_gpu_check_quick_runs_on_cpu(tmp_path, capsys):
-    from lib.gpu_check import main
+    from scripts.gpu_check import main
     info = main(["--quick", "--device", "cpu", "--no-progress", "--threads", "1", "--train-seconds", "0.5",
                  "--out", str(tmp_path / "gc")])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

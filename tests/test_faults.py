@@ -3,7 +3,6 @@ shipping under a dotted name, smoke runs of the notebooks, the training-data cac
 --amp off, two trainings on one folder, resuming with other settings, a torn log line, an output folder
 that becomes unwritable. The refusals themselves are in test_bad_inputs.py."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,10 +15,12 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from fileguard import snapshot
-from lib import notebooks as runner
-from lib import ship, train
-from lib.checkpoint import load_model
-from lib.paths import FIGURES, ROOT
+from scripts import train as train_cli
+from lib.publish import runner
+from lib.training import card as ship
+from lib.training import trainer as train
+from lib.model.checkpoint import load_model
+from lib.core.paths import FIGURES, ROOT
 
 TRAIN = dict(preset="tiny", dataset="shapes", size=16, n_train=64, n_val=8, batch_size=16, total_images=64,
              ckpt_every=2, log_every=1, amp="false", threads=1, seed=3, channels_last=False)
@@ -100,7 +101,7 @@ def test_training_pool_follows_the_files(tmp_path):
     time.sleep(0.01)
     _folder(data, 200)  # every image replaced, same names
     second = np.array(train.cached_images(cfg, 18, "train"))
-    from lib.data import load_dataset
+    from lib.data.datasets import load_dataset
     assert np.array_equal(second, load_dataset(f"folder:{data}", n=18, size=16, split="train").images)
     assert not np.array_equal(first, second)
 
@@ -108,10 +109,10 @@ def test_training_pool_follows_the_files(tmp_path):
 @pytest.mark.parametrize("word, want", [("off", "false"), ("no", "false"), ("0", "false"), ("False", "false"),
                                         ("on", "true"), ("yes", "true"), ("1", "true"), ("auto", "auto")])
 def test_amp_words(word, want):
-    cfg = train.parse_args(["--amp", word, "--device", "cpu", "--threads", "1"])
+    cfg = train_cli.parse_args(["--amp", word, "--device", "cpu", "--threads", "1"])
     assert cfg.amp == want
     if want == "false":
-        from lib.device import amp_enabled
+        from lib.core.device import amp_enabled
         assert train.Trainer(cfg).amp is False and not amp_enabled("cpu", word)
 
 
@@ -120,12 +121,12 @@ def test_second_trainer_on_same_folder_is_refused(tmp_path):
     argv = ["--out", str(out), "--data-cache", str(tmp_path / "cache"), "--no-progress"]
     for k, v in {**TRAIN, "total_images": 16 * 400, "ckpt_every": 1000}.items():
         argv += ["--" + k.replace("_", "-"), str(v)]
-    first = subprocess.Popen([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([sys.executable, "-m", "scripts.train", *argv], cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         t0 = time.time()
         while not ((out / ".lock").is_file() and (out / ".lock").read_text()) and time.time() - t0 < 60:
             time.sleep(0.1)
-        r = subprocess.run([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "scripts.train", *argv], cwd=ROOT, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 1, r.stderr
         assert f"another process (pid {first.pid}) is writing this training run" in r.stderr
@@ -188,7 +189,7 @@ def test_unwritable_output_keeps_checkpoint_and_rescues_the_state(run, tmp_path,
 
 
 def test_thread_choice(monkeypatch):
-    from lib import device
+    from lib.core import device
     monkeypatch.setenv("LIB_THREADS", "3")
     assert device.choose_threads(0) == 3 and device.choose_threads(2) == 2
     monkeypatch.delenv("LIB_THREADS")

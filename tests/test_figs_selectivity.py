@@ -1,11 +1,11 @@
-"""Fast tests of lib.figs_selectivity (notebook 02's channel pickers, tables and figures) on synthetic data."""
+"""Fast tests of lib.notebook.nb02_selectivity (notebook 02's channel pickers, tables and figures) on synthetic data."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lib import analysis
-from lib import figs_selectivity as F
+from lib.measure import channels as analysis
+from lib.notebook import nb02_selectivity as F
 
 
 def _st(kurtosis, dead, frac_active=None):

@@ -1,4 +1,4 @@
-"""lib.filedata through lib.data.load_dataset, on tiny fake dataset trees built in tmp_path."""
+"""lib.data.files through lib.data.datasets.load_dataset, on tiny fake dataset trees built in tmp_path."""
 import gzip
 import io
 import os
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.data import load_dataset
-from lib import filedata
-from lib.filedata import FASHION_DIR, SafeUnpickler
+from lib.data.datasets import load_dataset
+from lib.data import files as filedata
+from lib.data.files import FASHION_DIR, SafeUnpickler
 
 
 # ------------------------------------------------------------------------------------------ fixtures

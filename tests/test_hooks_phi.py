@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lib.hooks import BlockRecorder, count_hooks, resolve_blocks, run_blocks
-from lib.representation import phi
+from lib.model.hooks import BlockRecorder, count_hooks, resolve_blocks, run_blocks
+from lib.representation.phi import phi
 
 
 def test_records_all_six_blocks(tiny):
@@ -49,7 +49,7 @@ def test_unknown_block(tiny):
 
 
 def test_phi_equals_hand_loop(tiny):
-    from lib.device import per_sample_noise
+    from lib.core.device import per_sample_noise
     x = torch.rand(3, 3, 16, 16)
     got = phi(tiny, x, sigma=0.2, n_noise=5, seed=7, batch_size=4)
     z = per_sample_noise(3, (3, 16, 16), 7, draws=5)

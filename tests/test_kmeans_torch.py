@@ -1,11 +1,11 @@
-"""lib.kmeans_torch against sklearn on small blobs (CPU)."""
+"""lib.measure.kmeans against sklearn on small blobs (CPU)."""
 import numpy as np
 import pytest
 import torch
 from sklearn.cluster import KMeans, kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
-from lib.kmeans_torch import auto_kmeans, kmeans, kmeans_plusplus
+from lib.measure.kmeans import kmeans, kmeans_plusplus
 
 
 @pytest.fixture(scope="module")
@@ -61,26 +61,13 @@ def test_empty_clusters_are_relocated():
     assert len(np.unique(lab)) == 3
 
 
-def test_auto_kmeans_switches_backend(blobs):
-    X, _ = blobs
-    lab_sk, cen_sk, in_sk = auto_kmeans(X, 12, seed=0, threshold=10_000, n_init=2)
-    ref = KMeans(12, n_init=2, random_state=0).fit(X)
-    np.testing.assert_array_equal(lab_sk, ref.labels_)
-    assert in_sk == pytest.approx(ref.inertia_)
-    lab_t, cen_t, in_t = auto_kmeans(X, 12, seed=0, threshold=1000)
-    assert in_t <= in_sk * 1.05 and lab_t.shape == (3000,)
-
-
-@pytest.mark.parametrize("kw,msg", [(dict(k=0), "k:"), (dict(k=5, method="elkan"), "method"),
-                                    (dict(k=5, method="minibatch"), "batch_size"),
-                                    (dict(k=5, init=np.zeros((4, 16))), "init")])
 def test_errors(blobs, kw, msg):
     with pytest.raises(ValueError, match=msg):
         kmeans(blobs[0], **kw)
 
 
 def test_clustering_switches_to_torch_above_threshold(monkeypatch, blobs):
-    from lib import clustering
+    from lib.measure import clustering
     X = blobs[0] if isinstance(blobs, tuple) else blobs
     monkeypatch.setattr(clustering, "TORCH_KMEANS_ROWS", 100)
     lab = clustering.kmeans(X, 12, seed=0)

@@ -1,11 +1,10 @@
 """Notebooks: committed without outputs, a `parameters` cell, and each runs in SMOKE mode in a real kernel."""
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from lib import notebooks as runner
+from lib.publish import runner
 
 NBS = sorted(runner.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 REQUIRED = ("SMOKE", "DEVICE", "CHECKPOINT", "DATASET", "SEED")
@@ -36,9 +35,9 @@ def test_smoke_run_writes_figures(nb, tmp_path):
     assert times[nb.stem]["ok"]
     figs = list((tmp_path / "fig" / nb.stem).glob("*.png"))
     assert figs, f"{nb.name} wrote no figure"
-    from lib.catalog import NOTEBOOKS
+    from lib.notebook.catalog import NOTEBOOKS
     uncaptioned = {p.stem for p in figs} - set(NOTEBOOKS[nb.stem].figures)
-    assert not uncaptioned, f"{nb.name}: figures without a caption in lib/catalog.py: {sorted(uncaptioned)}"
+    assert not uncaptioned, f"{nb.name}: figures without a caption in lib/notebook/catalog.py: {sorted(uncaptioned)}"
     nums = json.loads((tmp_path / "fig" / nb.stem / "numbers.json").read_text())
     assert nums["numbers"] and nums["run"]["smoke"] is True and nums["run"]["notebook"] == nb.stem
     assert (tmp_path / "rendered" / f"{nb.stem}.html").stat().st_size > 1000

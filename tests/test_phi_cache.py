@@ -1,14 +1,16 @@
-"""Notebooks read phi from a lib.extract cache when given one (issue: paper scale, phi for a million images)."""
+"""Notebooks read phi from a lib.representation.extract cache when given one (issue: paper scale, phi for a million images)."""
 import json
 
 import nbformat
 import pytest
 import torch
 
-from lib import extract, nbsetup
-from lib import notebooks as runner
-from lib.phi_cache import trained_phi
-from lib.representation import phi
+from scripts import extract as extract_cli
+from lib.representation import extract
+from lib.notebook import setup as nbsetup
+from lib.publish import runner
+from lib.representation.cache import trained_phi
+from lib.representation.phi import phi
 
 N = nbsetup.SMOKE_IMAGES  # the notebooks smoke-run on this many images
 
@@ -16,7 +18,7 @@ N = nbsetup.SMOKE_IMAGES  # the notebooks smoke-run on this many images
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     out = tmp_path_factory.mktemp("phi_cache")
-    extract.main(["--checkpoint", str(nbsetup.SMOKE_CHECKPOINT), "--dataset", "tuxphoto", "--split", "test",
+    extract_cli.main(["--checkpoint", str(nbsetup.SMOKE_CHECKPOINT), "--dataset", "tuxphoto", "--split", "test",
                   "--n", str(N), "--sigmas", "0", "0.2", "--n-noise", "3", "--blocks", "a1", "a2", "a3", "a4", "a5", "a6",
                   "--seed", "0", "--out", str(out / "c"), "--cache-dir", str(out / "pool"), "--no-progress",
                   "--amp", "false", "--chunk-size", "10"])

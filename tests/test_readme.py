@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from lib.paths import ROOT
+from lib.core.paths import ROOT
 
 
 def quickstart() -> str:

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib import readout
-from lib.data import load_dataset
-from lib.unet import UNet, preset
+from lib.measure import readout
+from lib.data.datasets import load_dataset
+from lib.model.unet import UNet, preset
 
 
 def test_constant_representation_is_degenerate():
@@ -91,7 +91,7 @@ def test_sigma_outside_the_trained_range_warns():
 
 
 def test_kurtotic_channels_exclude_rare_ones():
-    from lib.analysis import kurtotic_channels
+    from lib.measure.channels import kurtotic_channels
     rng = np.random.default_rng(0)
     n = 1000
     heavy = np.where(rng.random(n) < 0.05, rng.exponential(5, n), 0.0)   # active on ~5%: counted
@@ -136,7 +136,7 @@ def test_probe_with_controls_and_grid_on_tiny_model():
 
 def test_make_evidence_keys_on_the_tiny_checkpoint():
     """`make evidence` keeps its keys and adds the readout's (the probe keys from the tuned train-split probe)."""
-    from lib.evidence import default_evidence
+    from lib.training.evidence import default_evidence
     ev = default_evidence("data/checkpoints/tiny16", n=40, n_train=60)
     old = ["mid_pr_in", "mid_pr_out", "phi_class_nmi", "pixel_class_nmi", "untrained_class_nmi", "phi_probe_acc",
            "pixel_probe_acc", "untrained_probe_acc", "n_kurtotic_channels", "untrained_n_kurtotic_channels",

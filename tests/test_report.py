@@ -1,31 +1,33 @@
 """The README's generated blocks and the results site: current with the committed numbers, tolerant of
-missing keys, deterministic; lib.numbers writes stable JSON; lib.catalog covers the notebooks' figures."""
+missing keys, deterministic; lib.notebook.numbers writes stable JSON; lib.notebook.catalog covers the notebooks' figures."""
 import json
 import re
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from lib import catalog, numbers, report, site
-from lib.paths import FIGURES, ROOT
+from lib.notebook import catalog
+from lib.notebook import numbers
+from lib.publish import readme as report
+from lib.publish import site
+from lib.core.paths import FIGURES, ROOT
 
 
 def test_readme_blocks_match_committed_numbers():
-    """Fails when figures/*/numbers.json (or the study, or the catalog) changed and `python -m lib.report`
+    """Fails when figures/*/numbers.json (or the study, or the catalog) changed and `python -m scripts.report`
     was not rerun: the README's numbers must be the generated ones."""
     text = (ROOT / "README.md").read_text()
     for name in report.blocks():
         assert f"<!-- {name}:begin" in text and f"<!-- {name}:end -->" in text, f"README lacks the {name} block"
     assert report.render_readme(text, report.blocks()) == text, \
-        "README blocks are stale: run `python -m lib.report` (make figures does)"
+        "README blocks are stale: run `python -m scripts.report` (make figures does)"
 
 
 def test_committed_site_is_current():
     if not (FIGURES / "site" / "index.html").is_file():
         pytest.skip("no committed site yet")
-    assert site.build_site(FIGURES, check=True) == [], "figures/site is stale: run `python -m lib.report`"
+    assert site.build_site(FIGURES, check=True) == [], "figures/site is stale: run `python -m scripts.report`"
 
 
 def test_readme_links_stay_inside_the_repository():
@@ -134,12 +136,12 @@ def test_catalog_covers_committed_figures():
         if not d.is_dir():
             continue
         pngs = {p.stem for p in d.glob("*.png")}
-        assert pngs - set(nb.figures) == set(), f"{stem}: figures without a caption in lib/catalog.py"
-        assert set(nb.figures) - pngs == set(), f"{stem}: lib/catalog.py lists figures the notebook did not save"
+        assert pngs - set(nb.figures) == set(), f"{stem}: figures without a caption in lib/notebook/catalog.py"
+        assert set(nb.figures) - pngs == set(), f"{stem}: lib/notebook/catalog.py lists figures the notebook did not save"
 
 
 def test_title_line_names_checkpoint_n_and_sigma():
-    from lib import plots
+    from lib.notebook import plots
     ctx = {"notebook": "02_channel_selectivity", "checkpoint": "tux32", "n_images": 1000, "dataset": "tuxphoto",
            "images_seen": 440_000, "namespace": {"SIGMA": 0.1}, "smoke": False}
     line = plots.title_line("fig5_union_of_subspaces", ctx)

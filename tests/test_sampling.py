@@ -1,13 +1,13 @@
-"""lib.sampling on the tiny random network (16x16): shapes, nfe, determinism, guidance, targets, errors."""
+"""lib.sampling.samplers on the tiny random network (16x16): shapes, nfe, determinism, guidance, targets, errors."""
 import math
 
 import pytest
 import torch
 
-from lib import sampling as S
-from lib.data import load_dataset
-from lib.representation import phi
-from lib.unet import UNet, preset
+from lib.sampling import samplers as S
+from lib.data.datasets import load_dataset
+from lib.representation.phi import phi
+from lib.model.unet import UNet, preset
 
 FAST = dict(schedule=[1.0, 0.3, 0.05], method="newton", proj_iters=2, proj_lr=1.0, proj_max_move=1.0)
 

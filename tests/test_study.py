@@ -1,11 +1,13 @@
-"""The factor study (lib.study) and the object-dominant composites it compares against the photo ones."""
+"""The factor study (lib.training.study) and the object-dominant composites it compares against the photo ones."""
 import json
 
 import numpy as np
 import pytest
 
-from lib import study, tuxphoto
-from lib.data import load_dataset
+from lib.publish.study_plots import save_study_curves
+from lib.training import study
+from lib.data import tuxphoto
+from lib.data.datasets import load_dataset
 
 
 def test_object_style_same_draws_larger_objects_softer_backgrounds():
@@ -63,6 +65,8 @@ def test_tiny_study_runs_and_summarizes(tmp_path):
     assert fin["base"]["pixels"] == fin["bn"]["pixels"] and fin["base"]["trained"] != fin["bn"]["trained"]
     assert set(fin["base"]["psnr_gain"]) == {"0.05", "0.1", "0.2", "0.4", "0.8"}
     assert study.read_study(tmp_path / "out" / "study.jsonl") == res
+    save_study_curves(res, tmp_path / "out" / "curves.png")
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 10_000
     table = (tmp_path / "out" / "study_table.md").read_text().splitlines()
     assert len(table) == 6 and table[2].startswith("| base | tuxphoto | scale | 0k") and "60 held-out" in table[-1]
     lines = study.study_findings(fin)

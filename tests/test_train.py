@@ -1,6 +1,5 @@
 """Training: a run killed mid-way and resumed ends with the same weights as an uninterrupted run."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +8,9 @@ import pytest
 import torch
 
 from killutil import kill_when
-from lib.checkpoint import load_model, read_tensors
-from lib.train import BatchStream, TrainConfig, lr_at, parse_args
+from lib.model.checkpoint import load_model, read_tensors
+from lib.training.trainer import BatchStream, TrainConfig, lr_at
+from scripts.train import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def args(out, cache, **kw):
 
 
 def run_train(argv, **popen):
-    return subprocess.Popen([sys.executable, "-m", "lib.train", *argv], cwd=ROOT, **popen)
+    return subprocess.Popen([sys.executable, "-m", "scripts.train", *argv], cwd=ROOT, **popen)
 
 
 def weights(out):
@@ -69,7 +69,7 @@ def test_ddp_two_processes(tmp_path):
     cache = tmp_path / "cache"
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "lib.train", *args(out, cache, total_images=16 * 6)]
+           "-m", "scripts.train", *args(out, cache, total_images=16 * 6)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     m = load_model(out / "model")

@@ -1,4 +1,4 @@
-"""Tests for lib/tuxphoto.py (the embedded "tuxphoto" composite dataset)."""
+"""Tests for lib/data/tuxphoto.py (the embedded "tuxphoto" composite dataset)."""
 import json
 import shutil
 import sys
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lib import tuxphoto  # noqa: E402
+from lib.data import tuxphoto  # noqa: E402
 
 
 def test_shapes_and_dtypes():

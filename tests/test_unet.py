@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lib.unet import UNet, UNetConfig, count_parameters, forward_flops, preset
-from lib.hooks import run_blocks
+from lib.model.unet import UNet, UNetConfig, count_parameters, forward_flops, preset
+from lib.model.hooks import run_blocks
 
 
 def test_paper_preset_parameter_count_and_mid_size():
@@ -30,7 +30,7 @@ def test_norms_forward_shape(norm):
 
 def test_scale_norm_is_scale_equivariant():
     """Bias-free in the norm: scaling the pre-norm input by a > 0 leaves the normalized output unchanged."""
-    from lib.unet import ScaleNorm
+    from lib.model.unet import ScaleNorm
     n = ScaleNorm(4)
     x = torch.randn(2, 4, 5, 5)
     assert torch.allclose(n(3 * x), n(x), atol=1e-5)

@@ -3,7 +3,7 @@
 
 The bank is a small set of *photographic* object cut-outs (RGBA PNG stamps of
 Tux Paint) grouped into ~a dozen classes, plus ~20 natural background photos
-(Tux Paint templates and MATE nature wallpapers).  ``lib/tuxphoto.py``
+(Tux Paint templates and MATE nature wallpapers).  ``lib/data/tuxphoto.py``
 composites them into natural-looking images of one object on a background.
 
 How to run (Debian/Ubuntu, as root or with sudo for ``apt-get download`` --
@@ -272,7 +272,7 @@ every file with its source path inside its package.
   Jean-François Fortin Tam).  Licences named in its copyright file: {lic_mate}
   (CC-BY-SA-4.0 applies only to `desktop/Ubuntu-Mate-*-no-logo.png`, not used).
 
-The bank (and images generated from it by `lib/tuxphoto.py`) is therefore
+The bank (and images generated from it by `lib/data/tuxphoto.py`) is therefore
 distributed under the GNU General Public License version 2 (GPL-2; the
 "or later" option of the GPL-2+ parts is kept where it applies).  The
 preferred form for modification of the original images is in the Debian

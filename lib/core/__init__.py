@@ -1,0 +1,1 @@
+"""Foundation shared by every layer: input checks, paths, devices and threads, atomic files, image metrics."""

@@ -1,0 +1,380 @@
+"""The readout: how every claim about a representation is measured in this repository.
+
+    live = liveness(phi)                      # {"varying_fraction", "mean_cosine", "degenerate", "n"}
+    eff = effective_channels(phi)             # PR x C per image: how many channels are active
+    r = probe(Xtr, ytr, Xte, yte, seed=0)     # logistic regression, C chosen by cross-validation
+    k = knn_accuracy(Xtr, ytr, Xte, yte)      # k = 20, cosine, on standardized features
+    rows = readout_grid(model, train, test)   # sigma x block grid, trained vs untrained vs pixels
+    res = probe_with_controls(model, train, test, sigma=ANALYSIS_SIGMA)
+
+Why each rule (measured on this repository's models):
+- A blind denoiser needs its middle block only when there is noise to remove: on clean images its phi is
+  nearly one constant vector for every image. ``liveness`` measures the fraction of a representation's
+  energy that varies across images, E||x - mean||^2 / E||x||^2, and the mean cosine between two images.
+  Below DEGENERATE_BELOW (5%), a sparsity, selectivity or clustering statistic describes one constant
+  vector, not the images: claims then read "degenerate", never "holds".
+- The normalized participation ratio divides by the channel count, which doubles at the middle block;
+  ``effective_channels`` (PR x C) counts active channels in absolute terms and is reported beside it.
+- A probe with a fixed C on a few hundred images underfits: ``probe`` trains on the dataset's train split
+  (10k images by default), picks C by stratified 3-fold cross-validation on the training rows and reports
+  train and test accuracy; ``knn_accuracy`` reads the same features without a fitted model.
+- Controls: raw pixels, pixels reduced by PCA to the representation's dimension, and untrained networks of
+  the same configuration (same initialisation scheme) over several init seeds.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
+from lib.measure.clustering import kmeans, limit_threads, scores
+from lib.core.device import per_sample_noise
+from lib.model.hooks import BlockRecorder, resolve_blocks
+from lib.measure.probe import wilson_interval
+from lib.representation.phi import phi
+from lib.model.unet import UNet
+
+DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
+READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
+ANALYSIS_SIGMA = 0.2             # phi's noise level for every analysis; chosen from the readout grid (notebook 00)
+ANALYSIS_NOISE = 4               # noise draws per image for phi at ANALYSIS_SIGMA
+KNN_K = 20
+PROBE_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+PROBE_TRAIN_IMAGES = 10_000
+PROBE_CV_ROWS = 3000             # training rows the cross-validation of C uses (the final fit uses all)
+UNTRAINED_SEEDS = (0, 1, 2)
+PROBE_SEEDS = (0, 1, 2)
+
+__all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
+           "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
+           "standardize", "zscore", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
+           "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
+
+
+def liveness(X) -> dict:
+    """How much a representation (N images, D dims) varies across images.
+
+    varying_fraction = E_i ||x_i - mean||^2 / E_i ||x_i||^2  (0: every image gives the same vector;
+    1: zero mean), mean_cosine = the mean cosine similarity over pairs of distinct images (zero rows
+    count as 0), degenerate = varying_fraction < DEGENERATE_BELOW.
+    """
+    a = as_numpy(X, "X")
+    n = a.shape[0]
+    if n < 2:
+        raise ValueError(f"X: liveness needs at least 2 images (rows), got {n}")
+    frac = liveness_fraction(a)
+    norms = np.linalg.norm(a, axis=1)
+    u = np.divide(a, norms[:, None], out=np.zeros_like(a), where=norms[:, None] > 0)
+    s = u.sum(0)
+    mean_cos = float((s @ s - (norms > 0).sum()) / (n * (n - 1)))
+    return {"varying_fraction": frac, "mean_cosine": mean_cos, "degenerate": bool(frac < DEGENERATE_BELOW), "n": n}
+
+
+def liveness_note(live: dict, what: str = "phi") -> str:
+    """One line for a notebook: the liveness numbers and what they allow."""
+    head = (f"{what}: {live['varying_fraction']:.1%} of its energy varies across the {live['n']} images "
+            f"(mean cosine between two images {live['mean_cosine']:.3f})")
+    if live["degenerate"]:
+        return head + f" -> DEGENERATE (< {DEGENERATE_BELOW:.0%}): sparsity, selectivity and clustering claims cannot be measured on it"
+    return head + " -> live"
+
+
+def effective_channels(v) -> np.ndarray | float:
+    """PR(v) x C: the number of active channels of each row (1 for a one-hot vector, C for a constant one)."""
+    a = as_numpy(v, "v", ndim=(1, 2))
+    return participation_ratio(a) * a.shape[-1]
+
+
+def standardize(Xtr, Xte) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets z-scored with the training rows' mean and std (constant columns are left at 0)."""
+    a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"Xte: expected {a.shape[1]} columns like Xtr, got {b.shape[1]}")
+    mu, sd = a.mean(0), a.std(0)
+    sd = np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1), sd, np.inf)
+    return (a - mu) / sd, (b - mu) / sd
+
+
+def zscore(X) -> np.ndarray:
+    """Each column of X centred and divided by its std across rows (constant columns: centred only)."""
+    a = as_numpy(X, "X")
+    sd = a.std(0)
+    return (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _labels(ytr, yte, ntr: int, nte: int) -> tuple[np.ndarray, np.ndarray]:
+    ytr, yte = np.asarray(ytr), np.asarray(yte)
+    if ytr.shape != (ntr,):
+        raise ValueError(f"ytr: expected {ntr} labels (one per training row), got shape {ytr.shape}")
+    if yte.shape != (nte,):
+        raise ValueError(f"yte: expected {nte} labels (one per test row), got shape {yte.shape}")
+    classes, counts = np.unique(ytr, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("ytr: need at least two classes among the training labels")
+    missing = np.setdiff1d(np.unique(yte), classes)
+    if len(missing):
+        raise ValueError(f"ytr: classes {missing.tolist()} of the test rows have no training rows (empty class); "
+                         "a probe cannot predict them")
+    return ytr, yte
+
+
+def _result(pred, yte, train_acc, extra) -> dict:
+    k = int((pred == yte).sum())
+    lo, hi = wilson_interval(k, len(yte))
+    _, cnt = np.unique(yte, return_counts=True)
+    return {"accuracy": k / len(yte), "ci_low": lo, "ci_high": hi, "train_accuracy": float(train_acc),
+            "n_train": int(extra.pop("n_train")), "n_test": int(len(yte)), "chance": float(cnt.max() / len(yte)),
+            **extra}
+
+
+def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
+          cv_rows: int = PROBE_CV_ROWS) -> dict:
+    """Multinomial logistic regression (L2) on standardized features, its inverse strength C chosen from
+    ``Cs`` by stratified ``folds``-fold cross-validation on (a seeded, stratified subsample of at most
+    ``cv_rows`` of) the training rows, then refit on all of them.
+
+    Returns accuracy (test), ci_low/ci_high (Wilson 95%), train_accuracy, C, cv_accuracy (per C),
+    n_train, n_test, chance (majority-class rate of the test rows)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    def fit(X, y, C):
+        return LogisticRegression(C=float(C), max_iter=int(max_iter), random_state=int(seed)).fit(X, y)
+    _, cnt = np.unique(ytr, return_counts=True)
+    nf = int(min(folds, cnt.min()))
+    with warnings.catch_warnings(), limit_threads():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cv = {}
+        if len(Cs) > 1 and nf >= 2:
+            sub = np.arange(len(a))
+            if len(a) > cv_rows:  # the choice of C needs far fewer rows than the final fit
+                from sklearn.model_selection import train_test_split
+                sub, _ = train_test_split(sub, train_size=int(cv_rows), stratify=ytr, random_state=int(seed))
+            asub, ysub = a[sub], ytr[sub]
+            splits = list(StratifiedKFold(nf, shuffle=True, random_state=int(seed)).split(asub, ysub))
+            for C in Cs:
+                cv[float(C)] = float(np.mean([(fit(asub[i], ysub[i], C).predict(asub[j]) == ysub[j]).mean()
+                                              for i, j in splits]))
+            best = max(cv, key=lambda c: (cv[c], -c))  # ties: the stronger regularization
+        else:
+            best = float(Cs[0])
+        clf = fit(a, ytr, best)
+        pred = clf.predict(b)
+        train_acc = (clf.predict(a) == ytr).mean()
+    return _result(pred, yte, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
+
+
+def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)) -> dict:
+    """A fast linear probe for grids: one-vs-all ridge regression (targets +-1, no intercept) on
+    standardized features, its strength chosen among ``alphas`` by exact leave-one-out accuracy.
+
+    One thin SVD of the training rows, X = U S V^T, serves every alpha: the fitted values are
+    U diag(s^2 / (s^2 + alpha)) U^T Y and the leave-one-out ones follow from the hat
+    matrix's diagonal h = sum_j U_ij^2 s_j^2 / (s_j^2 + alpha), as (Yhat - h Y) / (1 - h)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    classes, yi = np.unique(ytr, return_inverse=True)
+    Y = -np.ones((len(a), len(classes)))
+    Y[np.arange(len(a)), yi] = 1.0
+    with limit_threads():
+        U, sv, Vt = np.linalg.svd(a, full_matrices=False)
+        UtY = U.T @ Y
+        best = None
+        for alpha in alphas:
+            f = sv ** 2 / (sv ** 2 + float(alpha))
+            fitted = U @ (f[:, None] * UtY)
+            h = (U ** 2) @ f
+            loo = (fitted - h[:, None] * Y) / np.maximum(1.0 - h, 1e-12)[:, None]
+            acc = float((loo.argmax(1) == yi).mean())
+            if best is None or acc > best[0]:
+                best = (acc, float(alpha), f)
+        _, alpha, f = best
+        W = Vt.T @ ((f / np.maximum(sv, 1e-12))[:, None] * UtY)   # ridge weights (p, classes)
+        pred = classes[(b @ W).argmax(1)]
+        train_acc = float((classes[(a @ W).argmax(1)] == ytr).mean())
+    return _result(pred, yte, train_acc, {"n_train": len(a), "alpha": alpha, "loo_accuracy": best[0]})
+
+
+def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
+    """Accuracy of a k-nearest-neighbour vote (cosine similarity, standardized features, k = 20)."""
+    a, b = standardize(Xtr, Xte)
+    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    if not 1 <= int(k) <= len(a):
+        raise ValueError(f"k: expected 1 <= k <= {len(a)} (training rows), got {k!r}")
+    from sklearn.neighbors import KNeighborsClassifier
+    with limit_threads():
+        clf = KNeighborsClassifier(n_neighbors=int(k), metric="cosine", algorithm="brute").fit(a, ytr)
+        return float((clf.predict(b) == yte).mean())
+
+
+def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets projected on the first ``dims`` principal components of the training rows."""
+    a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
+    dims = int(min(dims, a.shape[0], a.shape[1]))
+    from sklearn.decomposition import PCA
+    with limit_threads():
+        p = PCA(n_components=dims, random_state=int(seed)).fit(a)
+        return p.transform(a), p.transform(b)
+
+
+def check_trained_sigma(model, sigma: float) -> bool:
+    """Warn (and return False) when ``sigma`` lies above the noise levels the checkpoint was trained on
+    (its train_config.sigma_max, 1 by default): the readout there measures extrapolation, not the model."""
+    meta = getattr(model, "checkpoint_metadata", {}) or {}
+    top = float(meta.get("train_config", {}).get("sigma_max", 1.0))
+    if float(sigma) > top:
+        warnings.warn(f"sigma {sigma:g} is above the largest training noise level {top:g} of this checkpoint: "
+                      "the readout there measures extrapolation (images are in [0, 1], so sigma is too)", stacklevel=2)
+        return False
+    return True
+
+
+def untrained_twin(model, init_seed: int) -> UNet:
+    """A network of ``model``'s configuration (same initialisation scheme, see UNetConfig.gain_init) with
+    weights drawn from ``init_seed``, on the model's device, in eval mode."""
+    g = torch.get_rng_state()
+    torch.manual_seed(int(init_seed))
+    try:
+        net = UNet(model.config)
+    finally:
+        torch.set_rng_state(g)
+    return net.to(next(model.parameters()).device).eval()
+
+
+def cluster_ami(X, labels, k: int | None = None, seed: int = 0, n_init: int = 4, standardized: bool = False) -> float:
+    """AMI between k-means clusters of the rows of X (k = number of label values by default) and labels."""
+    a = as_numpy(X, "X")
+    y = np.asarray(labels)
+    k = len(np.unique(y)) if k is None else int(k)
+    if k > len(a):
+        raise ValueError(f"k: {k} clusters asked for {len(a)} images; need at least as many images as clusters")
+    if standardized:
+        a = zscore(a)
+    return scores(kmeans(a, k, seed=seed, n_init=n_init), y)["ami"]
+
+
+def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False, factors: dict | None = None) -> dict:
+    """Liveness (on the test rows), probe (tuned logistic, or ridge when ``fast``), kNN accuracy and
+    k-means AMI (raw and standardized; k = number of classes) of one representation."""
+    live = liveness(Xte)
+    p = (ridge_probe if fast else probe)(Xtr, ytr, Xte, yte, **({} if fast else {"seed": seed}))
+    out = {"varying_fraction": live["varying_fraction"], "mean_cosine": live["mean_cosine"],
+           "degenerate": live["degenerate"], "dims": int(np.shape(Xte)[1]),
+           "probe_acc": p["accuracy"], "probe_train_acc": p["train_accuracy"],
+           "probe_ci_low": p["ci_low"], "probe_ci_high": p["ci_high"],
+           "knn_acc": knn_accuracy(Xtr, ytr, Xte, yte)}
+    for name, y in {"class": yte, **(factors or {})}.items():
+        out[f"{name}_ami"] = cluster_ami(Xte, y, seed=seed)
+        out[f"{name}_ami_std"] = cluster_ami(Xte, y, seed=seed, standardized=True)
+    return out
+
+
+@torch.inference_mode()
+def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256) -> dict:
+    """{block: (N, C) phi} for ``blocks`` and "output": D(x + sigma z) flattened (first draw), from one full
+    forward pass per batch of images x draws (noise of image i from its own seed, as in lib.representation.phi.phi)."""
+    names = resolve_blocks(model, blocks)
+    draws = 1 if sigma == 0 else int(n_noise)
+    dev = next(model.parameters()).device
+    acc = {k: [] for k in names + ["output"]}
+    step = max(1, batch_size // draws)
+    for i in range(0, len(x), step):
+        xb = x[i:i + step].to(dev)
+        b = len(xb)
+        y = xb.unsqueeze(1).expand(b, draws, *xb.shape[1:])
+        if sigma > 0:
+            y = y + sigma * per_sample_noise(b, xb.shape[1:], seed, draws=draws, offset=i).to(dev)
+        with BlockRecorder(model, names) as rec:
+            out = model(y.reshape(b * draws, *xb.shape[1:]))
+        for k in names:
+            acc[k].append(rec.outputs[k].float().mean((2, 3)).reshape(b, draws, -1).mean(1).cpu())
+        acc["output"].append(out.float().reshape(b, draws, -1)[:, 0].cpu())
+    return {k: torch.cat(v).numpy() for k, v in acc.items()}
+
+
+def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise: int = 2,
+                 untrained_seeds=(0,), seed: int = 0, progress: bool = False) -> list[dict]:
+    """The readout on a grid: for each sigma, each block (default enc1..dec2) and the denoiser's output
+    D(x + sigma z), of the trained model and its untrained twins, plus raw pixels (sigma-independent).
+
+    ``train``/``test``: ImageSets (the probe and kNN fit on train, everything is scored on test); the
+    fast ridge probe is used. Returns rows {"model", "sigma", "block", ...representation_readout keys}.
+    """
+    blocks = list(model.block_names[:-1] if blocks is None else blocks)
+    for s in sigmas:
+        check_trained_sigma(model, s)
+    xtr, xte = train.float(), test.float()
+    rows = []
+    px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
+                                seed=seed, fast=True)
+    rows.append({"model": "pixels", "sigma": None, "block": "pixels", **px})
+    nets = [("trained", model)] + [(f"untrained-{s}", untrained_twin(model, s)) for s in untrained_seeds]
+    it = [(s, name, net) for s in sigmas for name, net in nets]
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc="readout grid")
+    for s, name, net in it:
+        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101)
+        rte = _block_reps(net, xte, s, blocks, n_noise, seed)
+        for b in rtr:
+            rows.append({"model": name, "sigma": float(s), "block": b,
+                         **representation_readout(rtr[b], train.labels, rte[b], test.labels, seed=seed, fast=True)})
+    return rows
+
+
+def mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(list(values), dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def probe_with_controls(model, train, test, sigma: float = ANALYSIS_SIGMA, n_noise: int = ANALYSIS_NOISE,
+                        block: str = "mid", seeds=PROBE_SEEDS, untrained_seeds=UNTRAINED_SEEDS,
+                        factors: dict | None = None) -> dict:
+    """The full readout of one block at one sigma with every control, as a flat dict.
+
+    trained: phi over ``seeds`` (noise draws and CV folds; mean and sd), untrained twins over
+    ``untrained_seeds`` (mean and sd), raw pixels and pixels PCA-reduced to phi's dimension. Keys:
+    <rep>_probe_acc, <rep>_probe_train_acc, <rep>_knn_acc, <rep>_class_ami(_std), <rep>_varying_fraction
+    for rep in phi, untrained, pixel, pca_pixel; *_sd for the seeded ones; phi_eff_channels (median)."""
+    check_trained_sigma(model, sigma)
+    xtr, xte = train.float(), test.float()
+    ytr, yte = train.labels, test.labels
+    out = {"sigma": float(sigma), "n_noise": int(n_noise), "block": block, "probe_train_images": int(len(xtr)),
+           "probe_test_images": int(len(xte)), "n_classes": int(len(np.unique(ytr)))}
+
+    def add(prefix, runs):
+        keys = runs[0].keys()
+        for k in keys:
+            if isinstance(runs[0][k], (bool, np.bool_)):
+                out[f"{prefix}_{k}"] = bool(runs[0][k])
+            else:
+                m, sd = mean_sd(r[k] for r in runs)
+                out[f"{prefix}_{k}"] = m
+                if len(runs) > 1:
+                    out[f"{prefix}_{k}_sd"] = sd
+
+    def phis(net, s):
+        return (phi(net, xtr, sigma, n_noise, block, seed=1000 + s).numpy(),
+                phi(net, xte, sigma, n_noise, block, seed=s).numpy())
+    runs = []
+    for s in seeds:
+        a, b = phis(model, s)
+        runs.append(representation_readout(a, ytr, b, yte, seed=s, factors=factors))
+        if s == seeds[0]:
+            out["phi_eff_channels"] = float(np.nanmedian(effective_channels(b)))
+    add("phi", runs)
+    runs = []
+    for s in untrained_seeds:
+        a, b = phis(untrained_twin(model, s), seeds[0])
+        runs.append(representation_readout(a, ytr, b, yte, seed=seeds[0], factors=factors))
+    add("untrained", runs)
+    ptr, pte = xtr.flatten(1).numpy(), xte.flatten(1).numpy()
+    add("pixel", [representation_readout(ptr, ytr, pte, yte, seed=seeds[0], factors=factors)])
+    qtr, qte = pca_like(ptr, pte, int(out["phi_dims"]), seed=seeds[0])
+    add("pca_pixel", [representation_readout(qtr, ytr, qte, yte, seed=seeds[0], factors=factors)])
+    return out

@@ -1,0 +1,106 @@
+"""Figures of notebook 04 (distances, paper Fig. 8), drawn from arrays the notebook computed."""
+from __future__ import annotations
+
+import numpy as np
+
+from lib.measure import distances
+from lib.notebook.plots import show_images
+
+
+def neighbour_grids(x, reps: dict, queries, k: int):
+    """One panel per representation: each row a query image and its ``k`` nearest neighbours there."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(reps), figsize=(4 * len(reps), 0.25 * (k + 1) * len(queries) / 1.6 + 0.6))
+    for ax, (name, v) in zip(axes, reps.items()):
+        nn = distances.nearest_neighbours(v, queries, k=k)
+        grid = np.concatenate([np.asarray(queries)[:, None], nn], 1).reshape(-1)
+        show_images(ax, x[grid], k + 1, name)
+    fig.tight_layout()
+    return fig
+
+
+def density_scatter(d2: dict, cd, rel: dict):
+    """Conditional-density distance against each representation's squared distance for random image
+    pairs; dotted lines: the 5-95% band of their ratio."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(d2), figsize=(4 * len(d2), 3.6))
+    for ax, (name, v) in zip(axes, d2.items()):
+        ok = v > 0
+        ax.scatter(v[ok], cd[ok], s=10, c="tab:blue", label="random pair")
+        r = cd[ok] / v[ok]
+        lo, hi = np.quantile(r, [0.05, 0.95])
+        xx = np.geomspace(v[ok].min(), v[ok].max(), 10)
+        ax.plot(xx, lo * xx, "k:", lw=1)
+        ax.plot(xx, hi * xx, "k:", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _decade_ticks(ax)
+        ax.set_xlabel(f"squared distance, {name}")
+        ax.set_ylabel("conditional-density distance")
+        ax.set_title(f"{name}: Spearman {rel[name]['spearman']:.2f}, band ratio {rel[name]['band ratio']:.1f}",
+                     fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _decade_ticks(ax):
+    """Log axes with labels at whole decades only (no overprinted minor labels on short ranges)."""
+    from matplotlib.ticker import LogLocator, LogFormatterMathtext, NullFormatter
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        axis.set_major_formatter(LogFormatterMathtext(base=10))
+        axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=12))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def same_vs_different(dists: dict, aucs: dict):
+    """Histograms of same-class and different-class distances (divided by their median), per representation
+    (seaborn step histograms with density estimates)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    fig, axes = plt.subplots(1, len(dists), figsize=(4 * len(dists), 3.2), sharey=True)
+    for ax, (name, dd) in zip(axes, dists.items()):
+        med = np.median(np.r_[dd["same"], dd["diff"]])
+        bins = np.linspace(0, 3, 50)
+        for key, label, color in (("diff", "different class", "tab:blue"), ("same", "same class", "tab:orange")):
+            v = np.asarray(dd[key], dtype=float) / med
+            sns.histplot(v[v <= 3], bins=bins, stat="density", element="step", alpha=0.35, color=color,
+                         label=label, kde=len(v) > 2, ax=ax)
+        ax.set_title(f"{name}: AUC {aucs[name]:.3f}", fontsize=8)
+        ax.set_xlabel("distance / median distance")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def spearman_band(d2: dict, cd, control: str = "pixels") -> dict:
+    """{representation: {"spearman", "partial spearman", "band ratio"}} of the density distance against each
+    squared distance; the partial Spearman removes what the ``control`` distance (pixels) already explains."""
+    from scipy.stats import spearmanr
+    rel = {}
+    for name, v in d2.items():
+        ok = v > 0
+        part = (distances.partial_spearman(v[ok], cd[ok], d2[control][ok])
+                if name != control and control in d2 and ok.sum() > 3 else float("nan"))
+        rel[name] = {"spearman": float(spearmanr(v[ok], cd[ok])[0]) if ok.sum() > 2 else float("nan"),
+                     "partial spearman": part,
+                     "band ratio": distances.band_ratio(v[ok], cd[ok]) if ok.sum() > 2 else float("nan")}
+    return rel
+
+
+def auc_table(reps: dict, factors: dict):
+    """(DataFrame of same-vs-different-label distance AUC per representation and factor,
+    {representation: class distance distributions})."""
+    import pandas as pd
+    rows, dists = [], {}
+    for name, v in reps.items():
+        row = {"representation": name}
+        for f, lab in factors.items():
+            dd = distances.class_distance_distributions(v, lab)
+            row[f"AUC {f}"] = (distances.distance_auc(dd["same"], dd["diff"]) if len(dd["same"]) and len(dd["diff"])
+                               else float("nan"))
+            if f == "class":
+                dists[name] = dd
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("representation"), dists

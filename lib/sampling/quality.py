@@ -1,0 +1,58 @@
+"""What a batch of self-guided samples achieved: phi error, PSNR to the target, final effective sigma,
+diversity among the samples of one target, cost; shared by the sampler benchmark and notebook 03."""
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from lib.core.metrics import psnr
+from lib.representation.phi import phi
+from lib.sampling import samplers as S
+
+
+def diversity(samples: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """Mean pairwise RMSE among the samples of each target: (T,) for samples (T * n_samples, C, H, W)."""
+    x = samples.reshape(-1, n_samples, *samples.shape[1:]).flatten(2)
+    pairs = list(itertools.combinations(range(n_samples), 2))
+    if not pairs:
+        return torch.zeros(x.shape[0])
+    return torch.stack([(x[:, i] - x[:, j]).pow(2).mean(1).sqrt() for i, j in pairs], 1).mean(1)
+
+
+def ascent_steps(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, adaptive_h=True) -> int:
+    """Steps of the coarse-to-fine ascent if the effective sigma shrinks exactly by (1 - beta h_t)."""
+    s, t = sigma0, 0
+    while s >= sigma_L:
+        t += 1
+        h = h0 * t / (1 + h0 * (t - 1)) if adaptive_h else h0
+        s *= 1 - beta * h
+    return t
+
+
+def phi_spread(model, images, sigma=S.EVAL_SIGMA, n_noise=10) -> float:
+    """Mean distance of phi(x, sigma) to the mean phi over ``images``: the typical scale of phi differences
+    between images (phi has a large common component, so ||phi|| alone makes every error look small)."""
+    p = phi(model, images, sigma, n_noise=n_noise, seed=0)
+    return (p - p.mean(0)).norm(dim=1).mean().item()
+
+
+def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=None, spread=None,
+              digits: bool = True) -> dict:
+    """Mean metrics of a SampleResult whose samples are ``n_samples`` per target, target-major.
+    With ``model`` and ``spread``: phi_err_rel_spread = ||phi(sample) - phi(target)|| / spread.
+    ``digits``: rounded as the benchmark prints them; False: full precision (notebook 03's table)."""
+    ref = targets.repeat_interleave(n_samples, 0)
+    extra = {}
+    if model is not None and spread:
+        pt = phi(model, targets, S.EVAL_SIGMA, n_noise=10, seed=0).repeat_interleave(n_samples, 0)
+        ps = phi(model, r.samples, S.EVAL_SIGMA, n_noise=10, seed=12345)
+        extra["phi_err_rel_spread"] = ((ps - pt).norm(dim=1) / spread).mean().item()
+    out = dict(nfe=r.nfe, wall_s=r.wall_s, phi_rel_err=r.phi_rel_err.mean().item(), **extra,
+               psnr=psnr(r.samples, ref).mean().item(), final_sigma=r.final_sigma.mean().item(),
+               diversity=diversity(r.samples, n_samples).mean().item(),
+               mean_proj_iters=r.info.get("mean_proj_iters", 0.0), steps=r.steps)
+    if digits:
+        places = dict(wall_s=2, phi_rel_err=4, phi_err_rel_spread=4, psnr=2, final_sigma=4, diversity=4, mean_proj_iters=2)
+        out = {k: round(v, places[k]) if k in places else v for k, v in out.items()}
+    return out

@@ -1,0 +1,1 @@
+"""Benchmarks and the GPU check (speed and memory; printed as JSON by ``make bench``)."""

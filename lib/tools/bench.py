@@ -1,0 +1,136 @@
+"""Benchmarks: ``python -m scripts.bench [--quick] [--skip-sampler]``; the last line printed is one flat JSON object.
+
+Keys: train_images_per_s (cpu32 preset, 32x32, batch 64, bf16 autocast where fast, channels_last),
+phi_images_per_s_stop_after_mid / phi_images_per_s_full_forward (the same images, the forward pass
+stopped after the middle block vs the whole network), forward_gflops_per_s (achieved by the full forward
+pass, conv FLOPs counted analytically), matmul_peak_gflops_per_s (a large matrix multiply in the same
+precision: the ceiling), contended_slowdown (the time of a fixed small workload, a cpu32 forward pass on
+32 images, with one competing busy process divided by its time alone, threads chosen by the library
+as the notebooks choose them: lib.core.device.choose_threads in a process started with the runner's
+environment) next to contended_slowdown_all_cores (the same with one thread per core and OpenMP's default
+spin-waiting: what the notebooks did before), the seconds per pass behind them (alone_work_s*,
+contended_work_s*), contended_threads (threads chosen alone / contended),
+then the sampler keys of lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+
+from lib.core.device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
+from lib.model.hooks import run_blocks
+from lib.model.unet import UNet, forward_flops, preset
+
+
+def _timeit(fn, min_time: float, warmup: int = 2) -> float:
+    """Seconds per call of ``fn`` (median-free: total time / calls after warm-up)."""
+    for _ in range(warmup):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_time:
+            return dt / n
+
+
+def bench_core(device="auto", quick=False) -> dict:
+    dev = pick_device(device)
+    amp = bf16_supported(dev)
+    cfg = preset("cpu32")
+    size, batch = 32, 64
+    mt = 1.0 if quick else 5.0
+    torch.manual_seed(0)
+    model = to_channels_last(UNet(cfg).to(dev))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = to_channels_last(torch.rand(batch, 3, size, size, device=dev))
+
+    def train_step():
+        y = x + 0.1 * torch.randn_like(x)
+        with autocast(dev, amp):
+            out = model(y)
+        loss = (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    t_train = _timeit(train_step, mt)
+    model.eval()
+    xb = to_channels_last(torch.rand(256, 3, size, size, device=dev))
+
+    @torch.inference_mode()
+    def full():
+        with autocast(dev, amp):
+            model(xb)
+
+    @torch.inference_mode()
+    def mid():
+        with autocast(dev, amp):
+            run_blocks(model, xb, "mid", stop=True)
+    t_full, t_mid = _timeit(full, mt), _timeit(mid, mt)
+    n = 2048 if dev.type != "cpu" else 1024
+    dtype = torch.bfloat16 if amp else torch.float32
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    t_mm = _timeit(lambda: a @ b, mt)
+    return {
+        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "bf16_autocast": bool(amp),
+        "train_images_per_s": round(batch / t_train, 1),
+        "phi_images_per_s_stop_after_mid": round(256 / t_mid, 1),
+        "phi_images_per_s_full_forward": round(256 / t_full, 1),
+        "forward_gflops_per_s": round(forward_flops(cfg, size) * 256 / t_full / 1e9, 1),
+        "matmul_peak_gflops_per_s": round(2 * n ** 3 / t_mm / 1e9, 1),
+    }
+
+
+def contention_work(threads: int, min_time: float) -> dict:
+    """The fixed workload of `bench_contention`: seconds per cpu32 forward pass on 32 images, 32x32."""
+    n = apply_threads(threads)
+    torch.manual_seed(0)
+    model = UNet(preset("cpu32")).eval()
+    x = torch.rand(32, 3, 32, 32)
+    with torch.inference_mode():
+        s = _timeit(lambda: model(x), min_time, warmup=1)
+    return {"s": s, "threads": n}
+
+
+def _work(threads: int, min_time: float, env: dict) -> dict:
+    """One `contention_work` run in a fresh process with the thread settings of ``env`` only."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
+    code = "import json, sys; from lib.tools.bench import contention_work; " \
+           "print(json.dumps(contention_work(int(sys.argv[1]), float(sys.argv[2]))))"
+    r = subprocess.run([sys.executable, "-c", code, str(threads), str(min_time)],
+                       env={**base, **env}, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_contention(quick=False) -> dict:
+    """Slowdown of `contention_work` with one competing busy process, as the notebooks run (the library's
+    thread choice, the runner's kernel environment) and as they ran before (a thread per core, default
+    OpenMP waiting). Each measurement is a fresh process, as each notebook kernel is."""
+    mt = 1.0 if quick else 3.0
+    res = {}
+    for key, threads, env in (("", 0, PASSIVE_WAIT),
+                              ("_all_cores", os.cpu_count() or 1, {})):
+        alone = _work(threads, mt, env)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)  # let it take its core before the thread choice looks
+            contended = _work(threads, mt, env)
+        finally:
+            busy.kill()
+            busy.wait()
+        res[f"contended_slowdown{key}"] = round(contended["s"] / alone["s"], 2)
+        res[f"contended_work_s{key}"] = round(contended["s"], 4)
+        res[f"alone_work_s{key}"] = round(alone["s"], 4)
+        if not key:
+            res["contended_threads"] = f"{alone['threads']} / {contended['threads']}"
+    return res

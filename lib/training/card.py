@@ -1,0 +1,164 @@
+"""Ship a trained run as a checkpoint with its card: ``python -m scripts.ship runs/tux32 --name tux32``.
+
+Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl (training log),
+<name>.metrics.json ({"psnr": {sigma: {"input", "output", "blur_oracle"}}} on held-out images) and
+<name>.md (the card: dataset, steps, images seen, wall time, PSNR table, quality bar verdict).
+
+The name is taken literally ("tux32.v2" ships tux32.v2.*, never touching tux32.*); a name whose files
+exist already is refused unless --force. Everything is checked and computed first, the five files are
+written into a staging folder beside them and only then renamed into place, so a failure (a run without
+training metadata, a damaged log, a run still training) leaves nothing half-shipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from lib.model.checkpoint import checkpoint_file, load_model, save_model
+from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
+from lib.data.datasets import load_dataset
+from lib.measure.denoising import held_out_psnr_table
+from lib.core.paths import CHECKPOINTS
+from lib.measure.readout import ANALYSIS_NOISE, DEGENERATE_BELOW, READOUT_SIGMAS, liveness, untrained_twin
+from lib.representation.phi import phi
+
+N_HELD_OUT = 512
+N_LIVENESS = 500
+LIVENESS_SIGMAS = tuple(s for s in READOUT_SIGMAS if s in (0.0, 0.1, 0.2, 0.4))
+SHIPPED = (".safetensors", ".json", ".log.jsonl", ".metrics.json", ".md")
+
+
+def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
+         live: list[dict] | None = None) -> str:
+    tc = meta.get("train_config", {})
+    ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
+    lines = [f"# Checkpoint `{name}`", "",
+             f"- dataset: `{meta.get('dataset')}` at {meta.get('size')}x{meta.get('size')} "
+             f"({tc.get('n_train')} training images, held-out split for the table)",
+             f"- network: preset `{tc.get('preset')}` {tc.get('model') or ''}, norm `{config.get('norm')}`, "
+             f"widths {config.get('widths')}, middle block {config.get('mid_width')} channels",
+             f"- steps: {meta.get('step')}, images seen: {meta.get('images_seen')}, batch {tc.get('batch_size')}, "
+             f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
+             f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
+             f"- retrain: `{retrain}`" + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
+             *[f"- resumed at step {h['step']} with changed settings (the lines above give the last ones): "
+               + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in h["changed"].items())
+               for h in meta.get("history", [])],
+             "",
+             f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
+             "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
+             "|---|---|---|---|---|"]
+    for s, r in table.items():
+        lines.append(f"| {s} | {r['input']:.2f} | {r['output']:.2f} | {r['blur_oracle']:.2f} | "
+                     f"{r['output'] - r['blur_oracle']:+.2f} |")
+    lines += ["", "Quality bar (denoised beats input and blur oracle at every sigma): "
+              + ("**met**" if ok else "**not met** (see the table)"), ""]
+    if live:
+        lines += [f"Liveness of phi (middle block) on {live[0]['n']} held-out images: the fraction of its energy that "
+                  f"varies across images and the mean cosine between two images' phi (below {DEGENERATE_BELOW:.0%}: "
+                  "degenerate, one vector for every image; `lib.measure.readout.liveness`):", "",
+                  "| sigma | varying fraction | mean cosine | untrained varying fraction | |", "|---|---|---|---|---|"]
+        for r in live:
+            lines.append(f"| {r['sigma']:g} | {r['varying_fraction']:.3f} | {r['mean_cosine']:.3f} | "
+                         f"{r['untrained_varying_fraction']:.3f} | {'degenerate' if r['degenerate'] else 'live'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def liveness_rows(model, dataset: str, size: int, n: int = N_LIVENESS, sigmas=LIVENESS_SIGMAS) -> list[dict]:
+    """phi's liveness at each sigma on ``n`` held-out images, next to its untrained twin's (init seed 0)."""
+    x = load_dataset(dataset, n=n, size=size, seed=0, split="test").float()
+    twin = untrained_twin(model, 0)
+    rows = []
+    for s in sigmas:
+        k = 1 if s == 0 else ANALYSIS_NOISE
+        lv = liveness(phi(model, x, s, k, "mid", seed=0))
+        lu = liveness(phi(twin, x, s, k, "mid", seed=0))
+        rows.append({"sigma": float(s), "untrained_varying_fraction": lu["varying_fraction"], **lv})
+    return rows
+
+
+def refresh_card(stem: Path, retrain: str | None = None) -> Path:
+    """Rewrite ``<stem>.md`` from the shipped files (config, metrics) plus a fresh liveness table."""
+    stem = Path(stem)
+    model = load_model(stem)
+    meta = dict(model.checkpoint_metadata)
+    metrics = json.loads(checkpoint_file(stem, ".metrics.json").read_text())
+    old = checkpoint_file(stem, ".md").read_text() if checkpoint_file(stem, ".md").is_file() else ""
+    if retrain is None:
+        m = re.search(r"- retrain: `([^`]*)`", old)
+        retrain = m.group(1) if m else "make checkpoint"
+    live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+    atomic_write_bytes(checkpoint_file(stem, ".md"), card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain,
+                                                     live).encode())
+    return stem
+
+
+def check_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise ValueError(f"--name: expected a plain checkpoint name like 'tux32' or 'tux32.v2', got {name!r}")
+    return name
+
+
+def check_log(path: Path) -> None:
+    """A training log must be JSON lines whose steps never go back (two trainings into one folder, or a
+    damaged file, break that); the error names the line."""
+    last = -1
+    for i, ln in enumerate(path.read_text().splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            step = json.loads(ln).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            raise ValueError(f"{path}: line {i} is not a JSON record ({ln[:60]!r})") from None
+        if step < last:
+            raise ValueError(f"{path}: line {i} goes back from step {last} to {step} (two processes wrote "
+                             f"this log?); not shipping it")
+        last = step
+
+
+def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint",
+         force: bool = False) -> Path:
+    run, dest = Path(run), Path(dest)
+    stem = dest / check_name(name)
+    targets = [checkpoint_file(stem, ext) for ext in SHIPPED]
+    existing = [t.name for t in targets if t.exists()]
+    if existing and not force:
+        raise FileExistsError(f"--name {name}: {dest} already holds {existing}; choose another name or pass "
+                              f"--force to replace them")
+    with exclusive_lock(run, "training run", shared=True):  # refuses a run that is still training
+        model = load_model(run / "model")
+        meta = dict(model.checkpoint_metadata)
+        missing = [k for k in ("dataset", "size") if k not in meta]
+        if missing:
+            raise ValueError(f"{checkpoint_file(run / 'model', '.json')}: metadata lacks {missing} (written by "
+                             f"lib.training.trainer); cannot measure or describe this model")
+        log = run / "log.jsonl"
+        if log.is_file():
+            check_log(log)
+        table = held_out_psnr_table(model, meta["dataset"], int(meta["size"]), N_HELD_OUT)
+        dest.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=dest, prefix=f".{name}.ship-"))
+        try:
+            staged = stage / name
+            save_model(staged, model, meta)
+            if log.is_file():
+                shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
+            atomic_write_json(checkpoint_file(staged, ".metrics.json"),
+                              {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})
+            live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+            atomic_write_bytes(checkpoint_file(staged, ".md"),
+                               card(name, meta, table, model.config.to_dict(), retrain, live).encode())
+            for t in targets:
+                src = checkpoint_file(staged, t.name[len(name):])
+                if src.exists():
+                    os.replace(src, t)
+                elif t.exists():  # --force over a checkpoint that had a log, from a run without one
+                    t.unlink()
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return stem

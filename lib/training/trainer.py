@@ -1,0 +1,473 @@
+"""Blind denoiser training: ``python -m scripts.train --config configs/tux32.json [--key value ...]``.
+
+y = x + sigma z with one sigma per image (sigma = u^2 by default, u ~ U[0, 1], times sigma_max);
+loss = squared error of D(y) against x summed over pixels, averaged over the batch; Adam with a step
+or cosine schedule; optional bf16 autocast and channels_last; seeded data order and noise that depend
+only on (seed, step), so a resumed run reproduces an uninterrupted one exactly.
+
+Files in --out: state.safetensors (weights + optimizer + progress, written atomically at every
+checkpoint), model.safetensors/model.json (the exported model), log.jsonl (one JSON record per line),
+snapshots/ (optional copies of the model every ``snapshot_every_images``), .lock (held while a process
+trains into the folder: a second process on the same --out is refused).
+
+Resuming (rerun the same command): the settings that define the run (`TrainConfig.compatible`) must be
+unchanged; the ones that change the trained numbers from here on (lr, schedule, total_images, amp...,
+`TrainConfig.schedule_fields`) are refused too unless --allow-changes, and then each change is recorded
+in the run's ``history`` (step, old and new values) next to the settings now in force, so the exported
+metadata never claims that the whole run used the new ones. Logging and checkpoint intervals, device and
+threads may change freely. A torn last line of log.jsonl (a kill during a write) is dropped on resume.
+If the output folder becomes unwritable mid-run, the current state is saved to a temporary folder and
+the error says where; the last checkpoint in --out is left intact.
+Launched by ``torchrun --nproc_per_node=K`` it trains with DistributedDataParallel (gloo on CPU, nccl
+on GPU); each rank takes its slice of the same global batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.measure.denoising import EVAL_SIGMAS
+from lib.model.checkpoint import atomic_save_tensors, load_optimizer, load_state, optimizer_tensors, read_tensors, save_model
+from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
+from lib.core.checks import amp_name, check_field_types, parse_amp
+from lib.core.device import apply_threads, autocast, pick_device, to_channels_last
+from lib.core.metrics import psnr
+from lib.representation.phi import check_sigma
+from lib.model.unet import UNet, preset
+from lib.data.pools import open_pool
+import tempfile
+from lib.training.evidence import evidence_sets, model_evidence
+import threading
+
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/tux32"
+    preset: str = "cpu32"
+    model: dict = field(default_factory=dict)  # UNetConfig overrides, e.g. {"norm": "batch"}
+    dataset: str = "tuxphoto"
+    size: int = 32
+    n_train: int = 60000
+    n_val: int = 256
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "cosine"  # "cosine" | "step" (halve every lr_step_images) | "constant"
+    lr_step_images: int = 5_000_000
+    lr_min: float = 1e-5
+    total_images: int = 1_000_000
+    sigma_dist: str = "u2"  # "u2" (sigma = u^2) | "uniform" | "loguniform" (on [sigma_min, sigma_max])
+    sigma_max: float = 1.0
+    sigma_min: float = 0.01  # lower end of "loguniform" only
+    seed: int = 0
+    ckpt_every: int = 500  # steps
+    log_every: int = 50  # steps
+    snapshot_every_images: int = 0  # 0: no snapshots
+    snapshot_log: bool = False  # also snapshot when images seen crosses 1, 2, 5 x 10^k (10k, 20k, 50k, ...)
+    evidence_every_images: int = 0  # 0: off; else log lib.training.evidence metrics on n_evidence held-out images
+    n_evidence: int = 500
+    device: str = "auto"
+    amp: str = "auto"  # "auto" | "true" | "false" (also yes/no, on/off, 1/0): bf16 autocast
+    channels_last: bool = True
+    threads: int = 0  # 0: the idle cores (lib.core.device.choose_threads; LIB_THREADS overrides)
+    data_cache: str = "data/cache"
+
+    def __post_init__(self):
+        if isinstance(self.amp, bool):  # JSON true/false
+            self.amp = amp_name(self.amp)
+        check_field_types(self, "train config")
+        self.amp = amp_name(self.amp)
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"schedule: expected cosine, step or constant, got {self.schedule!r}")
+        if self.sigma_dist not in SIGMA_DISTS:
+            raise ValueError(f"sigma_dist: expected one of {', '.join(SIGMA_DISTS)}, got {self.sigma_dist!r}")
+        if self.sigma_dist == "loguniform" and not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"sigma_min: expected 0 < sigma_min < sigma_max for loguniform, "
+                             f"got {self.sigma_min} and {self.sigma_max}")
+        for k in ("batch_size", "n_train", "n_val", "total_images", "ckpt_every", "log_every", "size"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k}: expected a positive integer, got {getattr(self, k)!r}")
+        if not self.sigma_max > 0:
+            raise ValueError(f"sigma_max: expected > 0, got {self.sigma_max}")
+        check_sigma(self.sigma_max, "sigma_max")
+        for k in ("lr", "lr_min"):
+            if not (math.isfinite(getattr(self, k)) and getattr(self, k) > 0):
+                raise ValueError(f"{k}: expected a finite number > 0, got {getattr(self, k)!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads: expected >= 0 (0: torch's default), got {self.threads}")
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.total_images // self.batch_size)
+
+    def compatible(self) -> dict:
+        """The fields that must not change when resuming."""
+        d = dataclasses.asdict(self)
+        keys = ["preset", "model", "dataset", "size", "n_train", "batch_size", "seed", "sigma_dist", "sigma_max"]
+        return {k: d[k] for k in keys + (["sigma_min"] if self.sigma_dist == "loguniform" else [])}
+
+    def schedule_fields(self) -> dict:
+        """The fields that change the trained numbers from the step they change at: refused on resume
+        unless --allow-changes, and then recorded in the run's history."""
+        d = dataclasses.asdict(self)
+        return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "total_images", "amp",
+                                  "channels_last")}
+
+
+SIGMA_DISTS = ("u2", "uniform", "loguniform")
+
+
+def sigma_from_uniform(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
+    """The training noise levels for uniform draws ``u`` in [0, 1) under ``cfg.sigma_dist``."""
+    if cfg.sigma_dist == "u2":
+        return u * u * cfg.sigma_max
+    if cfg.sigma_dist == "uniform":
+        return u * cfg.sigma_max
+    lo, hi = math.log(cfg.sigma_min), math.log(cfg.sigma_max)
+    return torch.exp(lo + u * (hi - lo))
+
+
+def log_milestones(upto: int) -> list[int]:
+    """1, 2, 5 x 10^k images from 10,000 up to ``upto``: where ``snapshot_log`` keeps snapshots."""
+    out, k = [], 4
+    while 10 ** k <= upto:
+        out += [m * 10 ** k for m in (1, 2, 5) if m * 10 ** k <= upto]
+        k += 1
+    return out
+
+
+def snapshot_due(cfg: TrainConfig, images_seen: int) -> bool:
+    """Whether the batch that brought the count to ``images_seen`` crossed a snapshot point."""
+    before = images_seen - cfg.batch_size
+    if cfg.snapshot_every_images and images_seen // cfg.snapshot_every_images > before // cfg.snapshot_every_images:
+        return True
+    return cfg.snapshot_log and any(before < m <= images_seen for m in log_milestones(images_seen))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * 0.5 ** ((step * cfg.batch_size) // cfg.lr_step_images)
+    t = min(1.0, step / cfg.total_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def _seeded(*key, device="cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(hash(tuple(int(k) for k in key)) & (2**63 - 1))
+    return g
+
+
+class BatchStream:
+    """Global batch ``step`` of a seeded stream: epoch e is permutation (seed, e) of the pool."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.b, self.seed, self._perms = n, batch_size, seed, {}
+
+    def _perm(self, epoch):
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(self.n, generator=_seeded(self.seed, 11, epoch))}
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> torch.Tensor:
+        k0 = step * self.b
+        out, k = [], k0
+        while k < k0 + self.b:
+            e, p = divmod(k, self.n)
+            take = min(self.n - p, k0 + self.b - k)
+            out.append(self._perm(e)[p:p + take])
+            k += take
+        return torch.cat(out)
+
+
+def noise_for_step(cfg: TrainConfig, step: int, shape, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """sigma (B,) and z ``shape`` of global batch ``step``, drawn on ``device`` (on a GPU: its own generator,
+    no host work or copy per step; the draws then differ from the CPU's, but are as reproducible)."""
+    dev = torch.device(device)
+    g = _seeded(cfg.seed, 23, step, device=dev)
+    u = torch.rand(shape[0], generator=g, device=dev)
+    sigma = sigma_from_uniform(cfg, u)
+    z = torch.randn(shape, generator=g, device=dev)
+    return sigma, z
+
+
+def cached_images(cfg: TrainConfig, n: int, split: str) -> np.ndarray:
+    """The first ``n`` images of ``split``, converted once to a uint8 .npy under ``data_cache`` and
+    memory-mapped read-only (lib.data.pools: the pool is keyed by every setting and by the source
+    files' paths, sizes and mtimes, so replaced images are converted again, never silently reused).
+    Under torchrun rank 0 converts and the other ranks wait for it."""
+    rank = int(os.environ.get("RANK", "0"))
+    images, _ = open_pool(cfg.dataset, split, cfg.size, n, cfg.seed, cfg.data_cache, build=rank == 0,
+                          progress=False, wait_s=0 if rank == 0 else 24 * 3600)
+    if len(images) == 0:
+        raise ValueError(f"dataset {cfg.dataset}: the {split} split has no images (size {cfg.size})")
+    return images
+
+
+@torch.inference_mode()
+def evaluate(model, val: torch.Tensor, device, amp, sigmas=EVAL_SIGMAS, seed: int = 1234) -> dict:
+    """Mean PSNR of the noisy input and of D(y) on ``val`` at each sigma (fixed noise)."""
+    was = model.training
+    model.eval()
+    res = {}
+    for i, s in enumerate(sigmas):
+        z = torch.randn(val.shape, generator=_seeded(seed, i))
+        y = val + s * z
+        outs = []
+        for b in range(0, len(val), 128):
+            with autocast(device, amp):
+                outs.append(model(y[b:b + 128].to(device)).float().cpu())
+        out = torch.cat(outs).clamp(0, 1)
+        res[str(s)] = {"input": round(psnr(y.clamp(0, 1), val).mean().item(), 3),
+                       "output": round(psnr(out, val).mean().item(), 3)}
+    model.train(was)
+    return res
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, allow_changes: bool = False):
+        self.cfg, self.allow_changes = cfg, allow_changes
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+            backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+            if cfg.batch_size % self.world:
+                raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {self.world} processes")
+        apply_threads(cfg.threads)  # 0: the idle cores, shared among this launch's processes
+        dev = pick_device(cfg.device)
+        if dev.type == "cuda" and self.world > 1:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        self.device = dev
+        self.amp = parse_amp(cfg.amp)
+        self.out = Path(cfg.out)
+        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
+        self.model = UNet(preset(cfg.preset, **{"image_size": cfg.size, **cfg.model})).to(dev)
+        self.model = to_channels_last(self.model, cfg.channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.step, self.images_seen, self.wall = 0, 0, 0.0
+        self.history: list[dict] = []  # settings changed on resume: [{"step", "images_seen", "changed"}]
+        self._stop = False
+        self._saved_step = None
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self):
+        if self.rank != 0:
+            return
+        sd = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        ot, ometa = optimizer_tensors(self.opt)
+        meta = {"step": str(self.step), "images_seen": str(self.images_seen), "wall_s": str(self.wall),
+                "train_config": json.dumps(dataclasses.asdict(self.cfg)), "optimizer": json.dumps(ometa),
+                "history": json.dumps(self.history)}
+        try:
+            atomic_save_tensors(self.out / "state.safetensors", {**sd, **ot}, meta)
+            save_model(self.out / "model", self.model, self.metadata())
+        except OSError as e:
+            self._write_failed(e, lambda d: (atomic_save_tensors(d / "state.safetensors", {**sd, **ot}, meta),
+                                             save_model(d / "model", self.model, self.metadata())))
+        self._saved_step = self.step
+
+    def metadata(self) -> dict:
+        meta = {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
+                "images_seen": self.images_seen, "wall_s": round(self.wall, 1),
+                "train_config": dataclasses.asdict(self.cfg)}
+        if self.history:
+            meta["history"] = self.history
+        return meta
+
+    def _write_failed(self, err: OSError, rescue) -> None:
+        """The output folder cannot be written: save the state to a temporary folder with ``rescue(dir)``
+        and raise an error saying where it went and that the last checkpoint in --out is intact."""
+        last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+        try:
+            d = Path(tempfile.mkdtemp(prefix="lib-train-rescue-"))
+            rescue(d)
+            saved = (f"the state at step {self.step} was saved to {d} (copy its files into {self.out} and rerun "
+                     f"the same command to resume from it)")
+        except Exception as e2:  # the rescue is best effort; report why it failed too
+            saved = f"the state at step {self.step} could not be saved elsewhere either ({e2})"
+        raise PermissionError(f"cannot write to the output folder {self.out} at step {self.step}: {err}; the last "
+                              f"checkpoint there ({last}) is intact; {saved}") from None
+
+    def try_resume(self) -> bool:
+        path = self.out / "state.safetensors"
+        if not path.is_file():
+            self._truncate_log(-1)  # a fresh start: entries of a run killed before its first checkpoint go
+            return False
+        tensors, meta = read_tensors(path)
+        old = TrainConfig(**json.loads(meta["train_config"]))
+        if old.compatible() != self.cfg.compatible():
+            diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
+            raise ValueError(f"{path}: cannot resume, the run was started with different settings {diff} "
+                             f"(use another --out or delete the folder)")
+        step, images_seen = int(meta["step"]), int(meta["images_seen"])
+        new = self.cfg.schedule_fields()
+        changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        if changed and not self.allow_changes:
+            raise ValueError(f"{path}: cannot resume at step {step} with changed settings {changed} (old, new): "
+                             f"they change the training from here on; rerun with the recorded settings, or pass "
+                             f"--allow-changes to continue with the new ones (the change is recorded in the "
+                             f"run's history)")
+        load_state(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+        load_optimizer(self.opt, tensors, json.loads(meta["optimizer"]))
+        self.step, self.images_seen, self.wall = step, images_seen, float(meta["wall_s"])
+        self._saved_step = step
+        self.history = json.loads(meta.get("history", "[]"))
+        if changed:
+            self.history.append({"step": step, "images_seen": images_seen, "changed": changed})
+        self._truncate_log(self.step)
+        return True
+
+    def _truncate_log(self, last_step: int):
+        """Keep the log records up to ``last_step`` (those of the checkpoint resumed from); drop a torn last
+        line (the process was killed while writing it). A damaged line before the last is an error."""
+        log = self.out / "log.jsonl"
+        if self.rank != 0 or not log.is_file():
+            return
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        keep = []
+        for i, ln in enumerate(lines):
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    print(f"{log}: dropped a torn last line (line {i + 1}): {ln[:60]!r}", flush=True)
+                    break
+                raise ValueError(f"{log}: line {i + 1} is not JSON ({ln[:60]!r}); fix or delete that line") from None
+            if rec.get("step", 0) <= last_step:
+                keep.append(ln)
+        atomic_write_bytes(log, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def log(self, rec: dict):
+        if self.rank != 0:
+            return
+        try:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        except OSError as e:
+            self._write_failed(e, self._rescue_state)
+
+    def _rescue_state(self, d: Path):
+        out, self.out = self.out, d
+        try:
+            self.save()
+        finally:
+            self.out = out
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self, progress: bool = True):
+        """Train to ``total_images`` (resuming from --out); rank 0 holds the folder's lock throughout."""
+        if self.rank != 0:
+            return self._run(progress)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PermissionError(f"--out {self.out}: cannot create the output folder: {e}") from None
+        with exclusive_lock(self.out, "training run"):
+            return self._run(progress)
+
+    def _run(self, progress: bool):
+        cfg = self.cfg
+        pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
+        val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
+        if pool.shape[1] != self.model.config.in_channels:
+            raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
+        self.try_resume()
+        if self.rank == 0:
+            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
+        stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
+        model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        per = cfg.batch_size // self.world
+        lo, hi = self.rank * per, (self.rank + 1) * per
+        if self.step == 0 and self.rank == 0:
+            self.log({"step": 0, "images": 0, "kind": "eval", "psnr": evaluate(self.model, val, self.device, self.amp)})
+        old_handler = signal.signal(signal.SIGTERM, self._on_term) if self._main_thread() else None
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress or self.rank != 0,
+                   desc=f"train {cfg.out}", dynamic_ncols=True)
+        model.train()
+        t_last, loss_acc, n_acc = time.time(), 0.0, 0
+        while self.step < cfg.total_steps and not self._stop:
+            idx = stream.indices(self.step)[lo:hi].numpy()
+            x = torch.from_numpy(pool[idx])  # this rank's rows only, uint8 (a memmap reads just these)
+            sigma, z = noise_for_step(cfg, self.step, (cfg.batch_size, *x.shape[1:]), self.device)
+            sigma, z = sigma[lo:hi], z[lo:hi]
+            x = to_channels_last(x.to(self.device, non_blocking=True).float().div_(255), cfg.channels_last)
+            y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(cfg, self.step)
+            with autocast(self.device, self.amp):
+                out = model(y)
+            loss = (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; last checkpoint kept in {self.out}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.step += 1
+            self.images_seen += cfg.batch_size
+            loss_acc += loss.item()
+            n_acc += 1
+            bar.update(1)
+            now = time.time()
+            self.wall += now - t_last
+            if self.step % cfg.log_every == 0:
+                self.log({"step": self.step, "images": self.images_seen, "loss": round(loss_acc / n_acc, 4),
+                          "lr": lr_at(cfg, self.step), "wall_s": round(self.wall, 1),
+                          "img_per_s": round(n_acc * cfg.batch_size / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
+                          if hasattr(self, "_t_log") else None})
+                loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
+            if snapshot_due(cfg, self.images_seen) and self.rank == 0:
+                save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
+            if cfg.evidence_every_images and self.rank == 0 and (
+                    self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
+                self.log_evidence()
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.total_steps:
+                if self.rank == 0:
+                    self.log({"step": self.step, "images": self.images_seen, "kind": "eval",
+                              "psnr": evaluate(self.model, val, self.device, self.amp)})
+                self.save()
+            t_last = time.time()
+        if self._stop and self.step % cfg.ckpt_every:
+            self.save()
+        bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        if self.world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+            dist.destroy_process_group()
+        return self.model
+
+    def log_evidence(self):
+        """Sparsity, kurtosis, clustering and probe numbers on a fixed held-out set (lib.training.evidence)."""
+        if not hasattr(self, "_evidence_sets"):
+            self._evidence_sets = evidence_sets(self.cfg.dataset, self.cfg.size, self.cfg.seed, self.cfg.n_evidence)
+        was = self.model.training
+        self.model.eval()
+        train, data = self._evidence_sets
+        ev = model_evidence(self.model, data, seed=self.cfg.seed, train=train)
+        self.model.train(was)
+        self.log({"step": self.step, "images": self.images_seen, "kind": "evidence", **ev})
+
+    def _on_term(self, *_):
+        self._stop = True
+
+    @staticmethod
+    def _main_thread():
+        return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,1 @@
+"""Command-line entry points: thin commands over lib (``python -m scripts.NAME --help``)."""

@@ -1,0 +1,94 @@
+"""phi for a whole dataset into a resumable, sharded disk cache (torchrun for several GPUs).
+
+phi for a whole dataset, into memory-mapped arrays on disk, resumable and sharded.
+
+    python -m scripts.extract --checkpoint runs/imagenet64/model --dataset imagenet64:/data/imagenet64 \
+        --split train --sigmas 0 0.1 0.2 --n-noise 20 --blocks mid --out phi_cache/
+    torchrun --nproc_per_node=4 -m scripts.extract ...               # the same, sharded over 4 processes/GPUs
+
+    X = load_cache("phi_cache", "mid", 0.1)    # np.memmap float32 (N, C), read-only
+    y = load_labels("phi_cache")               # int64 (N,)
+
+Files in --out:
+  manifest.json              checkpoint (+ its sha256), dataset, split, size, sigmas, n_noise, seed, blocks,
+                             amp (whether bf16 autocast was on: phi then differs from fp32 by ~1%), N,
+                             channels, chunk_size, n_chunks, array file names (identical for every rank)
+  phi_<block>_s<sigma>.npy   one float32 (N, C) .npy per (block, sigma), written in place through a memmap
+  labels.npy                 int64 (N,)
+  done/rank<r>-of<W>.npy     bool (n_chunks,): chunks finished by rank r of a W-process launch; the cache's
+                             state is the union of all these files ("merged on read")
+Images are cut into chunks of ``chunk_size`` rows; rank r of W takes the chunks r, r+W, ... not yet done by
+anyone. A chunk is marked done (its rank's file rewritten atomically) only after its rows are flushed to
+disk, so a killed run resumes where it stopped, with any number of processes, and no row is written twice.
+The noise of image i is ``lib.core.device.per_sample_noise`` seeded by (seed, i) (the same draws at every
+sigma, as ``phi(..., seed=seed)`` uses), so the result does not depend on chunking, batching or sharding,
+and equals ``lib.representation.phi.phi(model, all_images, sigma, n_noise, blocks, seed=seed)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+
+from lib.core.checks import parse_amp, run_cli
+from lib.core.device import apply_threads, pick_device, to_channels_last
+from lib.representation.extract import extract, file_sha256, rank_world
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Extract phi (noise-averaged block means) for a whole dataset "
+                                            "into memory-mapped .npy arrays (resumable; shards under torchrun).")
+    p.add_argument("--checkpoint", required=True, help="checkpoint stem (lib.model.checkpoint), e.g. data/checkpoints/tux32")
+    p.add_argument("--dataset", required=True, help="dataset spec, e.g. imagenet64:/data/imagenet64 or tuxphoto")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--n", type=int, default=None, help="first n images (default: all; generated datasets: 2000)")
+    p.add_argument("--size", type=int, default=None, help="image size (default: the checkpoint's image_size)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=[0.0])
+    p.add_argument("--n-noise", type=int, default=20)
+    p.add_argument("--blocks", nargs="+", default=["mid"])
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses (seed, i)); also the "
+                                                       "generation seed of generated datasets")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chunk-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=512, help="noisy images per forward pass")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", help="auto | true | false: bf16 autocast")
+    p.add_argument("--cache-dir", default="data/cache", help="where the uint8 image pool is converted to once")
+    p.add_argument("--noise-threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the idle cores, lib.core.device.choose_threads)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--chunk-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    from lib.model.checkpoint import checkpoint_file, load_model
+    from lib.data.pools import open_pool
+    apply_threads(a.threads)
+    rank, world = rank_world()
+    dev = pick_device(a.device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    model = load_model(a.checkpoint, device=dev)
+    if dev.type == "cuda":
+        model = to_channels_last(model)
+    size = a.size or model.config.image_size
+    # rank 0 converts the dataset once; the others wait for it
+    images, labels = open_pool(a.dataset, a.split, size, a.n, a.seed, a.cache_dir, build=rank == 0,
+                               progress=not a.no_progress, wait_s=0 if rank == 0 else 24 * 3600)
+    wpath = checkpoint_file(model.checkpoint_path, ".safetensors")
+    meta = {"checkpoint": str(model.checkpoint_path), "checkpoint_sha256": file_sha256(wpath),
+            "dataset": a.dataset, "split": a.split, "n": a.n, "size": size}
+    amp = parse_amp(a.amp, "--amp")
+    res = extract(model, images, a.out, a.sigmas, a.n_noise, a.blocks, a.seed, a.chunk_size, a.batch_size,
+                  amp, labels=labels, meta=meta, rank=rank, world=world, progress=not a.no_progress,
+                  noise_threads=a.noise_threads, chunk_delay=a.chunk_delay)
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    run_cli(main)

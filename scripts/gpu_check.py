@@ -1,0 +1,76 @@
+"""Train, extraction and k-means throughput on a GPU: `make gpu-check`.
+
+One script for a GPU machine: ``python -m scripts.gpu_check [--quick]`` (``make gpu-check``).
+
+1. trains the paper preset (paper64, 13.7 M parameters) at 64x64 on generated tuxphoto images for
+   ``--train-seconds`` through the real trainer (lib.training.trainer: bf16 autocast, channels_last, Adam, the
+   final checkpoint write), stopped by its own stop flag;
+2. extracts phi (lib.representation.extract: sigmas 0 and 0.1, ``--n-noise`` draws, middle block) for ``--n-extract``
+   images (generated; ``--unique`` distinct images tiled to that count: the speed does not depend on the
+   content, and generating 100 000 composites would take longer than everything else);
+3. runs lib.measure.kmeans on the extracted phi (k = ``--k``);
+and prints throughputs (images/s), seconds, peak memory and achieved TFLOP/s (conv FLOPs counted by
+lib.model.unet.forward_flops; a training step ~ 3 forward passes) against the device's dense bf16 peak (a table
+of known devices, else a measured large bf16 matmul), as one JSON object on the last line.
+``--quick`` uses tiny sizes (tiny preset at 16x16, seconds of training) so it also runs on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from lib.core.device import pick_device
+from lib.tools.gpu_check import SIZES, device_name, extract_phase, kmeans_phase, peak_tflops, significant, train_phase
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (runs on a CPU in seconds)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="working folder (default: a temporary one, deleted)")
+    for k, (full, quick) in SIZES.items():
+        p.add_argument("--" + k.replace("_", "-"), type=type(full), default=None,
+                       help=f"(default {full}; --quick: {quick})")
+    p.add_argument("--dataset", default="tuxphoto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    for k, (full, quick) in SIZES.items():
+        if getattr(a, k) is None:
+            setattr(a, k, quick if a.quick else full)
+    return a
+
+
+def main(argv=None) -> dict:
+    a = parse_args(argv)
+    dev = pick_device(a.device)
+    info = {"device": device_name(dev), "torch": torch.__version__, "quick": a.quick, "preset": a.preset,
+            "size": a.size, "batch_size": a.batch_size}
+    peak, how = peak_tflops(dev, 0.3 if a.quick else 2.0)
+    info.update({"peak_bf16_tflops": significant(peak), "peak_source": how})
+    with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
+        work = Path(a.out) if a.out else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        tr = train_phase(a, dev, work)
+        model = tr.pop("model")
+        info.update(tr)
+        print(json.dumps(info), flush=True)
+        ex = extract_phase(a, model, dev, work)
+        X = ex.pop("X")
+        info.update(ex)
+        print(json.dumps(info), flush=True)
+        info.update(kmeans_phase(a, X, dev))
+    info["train_mfu"] = significant(info["train_tflops"] / peak) if peak else None
+    info["extract_mfu"] = significant(info["extract_tflops"] / peak) if peak else None
+    info["ok"] = bool(info["extract_complete"] and info["phi_finite"] and info["train_steps"] > 0)
+    print(json.dumps(info), flush=True)
+    return info
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Run the numbered notebooks headlessly with papermill (the first half of `make figures`).
+
+Run the numbered notebooks headlessly with papermill: ``python -m scripts.notebooks [--smoke] [--only 01 03]``.
+
+Each notebooks/NN_*.ipynb is executed in a real Jupyter kernel with the given parameters; the executed
+copy and a standalone HTML export go to figures/rendered/, figures to figures/NN_*/. Prints each
+notebook's time; exits non-zero naming the notebook and the failing cell if any notebook fails.
+
+A -p NAME that is in no selected notebook's ``parameters`` cell is an error listing the valid names.
+--smoke runs (the tiny model) write to temporary folders unless --rendered / --figures say otherwise,
+and never into the committed figures/ without --force. times.json keeps the entries of notebooks not run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from lib.core.checks import run_cli
+from lib.publish.runner import parse_value, run
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 01 03")
+    p.add_argument("--smoke", action="store_true", help="SMOKE=True: tiny model, seconds per notebook")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="notebook parameter, e.g. -p DEVICE cuda -p CHECKPOINT data/checkpoints/paper64")
+    p.add_argument("--rendered", help="where executed notebooks and HTML go (default figures/rendered)")
+    p.add_argument("--figures", help="root folder for figures (default figures/)")
+    p.add_argument("--no-html", action="store_true")
+    p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    p.add_argument("--force", action="store_true", help="let a --smoke run write into the committed figures/")
+    a = p.parse_args(argv)
+    t0 = time.time()
+    try:
+        run(a.only, a.smoke, {k: parse_value(v) for k, v in a.parameter}, a.rendered, a.figures,
+            not a.no_html, log_output=a.log_output, force=a.force)
+    except RuntimeError as e:
+        print(str(e), file=sys.stderr)
+        print(f"total {time.time() - t0:.1f} s", file=sys.stderr)
+        sys.exit(1)
+    print(f"total {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,46 @@
+"""Ship a training run as a checkpoint with its card: `python -m scripts.ship runs/NAME --name NAME`.
+
+Ship a trained run as a checkpoint with its card: ``python -m scripts.ship runs/tux32 --name tux32``.
+
+Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl (training log),
+<name>.metrics.json ({"psnr": {sigma: {"input", "output", "blur_oracle"}}} on held-out images) and
+<name>.md (the card: dataset, steps, images seen, wall time, PSNR table, quality bar verdict).
+
+The name is taken literally ("tux32.v2" ships tux32.v2.*, never touching tux32.*); a name whose files
+exist already is refused unless --force. Everything is checked and computed first, the five files are
+written into a staging folder beside them and only then renamed into place, so a failure (a run without
+training metadata, a damaged log, a run still training) leaves nothing half-shipped.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lib.core.checks import run_cli
+from lib.core.paths import CHECKPOINTS
+from lib.model.checkpoint import checkpoint_file
+from lib.training.card import refresh_card, ship
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="training output folder (holds model.safetensors/model.json/log.jsonl)")
+    p.add_argument("--name", help="checkpoint name (required unless --card-only)")
+    p.add_argument("--dest", default=str(CHECKPOINTS))
+    p.add_argument("--retrain", default="make checkpoint", help="the command the card gives to retrain it")
+    p.add_argument("--force", action="store_true", help="replace the files of an existing checkpoint of that name")
+    p.add_argument("--card-only", action="store_true",
+                   help="RUN is a shipped checkpoint stem (data/checkpoints/NAME): rewrite only its card")
+    a = p.parse_args(argv)
+    if a.card_only:
+        stem = refresh_card(Path(a.run))
+        print(checkpoint_file(stem, ".md").read_text())
+        return
+    if not a.name:
+        p.error("--name is required")
+    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force)
+    print(checkpoint_file(stem, ".md").read_text())
+
+
+if __name__ == "__main__":
+    run_cli(main)

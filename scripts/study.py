@@ -1,0 +1,41 @@
+"""The factor study: train every run of configs/study.json (resumable), then summarize: `make study`.
+
+The factor study: one factor at a time from a common baseline, with training-time evidence.
+
+    python -m scripts.study run                 # trains every run of configs/study.json in turn (resumable)
+    python -m scripts.study run --only object   # one run
+    python -m scripts.study summary             # -> figures/evidence/study.jsonl, study_table.md, study_curves.png
+
+Each run is a plain ``lib.training.trainer`` run in ``runs/study/<name>`` whose log holds ``kind: "evidence"`` records
+(lib.training.evidence.model_evidence on a fixed held-out set). The summary adds, once per dataset, the same numbers
+for raw pixels and for the untrained network of each run's architecture, and the final denoising PSNR.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lib.publish.study_plots import save_study_curves
+from lib.training.study import OUT, RUNS, STUDY, run, summarize
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("command", choices=["run", "summary"])
+    p.add_argument("--only", nargs="*", help="run names (default: all, in the study's order)")
+    p.add_argument("--study", default=str(STUDY))
+    p.add_argument("--runs-dir", default=str(RUNS))
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--n-final", type=int, default=2000, help="held-out images for the final table")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.command == "run":
+        run(a.only, a.study, a.runs_dir, progress=not a.no_progress)
+    else:
+        res = summarize(a.study, a.runs_dir, a.out, n_final=a.n_final)
+        save_study_curves(res, Path(a.out) / "study_curves.png")
+        print((Path(a.out) / "study_table.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
