@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lib.tools.bench import bench_contention, bench_core
+from lib.tools.bench import bench_contention, bench_core, bench_train_settings
+from lib.tools.sampler_bench import run as run_sampler_bench
 
 
 def main(argv=None):
@@ -29,15 +30,19 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint", default="data/checkpoints/tux32")
     p.add_argument("--skip-contention", action="store_true")
+    p.add_argument("--skip-train-settings", action="store_true")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd training (about a minute of compiling)")
     a = p.parse_args(argv)
     res = bench_core(a.device, a.quick)
     print(json.dumps(res), flush=True)
+    if not a.skip_train_settings:
+        res.update(bench_train_settings(a.device, a.quick, a.compile))
+        print(json.dumps(res), flush=True)
     if not a.skip_contention:
         res.update(bench_contention(a.quick))
         print(json.dumps(res), flush=True)
     if not a.skip_sampler:
-        from lib.tools.sampler_bench import run
-        res.update(run(checkpoint=a.checkpoint, quick=a.quick))
+        res.update(run_sampler_bench(checkpoint=a.checkpoint, quick=a.quick))
     print(json.dumps(res))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from lib.core.device import pick_device
-from lib.tools.gpu_check import SIZES, device_name, extract_phase, kmeans_phase, peak_tflops, significant, train_phase
+from lib.tools.gpu_check import device_name, extract_phase, kmeans_phase, peak_tflops, significant, SIZES, train_phase
 
 
 def parse_args(argv=None):

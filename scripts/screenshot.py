@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from lib.publish.screenshot import SCREENSHOT, screenshot
+from lib.publish.screenshot import screenshot, SCREENSHOT
 
 
 def main(argv=None):

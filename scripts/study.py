@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from lib.publish.study_plots import save_study_curves
-from lib.training.study import OUT, RUNS, STUDY, run, summarize
+from lib.training.study import OUT, run, RUNS, STUDY, summarize
 
 
 def main(argv=None):

@@ -9,7 +9,8 @@ KEYS = {"train_images_per_s", "phi_images_per_s_stop_after_mid", "phi_images_per
         "forward_gflops_per_s", "matmul_peak_gflops_per_s",
         "sampler_reference_nfe", "sampler_fast_nfe", "sampler_reference_wall_s", "sampler_fast_wall_s",
         "sampler_reference_phi_rel_err", "sampler_fast_phi_rel_err", "sampler_reference_diversity",
-        "sampler_fast_diversity", "contended_slowdown", "contended_slowdown_all_cores"}
+        "sampler_fast_diversity", "contended_slowdown", "contended_slowdown_all_cores", "train_best_images_per_s",
+        "train_best_setting"}
 
 
 def test_bench_prints_flat_json_with_keys():

@@ -61,6 +61,9 @@ def test_empty_clusters_are_relocated():
     assert len(np.unique(lab)) == 3
 
 
+@pytest.mark.parametrize("kw,msg", [(dict(k=0), "k:"), (dict(k=5, method="elkan"), "method"),
+                                    (dict(k=5, method="minibatch"), "batch_size"),
+                                    (dict(k=5, init=np.zeros((4, 16))), "init")])
 def test_errors(blobs, kw, msg):
     with pytest.raises(ValueError, match=msg):
         kmeans(blobs[0], **kw)

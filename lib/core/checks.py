@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")
 

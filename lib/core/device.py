@@ -4,12 +4,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import time
 
 import numpy as np
 import torch
 
 from lib.core.checks import parse_amp
-import time
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -14,7 +14,6 @@ os.umask(UMASK)
 FILE_MODE = 0o666 & ~UMASK  # what open() would give; mkstemp alone gives 0600
 
 
-
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from lib.data import files as filedata
-from lib.data import shapes, tuxphoto
+from lib.data import files as filedata, shapes, tuxphoto
 from lib.data.files import FASHION_DIR, imagenet_files
-from lib.data.imageset import DATASETS, SPLIT_SEED_OFFSET, ImageSet, parse_spec
+from lib.data.imageset import DATASETS, ImageSet, parse_spec, SPLIT_SEED_OFFSET
 from lib.data.tuxphoto import DEFAULT_BANK_DIR
+
 
 def load_dataset(spec: str, n: int | None = None, size: int = 32, seed: int = 0, split: str = "train") -> ImageSet:
     """Load ``n`` images (all, for file datasets, when None) of ``spec`` at ``size`` x ``size``."""

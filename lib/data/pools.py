@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.core.checks import load_npy
+from lib.core.files import atomic_write_json
 from lib.data import files as filedata
 from lib.data.datasets import load_dataset, source_fingerprint
 from lib.data.imageset import parse_spec
-from lib.core.files import atomic_write_json
-from lib.core.checks import load_npy
 
 
 def _source_stamp(spec: str, split: str, size: int, n: int | None, seed: int) -> dict:

@@ -19,13 +19,15 @@ ratio is reported with the sizes of its two groups (a ratio between two tiny clu
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
 
 from lib.measure.channels import as_numpy
-import contextlib
 from lib.measure.kmeans import kmeans as torch_kmeans
+
 
 # OpenMP/BLAS threads used by sklearn here. 1 by default: on a busy CPU (training in the background)
 # OpenMP spin-waiting made k-means and t-SNE 20-40x slower than one thread. None: library default.

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from lib.data.datasets import load_dataset
 from lib.core.metrics import blur_oracle, psnr
+from lib.data.datasets import load_dataset
 from lib.representation.phi import denoise
+
 
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 

@@ -37,13 +37,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lib.measure.denoising import EVAL_SIGMAS
+from lib.core.device import autocast, per_sample_noise
 from lib.measure.channels import as_numpy
+from lib.measure.denoising import EVAL_SIGMAS
 from lib.model.hooks import resolve_blocks
-from lib.sampling.guidance import block_channels, project
-from lib.representation.phi import phi, denoise, check_sigma
 from lib.model.unet import check_images
-from lib.core.device import per_sample_noise, autocast
+from lib.representation.phi import check_sigma, denoise, phi
+from lib.sampling.guidance import block_channels, project
+
 
 __all__ = ["pairwise_distances", "nearest_neighbours", "class_distance_distributions", "distance_auc",
            "same_class_auc", "project_to_phi", "conditional_density_distance", "band_ratio"]

@@ -27,6 +27,7 @@ import torch
 
 from lib.core.device import pick_device
 
+
 DEFAULT_INIT_SIZE = 100_000
 
 

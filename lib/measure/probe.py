@@ -9,13 +9,14 @@ only), a stratified, seeded train/test split, and the Wilson 95% interval of the
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.stats import norm
 
 from lib.measure.channels import as_numpy
-import warnings
 from lib.measure.clustering import limit_threads
+
 
 # The authors' probe noise level, 50 on their 0-255 scale, in our units (images in [0, 1]).
 PAPER_PROBE_SIGMA = 50 / 255

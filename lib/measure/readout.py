@@ -28,13 +28,14 @@ import warnings
 import numpy as np
 import torch
 
+from lib.core.device import per_sample_noise
 from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
 from lib.measure.clustering import kmeans, limit_threads, scores
-from lib.core.device import per_sample_noise
-from lib.model.hooks import BlockRecorder, resolve_blocks
 from lib.measure.probe import wilson_interval
-from lib.representation.phi import phi
+from lib.model.hooks import BlockRecorder, resolve_blocks
 from lib.model.unet import UNet
+from lib.representation.phi import phi
+
 
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
 READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import load_file, safe_open, save_file
 
 from lib.core.files import atomic_path, atomic_write_json
 from lib.model.unet import UNet, UNetConfig

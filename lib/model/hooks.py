@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from lib.model.unet import block_aliases
 
 

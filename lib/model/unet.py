@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from lib.core.checks import check_field_types
+
 
 NORMS = ("scale", "bfbn", "batch", "none")
 # Initial per-channel gain of the norms: "ones" (ours, PyTorch's default) or "authors" (the authors'

@@ -1,7 +1,6 @@
 """Figures, tables and the analysis-sigma check of the readout grid (notebook 00; lib.measure.readout.readout_grid)."""
 from __future__ import annotations
 
-
 from lib.measure.readout import ANALYSIS_SIGMA, DEGENERATE_BELOW
 
 PANELS = (("varying_fraction", "varying fraction of energy"), ("probe_acc", "ridge probe accuracy (class)"),

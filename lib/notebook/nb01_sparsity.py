@@ -8,6 +8,7 @@ from lib.model.unet import block_aliases, block_label
 from lib.notebook.plots import image_grid
 from lib.notebook.schematic import plot_network  # noqa: F401  (Fig. 1's architecture, drawn from the config)
 
+
 # docs/method.md (sparsity across blocks): approximate modes of the PR histograms on ImageNet (input, output) per block.
 PAPER_PR_MODES = {"a2": (0.41, 0.64), "a3": (0.63, 0.75), "a4": (0.75, 0.26), "a5": (0.76, 0.49), "a6": (0.65, 0.27)}
 PAPER_BLOCK_LABELS = {a: block_label(a, mid="B (mid)") for a in block_aliases(3)}
@@ -66,10 +67,10 @@ def pr_summary(prs: dict) -> list[dict]:
     for b, d in prs.items():
         mi, mo = mode(d["in"]), mode(d["out"])
         pin, pout = PAPER_PR_MODES.get(b, (np.nan, np.nan))
-        med_in, med_out = float(np.median(d["in"])), float(np.median(d["out"]))
+        med_in, med_out = float(np.nanmedian(d["in"])), float(np.nanmedian(d["out"]))  # all-zero rows: NaN PR
         rows.append({"block": PAPER_BLOCK_LABELS.get(b, b), "mode in": mi, "mode out": mo,
                      "median in": med_in, "median out": med_out, "paper in": pin, "paper out": pout,
-                     "verdict": "sparser" if med_out < med_in else "denser",
+                     "verdict": "sparser" if med_out < med_in else ("denser" if med_out > med_in else "unchanged"),
                      "paper verdict": ("sparser" if pout < pin else "denser") if np.isfinite(pin) else ""})
     return rows
 

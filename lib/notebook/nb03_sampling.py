@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from lib.representation.phi import phi
 from lib.sampling import samplers as S
 from lib.sampling.quality import summarize
-from lib.representation.phi import phi
 
 
 def rmse_to(samples: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from lib.measure.clustering import kmeans, scores
-from lib.notebook.plots import show_images
 from lib.measure.readout import zscore
+from lib.notebook.plots import show_images
 
 
 def k_grid(feats, labels_k: dict, factors: dict, seed: int = 0) -> list[dict]:

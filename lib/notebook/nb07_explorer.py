@@ -23,13 +23,14 @@ import io
 import numpy as np
 import torch
 
+from lib.core.device import per_sample_noise
 from lib.core.metrics import psnr
 from lib.measure.distances import nearest_neighbours
 from lib.model.hooks import BlockRecorder, resolve_blocks
 from lib.notebook.plots import image_grid, save_figure
 from lib.representation.phi import denoise, phi as phi_of
-from lib.core.device import per_sample_noise
 from lib.sampling import samplers as sampling
+
 
 PANELS = ("image", "phi", "channel", "neighbours", "reconstructions")
 
@@ -51,8 +52,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
-
-
 
 
 class Explorer:

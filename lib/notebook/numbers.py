@@ -15,8 +15,10 @@ import json
 import math
 from pathlib import Path
 
-from lib.core.paths import FIGURES, ROOT
 import numpy as np
+
+from lib.core.paths import FIGURES, ROOT
+
 
 SIGNIFICANT = 4
 FILENAME = "numbers.json"

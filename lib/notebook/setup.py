@@ -19,12 +19,13 @@ from types import SimpleNamespace
 
 import torch
 
-from lib.model.checkpoint import load_model
-from lib.data.datasets import load_dataset
 from lib.core.device import apply_threads, pick_device, seed_everything
 from lib.core.paths import CHECKPOINTS, FIGURES, resolve
-from lib.notebook.plots import set_context, set_figure_dir, set_style
+from lib.data.datasets import load_dataset
+from lib.model.checkpoint import load_model
 from lib.model.unet import UNet
+from lib.notebook.plots import set_context, set_figure_dir, set_style
+
 
 SMOKE_CHECKPOINT = CHECKPOINTS / "tiny16"
 SMOKE_IMAGES = 48

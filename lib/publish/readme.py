@@ -16,7 +16,6 @@ A claim whose numbers are missing (a notebook that has not written that key yet)
 from __future__ import annotations
 
 import ast
-
 import re
 import string
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ from pathlib import Path
 
 from lib.core.paths import FIGURES, ROOT
 from lib.notebook.catalog import NOTEBOOKS
-from lib.training import study
 from lib.notebook.numbers import find_numbers
+from lib.training import study
+
 
 README = ROOT / "README.md"
 NOT_MEASURED = "not measured"

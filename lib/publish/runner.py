@@ -11,6 +11,7 @@ and never into the committed figures/ without --force. times.json keeps the entr
 from __future__ import annotations
 
 import ast
+import difflib
 import html
 import json
 import os
@@ -19,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from lib.core.files import atomic_write_json
 from lib.core.checks import read_json
 from lib.core.device import kernel_thread_env
-from lib.notebook.catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
+from lib.core.files import atomic_write_json
 from lib.core.paths import FIGURES, ROOT
-import difflib
+from lib.notebook.catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
+
 
 NOTEBOOKS = ROOT / "notebooks"
 

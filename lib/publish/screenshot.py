@@ -25,8 +25,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lib.core.paths import FIGURES, ROOT
 import psutil
+
+from lib.core.paths import FIGURES, ROOT
+
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = ROOT / "notebooks" / "07_explorer.ipynb"

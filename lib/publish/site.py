@@ -15,14 +15,13 @@ import re
 from pathlib import Path
 
 from lib.core.paths import FIGURES, ROOT
-from lib.publish.readme import site_page
 from lib.notebook.catalog import NOTEBOOKS
-from lib.publish.readme import provenance, site_page
 from lib.notebook.numbers import find_numbers
-from lib.publish.readme import scorecard, site_page
+from lib.publish.readme import provenance, scorecard, site_page
+
 
 SITE = "site"
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK_DIR = ROOT / "notebooks"
 RUN_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 
 STYLE = """
@@ -78,7 +77,7 @@ def _intro(stem: str) -> str:
     """The notebook's first markdown cell as HTML (heading dropped; links rebased from notebooks/)."""
     import mistune
     import nbformat
-    p = NOTEBOOKS / f"{stem}.ipynb"
+    p = NOTEBOOK_DIR / f"{stem}.ipynb"
     if not p.is_file():
         return ""
     nb = nbformat.read(p, as_version=4)

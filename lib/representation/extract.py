@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.model.hooks import block_channels
-from lib.core.files import atomic_write_bytes, atomic_write_json
 from lib.core.checks import load_npy, read_json
 from lib.core.device import amp_enabled, autocast, per_sample_noise, to_channels_last
-from lib.model.hooks import resolve_blocks
-from lib.representation.phi import block_means, check_sigma
+from lib.core.files import atomic_write_bytes, atomic_write_json
+from lib.model.hooks import block_channels, resolve_blocks
 from lib.model.unet import block_aliases
+from lib.representation.phi import block_means, check_sigma
+
 
 FORMAT = "phi-cache/1"
 MANIFEST = "manifest.json"

@@ -10,11 +10,11 @@ import time
 
 import torch
 
-from lib.model.hooks import block_channels as all_block_channels
 from lib.core.device import autocast
-from lib.model.hooks import BlockRecorder, resolve_blocks
-from lib.representation.phi import phi as phi_of
+from lib.model.hooks import block_channels as all_block_channels, BlockRecorder, resolve_blocks
 from lib.model.unet import check_images
+from lib.representation.phi import phi as phi_of
+
 
 GRID_PER_DECADE = 8  # target phi grid: sigma = 10 ** (k / 8), interpolated linearly in log sigma
 

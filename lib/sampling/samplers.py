@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lib.sampling.schedules import geometric_sigmas, linear_sigmas
-from lib.core.metrics import psnr
 from lib.core.device import autocast, base_seed, per_sample_noise
+from lib.core.metrics import psnr
+from lib.representation.phi import check_sigma, phi as phi_of
 from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, PhiTarget, check_block, expand_mask,  # noqa: F401
                        block_channels, centroid_target, make_target, project, project_averaged, topk_mask)
-from lib.representation.phi import check_sigma, phi as phi_of
+from lib.sampling.schedules import geometric_sigmas, linear_sigmas
+
 
 EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image, inside the training range)
 

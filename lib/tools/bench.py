@@ -10,7 +10,9 @@ as the notebooks choose them: lib.core.device.choose_threads in a process starte
 environment) next to contended_slowdown_all_cores (the same with one thread per core and OpenMP's default
 spin-waiting: what the notebooks did before), the seconds per pass behind them (alone_work_s*,
 contended_work_s*), contended_threads (threads chosen alone / contended),
-then the sampler keys of lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
+train_images_per_s[SETTING], train_best_images_per_s, train_best_setting (train images/s over batch size, threads,
+channels_last and optionally torch.compile: `bench_train_settings`), then the sampler keys of
+lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ import time
 
 import torch
 
-from lib.core.device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
+from lib.core.device import apply_threads, autocast, bf16_supported, PASSIVE_WAIT, pick_device, to_channels_last
 from lib.model.hooks import run_blocks
-from lib.model.unet import UNet, forward_flops, preset
+from lib.model.unet import forward_flops, preset, UNet
 
 
 def _timeit(fn, min_time: float, warmup: int = 2) -> float:
@@ -89,6 +91,49 @@ def bench_core(device="auto", quick=False) -> dict:
         "forward_gflops_per_s": round(forward_flops(cfg, size) * 256 / t_full / 1e9, 1),
         "matmul_peak_gflops_per_s": round(2 * n ** 3 / t_mm / 1e9, 1),
     }
+
+
+def train_rate(device, batch: int, threads: int, channels_last: bool, compiled: bool = False,
+               min_time: float = 5.0) -> float:
+    """Train images/s of the cpu32 preset at 32x32 (one Adam step on a noisy batch) for one setting."""
+    dev = pick_device(device)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        model = to_channels_last(UNet(preset("cpu32")).to(dev), channels_last)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        fwd = torch.compile(model) if compiled else model
+        x = to_channels_last(torch.rand(batch, 3, 32, 32, device=dev), channels_last)
+        amp = bf16_supported(dev)
+
+        def step():
+            with autocast(dev, amp):
+                out = fwd(x + 0.1 * torch.randn_like(x))
+            loss = (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return batch / _timeit(step, min_time, warmup=3 if compiled else 2)
+    finally:
+        torch.set_num_threads(old)
+
+
+def bench_train_settings(device="auto", quick=False, compiled=False) -> dict:
+    """Train images/s over batch size x threads x channels_last (x torch.compile when ``compiled``) and the
+    best setting: what a training run on this machine should use."""
+    threads = sorted({1, torch.get_num_threads()})
+    out = {}
+    for b in (32, 64, 128):
+        for t in threads:
+            for cl in (True, False):
+                for comp in ((False, True) if compiled else (False,)):
+                    name = f"batch {b}, {t} thread{'s' if t > 1 else ''}, {'channels_last' if cl else 'NCHW'}" \
+                           + (", torch.compile" if comp else "")
+                    out[name] = round(train_rate(device, b, t, cl, comp, 1.0 if quick else 4.0), 1)
+    best = max(out, key=out.get)
+    flat = {f"train_images_per_s[{k}]": v for k, v in out.items()}
+    return {**flat, "train_best_images_per_s": out[best], "train_best_setting": best}
 
 
 def contention_work(threads: int, min_time: float) -> dict:

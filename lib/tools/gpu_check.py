@@ -14,6 +14,7 @@ of known devices, else a measured large bf16 matmul), as one JSON object on the 
 """
 from __future__ import annotations
 
+import platform
 import resource
 import threading
 import time
@@ -23,13 +24,12 @@ import numpy as np
 import torch
 
 from lib.core.device import bf16_supported
-import platform
-from lib.training.trainer import TrainConfig, Trainer
+from lib.data.pools import open_pool
+from lib.measure.kmeans import kmeans
 from lib.model.unet import forward_flops, preset
 from lib.representation.extract import extract, load_cache
-from lib.data.pools import open_pool
-from lib.model.unet import forward_flops
-from lib.measure.kmeans import kmeans
+from lib.training.trainer import TrainConfig, Trainer
+
 
 # dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets (SXM parts)
 PEAK_BF16_TFLOPS = {"GH200": 989.0, "H200": 989.0, "H100 PCIE": 756.0, "H100": 989.0, "H800": 989.0,

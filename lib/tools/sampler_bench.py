@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from lib.sampling import samplers as S
-from lib.model.checkpoint import checkpoint_file, load_model
 from lib.data.datasets import load_dataset
+from lib.model.checkpoint import checkpoint_file, load_model
+from lib.sampling import samplers as S
 from lib.sampling.quality import ascent_steps, phi_spread, summarize
 
 

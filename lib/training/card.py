@@ -18,13 +18,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lib.model.checkpoint import checkpoint_file, load_model, save_model
 from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
+from lib.core.paths import CHECKPOINTS
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import held_out_psnr_table
-from lib.core.paths import CHECKPOINTS
-from lib.measure.readout import ANALYSIS_NOISE, DEGENERATE_BELOW, READOUT_SIGMAS, liveness, untrained_twin
+from lib.measure.readout import ANALYSIS_NOISE, DEGENERATE_BELOW, liveness, READOUT_SIGMAS, untrained_twin
+from lib.model.checkpoint import checkpoint_file, load_model, save_model
 from lib.representation.phi import phi
+
 
 N_HELD_OUT = 512
 N_LIVENESS = 500

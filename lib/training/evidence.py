@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.measure.channels import kurtotic_channels, participation_ratio
-from lib.model.checkpoint import load_model
-from lib.measure.clustering import kmeans, scores
-from lib.data.datasets import load_dataset
 from lib.core.paths import resolve
-from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, PROBE_TRAIN_IMAGES, knn_accuracy, liveness, probe,
-                      probe_with_controls, untrained_twin)
+from lib.data.datasets import load_dataset
+from lib.measure.channels import kurtotic_channels, participation_ratio
+from lib.measure.clustering import kmeans, scores
+from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, knn_accuracy, liveness, probe, PROBE_TRAIN_IMAGES,
+    probe_with_controls, untrained_twin)
+from lib.model.checkpoint import load_model
 from lib.representation.phi import phi
+
 
 EVIDENCE_TRAIN_IMAGES = 2000  # train-split images for the probe of the in-training evidence records
 

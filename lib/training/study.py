@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from lib.core.paths import FIGURES, ROOT
-from lib.measure.readout import DEGENERATE_BELOW
-from lib.training.trainer import TrainConfig
-from lib.training.trainer import Trainer
+from lib.measure.readout import DEGENERATE_BELOW, untrained_twin
 from lib.model.checkpoint import load_model
-from lib.training.evidence import evidence_sets, evidence_with_controls
-from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
-from lib.measure.readout import untrained_twin
-from lib.model.unet import UNet, preset
+from lib.model.unet import preset, UNet
+from lib.training.evidence import evidence_sets, evidence_with_controls, model_evidence, pixel_evidence
+from lib.training.trainer import TrainConfig, Trainer
+
 
 STUDY = ROOT / "configs" / "study.json"
 RUNS = ROOT / "runs" / "study"

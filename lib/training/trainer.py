@@ -28,6 +28,8 @@ import json
 import math
 import os
 import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,19 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.measure.denoising import EVAL_SIGMAS
-from lib.model.checkpoint import atomic_save_tensors, load_optimizer, load_state, optimizer_tensors, read_tensors, save_model
-from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.checks import amp_name, check_field_types, parse_amp
 from lib.core.device import apply_threads, autocast, pick_device, to_channels_last
+from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.metrics import psnr
-from lib.representation.phi import check_sigma
-from lib.model.unet import UNet, preset
 from lib.data.pools import open_pool
-import tempfile
+from lib.measure.denoising import EVAL_SIGMAS
+from lib.model.checkpoint import (atomic_save_tensors, load_optimizer, load_state, optimizer_tensors, read_tensors,
+    save_model)
+from lib.model.unet import preset, UNet
+from lib.representation.phi import check_sigma
 from lib.training.evidence import evidence_sets, model_evidence
-import threading
-
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""Figures and tables of the readout's learning curves (lib.training.curves): one panel per measure against
+images seen on a log axis, one line per run, the controls as bands, and the gap to the best control with its
+interval and fitted trend."""
+from __future__ import annotations
+
+import numpy as np
+
+from lib.notebook.plots import DPI
+from lib.training.curves import CURVE_KEYS, GAP_KEYS
+
+
+LABELS = {"mid_varying_fraction": "phi varying fraction (liveness)", "mid_eff_channels_out": "mid effective channels",
+          "class_ami": "k-means class AMI", "probe_acc": "linear probe accuracy (class)",
+          "knn_acc": "kNN accuracy (class)"}
+
+
+def plot_curves(tables: dict, fits: dict | None = None):
+    """``tables``: {run: lib.training.curves.curve_table(...)}; ``fits``: {run: {key: fit_gap(...)}}."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="paper")
+    colours = dict(zip(tables, sns.color_palette("colorblind", len(tables))))
+    panels = list(CURVE_KEYS) + [f"gap_{k}" for k in GAP_KEYS]
+    fig, grid = plt.subplots(2, 4, figsize=(14, 6.4), layout="constrained")
+    axes = grid.ravel()
+    axes[-1].set_visible(False)
+    for ax, key in zip(axes, panels):
+        for run, t in tables.items():
+            c = colours[run]
+            if key.startswith("gap_"):
+                k = key[4:]
+                g = t["gaps"]
+                if not g:
+                    continue
+                x = np.array([r["images_seen"] for r in g])
+                y = np.array([r[k]["gap"] for r in g])
+                lo = np.array([r[k]["low"] for r in g])
+                hi = np.array([r[k]["high"] for r in g])
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", ms=3, color=c, capsize=2, label=run)
+                f = (fits or {}).get(run, {}).get(k)
+                if f and f.get("slope_per_decade") is not None:
+                    xs = np.geomspace(max(x.min(), 5e4), x.max() * 10, 20)
+                    ax.plot(xs, f["intercept"] + f["slope_per_decade"] * np.log10(xs), ":", color=c)
+                ax.axhline(0, color="black", lw=0.8)
+                ax.axhline(0.05, color="grey", lw=0.8, ls="--")
+                ax.set_title(f"gap: {LABELS[k].split(' (')[0]} − best control", fontsize=9)
+            else:
+                x = [r["images_seen"] for r in t["trained"]]
+                ax.plot(x, [r[key] for r in t["trained"]], "o-", ms=3, color=c, label=run)
+                if key in t["untrained"]:
+                    m, sd = t["untrained"][key]
+                    ax.axhspan(m - sd, m + sd, color=c, alpha=0.15)
+                    ax.axhline(m, color=c, ls=":", lw=1)
+                ax.set_title(LABELS[key], fontsize=9)
+        if not key.startswith("gap_") and key != "mid_varying_fraction" and key != "mid_eff_channels_out":
+            px = next((t["pixels"][key] for t in tables.values() if t["pixels"] and key in t["pixels"]), None)
+            if px is not None:
+                ax.axhline(px, color="black", ls="--", lw=1, label="pixels")
+        ax.set_xscale("log")
+        ax.set_xlabel("images seen")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Readout of phi (mid block, σ = analysis σ) over training; dotted/band: untrained net (3 seeds, "
+                 "mean ± sd); dashed: pixels", fontsize=9)
+    sns.reset_defaults()
+    return fig
+
+
+def save_curves(tables: dict, fits: dict, path) -> None:
+    plot_curves(tables, fits).savefig(path, dpi=DPI, metadata={"Software": None})
+
+
+def curves_markdown(tables: dict, fits: dict) -> str:
+    """One row per run and snapshot: the measures, and the probe / kNN gap to the best control with its interval."""
+    head = ("| run | images seen | varying | eff. ch. | class AMI | probe | kNN | probe gap [95%] | kNN gap [95%] |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for run, t in tables.items():
+        for r, g in zip(t["trained"], t["gaps"] or [None] * len(t["trained"])):
+            gap = (lambda k: f"{g[k]['gap']:+.3f} [{g[k]['low']:+.3f}, {g[k]['high']:+.3f}] vs {g[k]['best_control']}"
+                   if g else "–")
+            lines.append(f"| {run} | {r['images_seen']:,} | {r['mid_varying_fraction']:.3f} | {r['mid_eff_channels_out']:.0f} "
+                         f"| {r['class_ami']:.3f} | {r['probe_acc']:.3f} | {r['knn_acc']:.3f} | {gap('probe_acc')} | {gap('knn_acc')} |")
+        u, p = t["untrained"], t["pixels"]
+        if u and p:
+            lines.append(f"| {run}: untrained (3 seeds) | 0 | {u['mid_varying_fraction'][0]:.3f} | "
+                         f"{u['mid_eff_channels_out'][0]:.0f} | {u['class_ami'][0]:.3f} | {u['probe_acc'][0]:.3f} ± "
+                         f"{u['probe_acc'][1]:.3f} | {u['knn_acc'][0]:.3f} ± {u['knn_acc'][1]:.3f} | | |")
+            lines.append(f"| pixels | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} | {p['knn_acc']:.3f} | | |")
+    for run, fs in fits.items():
+        for k, f in fs.items():
+            if f.get("slope_per_decade") is None:
+                lines.append(f"\n{run}, {k}: too few snapshots from 50k images on to fit a trend ({f['n_points']}).")
+            else:
+                at = f["reaches_margin_at"]
+                lines.append(f"\n{run}, {k}: gap slope {f['slope_per_decade']:+.3f} ± {f['slope_se']:.3f} per decade of "
+                             f"images seen ({f['n_points']} snapshots); "
+                             + (f"the fitted line reaches +{f['margin']} at {at:.3g} images." if at else
+                                "the fitted line does not rise, so it never reaches the margin."))
+    return "\n".join(lines) + "\n"

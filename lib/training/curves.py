@@ -1,0 +1,134 @@
+"""Learning curves of the readout: phi of every snapshot of a run against images seen, next to its controls.
+
+For each snapshot (``snapshots/img*.safetensors`` and the run's ``model``) the readout of the middle block at
+the analysis noise level (lib.measure.readout: liveness, effective channels, k-means class AMI, tuned linear
+probe and kNN fitted on a train split) on fixed held-out images; the controls on the same images: raw pixels,
+and the untrained network of the run's configuration over three init seeds (mean and sd). One JSON line per
+snapshot is appended to ``curves.jsonl`` as soon as it is measured, so an interrupted measurement resumes.
+
+The gap of a measure is phi minus the best control (pixels or the mean untrained network); its 95% interval
+treats the two accuracies as independent binomial proportions on the held-out images (plus the untrained
+seeds' spread when that control is the best). `fit_gap` fits gap = a + b log10(images seen) and says where
+the fitted line would reach a margin, if it rises.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
+from lib.model.checkpoint import load_model
+from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
+
+
+CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
+GAP_KEYS = ("probe_acc", "knn_acc")
+INIT_SEEDS = (0, 1, 2)
+
+
+def snapshots(run) -> list[tuple[int, Path]]:
+    """(images seen, checkpoint stem) of every snapshot of ``run`` and of its current model, ascending."""
+    run = Path(run)
+    out = {}
+    for p in sorted((run / "snapshots").glob("img*.safetensors")):
+        m = re.fullmatch(r"img(\d+)", p.stem)
+        if m:
+            out[int(m.group(1))] = p.with_suffix("")
+    if (run / "model.safetensors").is_file():
+        meta = json.loads((run / "model.json").read_text()).get("metadata", {})
+        out.setdefault(int(meta.get("images_seen", 0)), run / "model")
+    if not out:
+        raise FileNotFoundError(f"{run}: no snapshots/img*.safetensors and no model.safetensors; train it first")
+    return sorted(out.items())
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float = ANALYSIS_SIGMA,
+                n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None) -> list[dict]:
+    """Append the readout of every not yet measured snapshot of ``run`` (and, once, its controls) to
+    ``out``/curves.jsonl; returns all its records. ``dataset`` overrides the run's dataset spec (the images
+    moved); the settings are part of each record and records with other settings are not reused."""
+    run, out = Path(run), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "curves.jsonl"
+    settings = {"run": run.name, "n_test": n_test, "n_train": n_train, "sigma": sigma, "n_noise": n_noise,
+                "seed": seed}
+    done = [r for r in _read(path) if all(r.get(k) == v for k, v in settings.items())]
+    have = {(r["kind"], r.get("images_seen"), r.get("init_seed")) for r in done}
+    snaps = snapshots(run)
+    first = load_model(snaps[0][1])
+    meta = first.checkpoint_metadata
+    train, data = evidence_sets(dataset or meta["dataset"], first.config.image_size, seed, n_test, n_train)
+    rows = []
+
+    def add(rec):
+        rec = {**settings, **rec}
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        rows.append(rec)
+        print(json.dumps(rec), flush=True)
+
+    if ("pixels", None, None) not in have:
+        add({"kind": "pixels", **pixel_evidence(data, seed, train)})
+    for s in INIT_SEEDS:
+        if ("untrained", None, s) not in have:
+            add({"kind": "untrained", "init_seed": s,
+                 **model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise)})
+    for images, stem in snaps:
+        if ("trained", images, None) not in have:
+            add({"kind": "trained", "images_seen": images,
+                 **model_evidence(load_model(stem), data, seed, train, sigma, n_noise)})
+    return done + rows
+
+
+def curve_table(records: list[dict]) -> dict:
+    """{"trained": rows by images seen, "pixels": record, "untrained": {key: (mean, sd)}, "gaps": rows} for
+    the records of one run (as written by `measure_run`)."""
+    trained = sorted((r for r in records if r["kind"] == "trained"), key=lambda r: r["images_seen"])
+    pixels = next((r for r in records if r["kind"] == "pixels"), None)
+    un = [r for r in records if r["kind"] == "untrained"]
+    untrained = {k: (float(np.mean([r[k] for r in un])), float(np.std([r[k] for r in un], ddof=1)) if len(un) > 1 else 0.0)
+                 for k in CURVE_KEYS if un and all(k in r for r in un)}
+    gaps = [gap_row(t, pixels, untrained) for t in trained] if pixels and untrained else []
+    return {"trained": trained, "pixels": pixels, "untrained": untrained, "gaps": gaps}
+
+
+def gap_row(trained: dict, pixels: dict, untrained: dict, z: float = 1.96) -> dict:
+    """phi minus the best control for the probe and kNN accuracy, with a 95% interval."""
+    n = int(trained["n_test"])
+    row = {"images_seen": trained["images_seen"]}
+    for k in GAP_KEYS:
+        u_mean, u_sd = untrained[k]
+        best, sd_extra, name = (pixels[k], 0.0, "pixels") if pixels[k] >= u_mean else (u_mean, u_sd, "untrained")
+        p = trained[k]
+        se = math.sqrt(p * (1 - p) / n + best * (1 - best) / n + sd_extra ** 2)
+        row[k] = {"gap": p - best, "low": p - best - z * se, "high": p - best + z * se, "best_control": name}
+    return row
+
+
+def fit_gap(gaps: list[dict], key: str = "probe_acc", margin: float = 0.05, min_images: int = 50_000) -> dict:
+    """Least-squares fit of the gap against log10(images seen) on snapshots from ``min_images`` on: slope
+    per decade with its standard error, and the images seen at which the fitted line reaches ``margin``
+    (None when the slope is not positive)."""
+    pts = [(math.log10(g["images_seen"]), g[key]["gap"]) for g in gaps if g["images_seen"] >= min_images]
+    if len(pts) < 3:
+        return {"key": key, "n_points": len(pts), "slope_per_decade": None, "slope_se": None, "reaches_margin_at": None}
+    x, y = np.array(pts).T
+    A = np.stack([np.ones_like(x), x], 1)
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ coef
+    s2 = float(resid @ resid) / max(1, len(x) - 2)
+    se = math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
+    a, b = float(coef[0]), float(coef[1])
+    at = 10 ** ((margin - a) / b) if b > 0 else None
+    return {"key": key, "n_points": len(pts), "intercept": a, "slope_per_decade": b, "slope_se": se,
+            "margin": margin, "reaches_margin_at": at}

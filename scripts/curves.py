@@ -1,0 +1,45 @@
+"""Learning curves of the readout over a run's snapshots, with controls, gaps and a fitted trend.
+
+    python -m scripts.curves runs/cifar32 runs/cifar32-sigma3 --out figures/cifar10/curves
+
+Measures every snapshot not yet in OUT/curves.jsonl (resumable), then writes OUT/curves.png, OUT/curves.md
+and OUT/fits.json from all records of the runs named.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lib.core.checks import run_cli
+from lib.publish.curve_plots import curves_markdown, save_curves
+from lib.training.curves import curve_table, fit_gap, GAP_KEYS, measure_run
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="training run folders (with snapshots/)")
+    p.add_argument("--out", required=True, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
+    p.add_argument("--n-test", type=int, default=2000, help="held-out images scored (default 2000)")
+    p.add_argument("--n-train", type=int, default=5000, help="train-split images the probes are fitted on")
+    p.add_argument("--dataset", help="dataset spec, if the run's images moved")
+    p.add_argument("--no-measure", action="store_true", help="only redraw from curves.jsonl")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    tables, fits = {}, {}
+    for run in a.runs:
+        name = Path(run).name
+        if not a.no_measure:
+            measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset)
+        recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
+        recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
+        tables[name] = curve_table(recs)
+        fits[name] = {k: fit_gap(tables[name]["gaps"], k) for k in GAP_KEYS}
+    save_curves(tables, fits, out / "curves.png")
+    (out / "curves.md").write_text(curves_markdown(tables, fits))
+    (out / "fits.json").write_text(json.dumps(fits, indent=1) + "\n")
+    print((out / "curves.md").read_text())
+
+
+if __name__ == "__main__":
+    run_cli(main)

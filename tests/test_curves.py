@@ -1,0 +1,67 @@
+"""Learning curves of the readout (lib.training.curves, scripts.curves) on a tiny run, and the gap fit on
+cases with known answers."""
+import json
+import math
+
+import pytest
+
+from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, snapshots
+from lib.training.trainer import TrainConfig, Trainer
+from scripts import curves as curves_cli
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curves")
+    cfg = TrainConfig(preset="tiny", dataset="shapes", size=16, n_train=128, n_val=16, batch_size=16, total_images=64,
+                      snapshot_every_images=32, ckpt_every=2, out=str(root / "run"), data_cache=str(root / "cache"),
+                      threads=1)
+    Trainer(cfg).run(progress=False)
+    return root / "run"
+
+
+def test_snapshots_are_listed_in_order_with_the_final_model(run):
+    assert [n for n, _ in snapshots(run)] == [32, 64]
+
+
+def test_measure_run_records_controls_and_resumes(run, tmp_path):
+    recs = measure_run(run, tmp_path, n_test=60, n_train=80)
+    kinds = [r["kind"] for r in recs]
+    assert kinds.count("pixels") == 1 and kinds.count("untrained") == 3 and kinds.count("trained") == 2
+    lines = (tmp_path / "curves.jsonl").read_text().splitlines()
+    assert len(measure_run(run, tmp_path, n_test=60, n_train=80)) == len(recs)  # nothing measured twice
+    assert (tmp_path / "curves.jsonl").read_text().splitlines() == lines
+    t = curve_table(recs)
+    assert [g["images_seen"] for g in t["gaps"]] == [32, 64]
+    assert all(0 <= r["probe_acc"] <= 1 for r in t["trained"])
+
+
+def test_cli_writes_figure_table_and_fits(run, tmp_path):
+    curves_cli.main([str(run), "--out", str(tmp_path), "--n-test", "60", "--n-train", "80"])
+    assert (tmp_path / "curves.png").stat().st_size > 20_000
+    assert "| run | images seen" in (tmp_path / "curves.md").read_text()
+    assert set(json.loads((tmp_path / "fits.json").read_text())["run"]) == {"probe_acc", "knn_acc"}
+
+
+def test_gap_row_takes_the_best_control_and_a_binomial_interval():
+    g = gap_row({"images_seen": 10, "n_test": 1000, "probe_acc": 0.6, "knn_acc": 0.5},
+                {"probe_acc": 0.4, "knn_acc": 0.55}, {"probe_acc": (0.5, 0.0), "knn_acc": (0.3, 0.1)})
+    assert g["probe_acc"]["best_control"] == "untrained" and g["probe_acc"]["gap"] == pytest.approx(0.1)
+    se = math.sqrt(0.6 * 0.4 / 1000 + 0.5 * 0.5 / 1000)
+    assert g["probe_acc"]["low"] == pytest.approx(0.1 - 1.96 * se)
+    assert g["knn_acc"]["best_control"] == "pixels" and g["knn_acc"]["gap"] == pytest.approx(-0.05)
+
+
+def _gaps(f):
+    return [{"images_seen": n, "probe_acc": {"gap": f(math.log10(n))}} for n in (1e4, 5e4, 1e5, 1e6, 1e7)]
+
+
+def test_fit_gap_recovers_a_line_and_where_it_reaches_the_margin():
+    f = fit_gap(_gaps(lambda x: -0.2 + 0.05 * x))  # the 10^4 point lies below min_images
+    assert f["n_points"] == 4 and f["slope_per_decade"] == pytest.approx(0.05) and f["slope_se"] == pytest.approx(0, abs=1e-9)
+    assert f["reaches_margin_at"] == pytest.approx(1e5)  # -0.2 + 0.05 * 5 = 0.05
+
+
+def test_fit_gap_never_reaches_the_margin_when_the_gap_falls():
+    assert fit_gap(_gaps(lambda x: 0.01 - 0.01 * x))["reaches_margin_at"] is None
+    assert fit_gap(_gaps(lambda x: 0.0)[:2])["slope_per_decade"] is None

@@ -1,0 +1,192 @@
+"""Known-answer tests of the verdict / summary functions of the per-notebook modules (lib/notebook/nb0*.py):
+for each, a case where the claim holds, one where it does not and, where the function has one, the degenerate
+case (a representation that does not vary across images)."""
+import math
+
+import numpy as np
+import pytest
+
+from lib.measure.clustering import group_separations
+from lib.measure.readout import DEGENERATE_BELOW
+from lib.notebook import nb00_readout as nb00, nb01_sparsity as nb01, nb04_distances as nb04
+from lib.notebook import nb05_clustering as nb05, nb06_probe as nb06
+
+approx = pytest.approx
+
+
+# ---- notebook 00: sigma_check ----------------------------------------------------------------------------------
+
+def _grid(mid):
+    """Readout-grid rows: trained "mid" rows from (sigma, varying, probe), plus distractors that must be ignored."""
+    rows = [{"model": "pixels", "sigma": None, "block": "pixels", "varying_fraction": 0.9, "probe_acc": 0.99}]
+    rows += [{"model": "trained", "sigma": s, "block": "mid", "varying_fraction": v, "probe_acc": p} for s, v, p in mid]
+    rows += [{"model": "trained", "sigma": 0.4, "block": "enc1", "varying_fraction": 0.9, "probe_acc": 0.95},
+             {"model": "untrained-0", "sigma": 0.1, "block": "mid", "varying_fraction": 0.9, "probe_acc": 0.9}]
+    return rows
+
+
+def test_sigma_check_live_and_best():
+    """Analysis sigma live and best (probe ties within 1e-3 go to the smaller sigma); live means >= DEGENERATE_BELOW."""
+    rows = _grid([(0.4, 0.6, 0.7004), (0.0, DEGENERATE_BELOW / 5, 0.3), (0.1, DEGENERATE_BELOW, 0.5), (0.2, 0.3, 0.7)])
+    c = nb00.sigma_check(rows, sigma=0.2)
+    assert (c["sigma"], c["varying_fraction"], c["probe_acc"]) == (0.2, 0.3, 0.7)
+    assert (c["best_probe_sigma"], c["best_probe_acc"]) == (0.2, 0.7)
+    assert c["live_sigmas"] == [0.1, 0.2, 0.4]
+    assert c["sigma0_varying_fraction"] == DEGENERATE_BELOW / 5
+
+
+def test_sigma_check_degenerate_sigma_not_best():
+    """Analysis sigma snaps to the nearest grid sigma; degenerate there, best probe elsewhere; no sigma 0 -> NaN."""
+    rows = _grid([(0.05, 0.01, 0.3), (0.2, 0.3, 0.7), (0.4, 0.6, 0.72)])
+    c = nb00.sigma_check(rows, sigma=0.1)
+    assert (c["sigma"], c["varying_fraction"], c["probe_acc"]) == (0.05, 0.01, 0.3)
+    assert (c["best_probe_sigma"], c["best_probe_acc"]) == (0.4, 0.72)
+    assert c["live_sigmas"] == [0.2, 0.4] and 0.05 not in c["live_sigmas"]
+    assert math.isnan(c["sigma0_varying_fraction"])
+
+
+# ---- notebook 01: sparsify_verdict, pr_summary ----------------------------------------------------------------
+
+def _prs(pr_in, pr_out, c_in, c_out, live_out, n=8):
+    return {"a4": {"in": np.full(n, pr_in), "out": np.full(n, pr_out), "c_in": c_in, "c_out": c_out,
+                   "live_in": 0.5, "live_out": live_out}}
+
+
+def test_sparsify_holds_from_sparsity_rows():
+    """Rows built by sparsity_rows: PR 0.5->0.25 at 64 channels (eff 32->16 < untrained 32) -> "holds"."""
+    row = nb01.sparsity_rows(_prs(0.5, 0.25, 64, 64, 0.4), _prs(0.5, 0.5, 64, 64, 0.4), sigma=0.2)[0]
+    assert (row["eff in"], row["eff out"], row["untrained eff out"]) == (32, 16, 32)
+    assert nb01.sparsify_verdict(row, DEGENERATE_BELOW) == "holds"
+
+
+def test_sparsify_pr_only_when_channels_grow():
+    """PR drops 0.5->0.25 but channels 64->256 so eff rises 32->64: "PR only", not "holds"."""
+    row = nb01.sparsity_rows(_prs(0.5, 0.25, 64, 256, 0.4), _prs(0.5, 0.5, 64, 256, 0.4), sigma=0.2)[0]
+    assert nb01.sparsify_verdict(row, DEGENERATE_BELOW).startswith("PR only")
+
+
+def test_sparsify_does_not_hold():
+    """Both drop but not sparser than untrained, or PR rises -> "does not hold"."""
+    base = {"varying out": 0.4, "PR in": 0.5, "PR out": 0.25, "eff in": 32.0, "eff out": 16.0}
+    assert nb01.sparsify_verdict({**base, "untrained eff out": 16.0}, 0.05) == "does not hold"
+    assert nb01.sparsify_verdict({**base, "untrained eff out": 17.0}, 0.05) == "holds"
+    assert nb01.sparsify_verdict({**base, "PR out": 0.6, "untrained eff out": 40.0}, 0.05) == "does not hold"
+
+
+def test_sparsify_degenerate_overrides():
+    """An output that barely varies is "degenerate" even when every number says "holds"; the bound is strict."""
+    row = {"varying out": 0.01, "PR in": 0.5, "PR out": 0.25, "eff in": 32.0, "eff out": 16.0, "untrained eff out": 32.0}
+    assert nb01.sparsify_verdict(row, 0.05) == "degenerate"
+    assert nb01.sparsify_verdict({**row, "varying out": 0.05}, 0.05) == "holds"
+
+
+def test_pr_summary_sparser_and_denser():
+    """Verdict from medians (a4 sparser, a2 denser), KDE mode, paper modes/verdicts, labels; unknown alias: no paper."""
+    prs = {"a4": {"in": np.array([0.6, 0.7, 0.7, 0.7, 0.8]), "out": np.array([0.2, 0.3, 0.3, 0.3, 0.9])},
+           "a2": {"in": np.array([0.2, 0.3, 0.4]), "out": np.array([0.3, 0.5, 0.6])},
+           "x9": {"in": np.array([0.5, 0.6, 0.7]), "out": np.array([0.1, 0.2, 0.3])}}
+    a4, a2, x9 = nb01.pr_summary(prs)
+    assert a4["block"] == "B (mid)" and a4["verdict"] == "sparser" and a4["paper verdict"] == "sparser"
+    assert a4["mode in"] == approx(0.7, abs=0.01) and a4["median out"] == approx(0.3)
+    assert (a4["paper in"], a4["paper out"]) == nb01.PAPER_PR_MODES["a4"]
+    assert a2["block"] == "E2" and a2["verdict"] == "denser" and a2["paper verdict"] == "denser"
+    assert x9["block"] == "x9" and x9["verdict"] == "sparser" and x9["paper verdict"] == "" and math.isnan(x9["paper in"])
+
+
+def test_pr_summary_constant_pr():
+    """PR identical for every image (no spread for a KDE): the mode is that value, the verdict still follows it."""
+    (row,) = nb01.pr_summary({"a4": {"in": np.full(6, 0.8), "out": np.full(6, 0.2)}})
+    assert (row["mode in"], row["mode out"], row["verdict"]) == (approx(0.8), approx(0.2), "sparser")
+
+
+# ---- notebook 04: spearman_band --------------------------------------------------------------------------------
+
+def test_spearman_band_tracks_beyond_pixels():
+    """phi distance proportional to density distance: Spearman 1, partial 1, band 1; zero-distance pairs dropped."""
+    rng = np.random.default_rng(0)
+    cd = rng.uniform(1, 2, 60)
+    phi = 2 * cd
+    phi[:5] = 0.0  # identical images: dropped, although cd there breaks the monotone relation
+    cd[:5] = [2.5, 0.1, 2.4, 0.2, 2.3]
+    rel = nb04.spearman_band({"phi": phi, "pixels": rng.uniform(1, 2, 60)}, cd)
+    assert rel["phi"]["spearman"] == approx(1.0)
+    assert rel["phi"]["partial spearman"] == approx(1.0)
+    assert rel["phi"]["band ratio"] == approx(1.0)
+    assert abs(rel["pixels"]["spearman"]) < 0.5 and math.isnan(rel["pixels"]["partial spearman"])
+
+
+def test_spearman_band_nothing_beyond_pixels():
+    """phi and density distance both follow pixels: raw Spearman high, partial Spearman near 0."""
+    rng = np.random.default_rng(0)
+    px = rng.uniform(1, 2, 400)
+    rel = nb04.spearman_band({"phi": px + 0.05 * rng.normal(size=400), "pixels": px}, px + 0.05 * rng.normal(size=400))
+    assert rel["phi"]["spearman"] > 0.9 and abs(rel["phi"]["partial spearman"]) < 0.1
+
+
+def test_spearman_band_ratio_value():
+    """Band ratio = 95%/5% quantile of cd/d2: with cd/d2 = shuffled linspace(1, 3, 101) it is 2.9/1.1."""
+    c = np.random.default_rng(1).permutation(np.linspace(1, 3, 101))
+    cd = np.linspace(1, 2, 101)
+    assert nb04.spearman_band({"phi": cd / c}, cd)["phi"]["band ratio"] == approx(2.9 / 1.1)
+
+
+def test_spearman_band_degenerate():
+    """A representation constant across images (all distances 0) gets NaN everywhere, not a number."""
+    rng = np.random.default_rng(0)
+    rel = nb04.spearman_band({"phi": np.zeros(50), "pixels": rng.uniform(1, 2, 50)}, rng.uniform(1, 2, 50))
+    assert all(math.isnan(v) for v in rel["phi"].values())
+
+
+# ---- notebook 05: separation_summary ---------------------------------------------------------------------------
+
+def test_separation_summary_clusters_vs_classes():
+    """Pairs, median ratio, fraction strictly > 2, median of both groups' sizes: clusters separated, classes not."""
+    sep = {"clusters": {"ratio": np.array([3.0, 4.0, 5.0]), "n_a": np.array([10, 10, 10]), "n_b": np.array([20, 30, 40])},
+           "classes": {"ratio": np.array([0.5, 1.0, 2.0, 2.5]), "n_a": np.array([5, 5, 5, 5]),
+                       "n_b": np.array([7, 7, 7, 7])}}
+    s = nb05.separation_summary(sep)
+    assert s["clusters"] == {"pairs": 3, "median ratio": 4.0, "frac ratio > 2": 1.0, "median group size": 15.0}
+    assert s["classes"] == {"pairs": 4, "median ratio": 1.5, "frac ratio > 2": 0.25, "median group size": 6.0}
+
+
+def test_separation_summary_degenerate():
+    """Constant representation through group_separations: every centroid distance 0, so ratio 0 for all 6 pairs."""
+    s = nb05.separation_summary({"k": group_separations(np.ones((20, 4)), np.repeat(np.arange(4), 5))})["k"]
+    assert s == {"pairs": 6, "median ratio": 0.0, "frac ratio > 2": 0.0, "median group size": 5.0}
+
+
+# ---- notebook 06: semantic_verdict -----------------------------------------------------------------------------
+
+def _res(phi, untrained, pixel, pca_pixel, **extra):
+    """probe_with_controls-shaped dict from (probe_acc, knn_acc) per representation."""
+    out = {f"{r}_{m}": v for r, pair in zip(nb06.REPS, (phi, untrained, pixel, pca_pixel))
+           for m, v in zip(("probe_acc", "knn_acc"), pair)}
+    return {**out, **extra}
+
+
+def test_semantic_holds_against_best_control():
+    """Gaps are phi minus the best control per measure; a gap equal to the margin holds."""
+    verdict, gaps = nb06.semantic_verdict(_res((0.75, 0.625), (0.5, 0.5), (0.25, 0.25), (0.5, 0.375)), margin=0.125)
+    assert verdict == "holds" and gaps == {"probe_acc": 0.25, "knn_acc": 0.125}
+
+
+def test_semantic_fails_on_one_measure_or_one_control():
+    """A win on the probe is not enough if kNN's gap is below the margin, or if any single control beats phi."""
+    v, g = nb06.semantic_verdict(_res((0.75, 0.5), (0.5, 0.25), (0.25, 0.25), (0.5, 0.46875)))
+    assert v == "does not hold" and g == {"probe_acc": 0.25, "knn_acc": 0.03125}
+    v, g = nb06.semantic_verdict(_res((0.75, 0.75), (0.25, 0.25), (0.875, 0.25), (0.25, 0.25)))
+    assert v == "does not hold" and g["probe_acc"] == -0.125
+
+
+def test_semantic_ignores_liveness():
+    """Documented: no "degenerate" verdict here (the probe standardizes), so a near-constant phi can still hold."""
+    v, _ = nb06.semantic_verdict(_res((0.75, 0.75), (0.25, 0.25), (0.25, 0.25), (0.25, 0.25), phi_varying_fraction=0.0))
+    assert v == "holds"
+
+
+def test_pr_summary_ignores_nan_pr_of_all_zero_rows():
+    """An all-zero row has a NaN PR; the median (and so the verdict) skips it, as the mode does."""
+    rows = nb01.pr_summary({"a4": {"in": np.array([0.7, 0.7, 0.8, np.nan]), "out": np.array([0.2, 0.3, 0.3, 0.3])},
+                            "a5": {"in": np.full(4, 0.5), "out": np.full(4, 0.5)}})
+    assert rows[0]["median in"] == pytest.approx(0.7) and rows[0]["verdict"] == "sparser"
+    assert rows[1]["verdict"] == "unchanged"
