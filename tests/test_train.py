@@ -117,3 +117,27 @@ def test_evidence_logged_during_training(tmp_path):
     ev = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"evidence"' in l]
     assert [e["images"] for e in ev] == [32, 64]
     assert {"mid_pr_in", "mid_pr_out", "n_kurtotic_channels", "class_nmi", "probe_acc"} <= set(ev[0])
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """--compile true runs the same steps through torch.compile: the weights match the eager run's closely."""
+    cache = tmp_path / "cache"
+    kw = dict(total_images=16 * 4, ckpt_every=2, log_every=2)
+    assert run_train(args(tmp_path / "eager", cache, **kw)).wait() == 0
+    assert run_train(args(tmp_path / "compiled", cache, compile="true", **kw)).wait() == 0
+    we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
+    assert max((we[k] - wc[k]).abs().max().item() for k in we) < 1e-3
+    assert json.loads((tmp_path / "compiled" / "train_config.json").read_text())["compile"] is True
+
+
+def test_loguniform_sigmas_and_log_spaced_snapshots():
+    """sigma_dist=loguniform spans [sigma_min, sigma_max] evenly in log; snapshot_log keeps 1, 2, 5 x 10^k."""
+    from lib.training.trainer import log_milestones, sigma_from_uniform, snapshot_due
+    cfg = TrainConfig(sigma_dist="loguniform", sigma_min=0.01, sigma_max=1.0, snapshot_log=True, batch_size=64)
+    s = sigma_from_uniform(cfg, torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.allclose(s, torch.tensor([0.01, 0.1, 1.0]))
+    assert log_milestones(2_000_000) == [10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000]
+    due = [i for i in range(64, 120_000, 64) if snapshot_due(cfg, i)]
+    assert due == [10_048, 20_032, 50_048, 100_032]
+    with pytest.raises(ValueError, match="sigma_min"):
+        TrainConfig(sigma_dist="loguniform", sigma_min=2.0)

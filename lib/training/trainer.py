@@ -78,6 +78,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"  # "auto" | "true" | "false" (also yes/no, on/off, 1/0): bf16 autocast
     channels_last: bool = True
+    compile: bool = False  # torch.compile the training forward (`make bench` with --compile measures what it pays)
     threads: int = 0  # 0: the idle cores (lib.core.device.choose_threads; LIB_THREADS overrides)
     data_cache: str = "data/cache"
 
@@ -120,7 +121,7 @@ class TrainConfig:
         unless --allow-changes, and then recorded in the run's history."""
         d = dataclasses.asdict(self)
         return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "total_images", "amp",
-                                  "channels_last")}
+                                  "channels_last", "compile")}
 
 
 SIGMA_DISTS = ("u2", "uniform", "loguniform")
@@ -392,6 +393,8 @@ class Trainer:
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            model = torch.compile(model)
         per = cfg.batch_size // self.world
         lo, hi = self.rank * per, (self.rank + 1) * per
         if self.step == 0 and self.rank == 0:
