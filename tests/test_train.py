@@ -125,8 +125,12 @@ def test_compiled_training_matches_eager(tmp_path):
     kw = dict(total_images=16 * 4, ckpt_every=2, log_every=2)
     assert run_train(args(tmp_path / "eager", cache, **kw)).wait() == 0
     assert run_train(args(tmp_path / "compiled", cache, compile="true", **kw)).wait() == 0
+    def losses(run):
+        return [json.loads(l)["loss"] for l in (tmp_path / run / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    le, lc = losses("eager"), losses("compiled")
+    assert len(le) == len(lc) == 2 and all(abs(a - b) <= 0.02 * a for a, b in zip(le, lc))
     we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
-    assert max((we[k] - wc[k]).abs().max().item() for k in we) < 1e-3
+    assert max((we[k] - wc[k]).abs().max().item() for k in we) < 1e-2  # Adam steps are lr-sized whatever the gradient
     assert json.loads((tmp_path / "compiled" / "train_config.json").read_text())["compile"] is True
 
 
