@@ -1,18 +1,6 @@
 """Speed benchmarks (train, phi extraction, contention, sampler) as one JSON line: `make bench`.
 
-Benchmarks: ``python -m scripts.bench [--quick] [--skip-sampler]``; the last line printed is one flat JSON object.
-
-Keys: train_images_per_s (cpu32 preset, 32x32, batch 64, bf16 autocast where fast, channels_last),
-phi_images_per_s_stop_after_mid / phi_images_per_s_full_forward (the same images, the forward pass
-stopped after the middle block vs the whole network), forward_gflops_per_s (achieved by the full forward
-pass, conv FLOPs counted analytically), matmul_peak_gflops_per_s (a large matrix multiply in the same
-precision: the ceiling), contended_slowdown (the time of a fixed small workload, a cpu32 forward pass on
-32 images, with one competing busy process divided by its time alone, threads chosen by the library
-as the notebooks choose them: lib.core.device.choose_threads in a process started with the runner's
-environment) next to contended_slowdown_all_cores (the same with one thread per core and OpenMP's default
-spin-waiting: what the notebooks did before), the seconds per pass behind them (alone_work_s*,
-contended_work_s*), contended_threads (threads chosen alone / contended),
-then the sampler keys of lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
+A thin command over `lib.tools.bench`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

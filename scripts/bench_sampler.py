@@ -1,14 +1,6 @@
 """Sampler benchmark: the authors' reference self-guided preset against our fast one.
 
-Benchmark: self-guided reconstruction, the authors' "reference" backward preset vs our "fast" preset.
-
-    python -m scripts.bench_sampler [--checkpoint data/checkpoints/tux32] [--quick]
-
-Both presets run on the same batch (T held-out targets x S samples each, same seed). Reported per preset:
-nfe (network calls per batch, lib.sampling.samplers), wall time, mean phi relative error (phi at
-lib.sampling.samplers.EVAL_SIGMA), mean PSNR to the target, mean final effective sigma (a no-reference quality
-proxy: how much "noise" the denoiser still sees in a sample), and diversity = mean pairwise RMSE among
-the S samples of one target. The forward form's reference cost is estimated, not run (see below).
+A thin command over `lib.tools.sampler_bench`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
 """The paper's effects on the shipped checkpoint, or curves over a run's snapshots: `make evidence`.
 
-Evidence for the paper's effects, measured with the readout (lib.measure.readout) on fixed held-out images.
-
-    python -m scripts.evidence                                  # default checkpoint, last line = flat JSON
-    python -m scripts.evidence --snapshots runs/tux32/snapshots # curves over training -> figures/evidence/
-
-Per model, at the analysis noise level (lib.measure.readout.ANALYSIS_SIGMA, ANALYSIS_NOISE draws): the liveness of phi
-(fraction of its energy that varies across images), the median PR and effective channel count (PR x C) of the
-middle block's input and output, the number of middle-block channels with excess kurtosis > 3 across images
-(among channels active for at least 1% of the images), k-means NMI/AMI/ARI of phi against class, instance and
-background, and a tuned linear probe and kNN fitted on a train split; next to raw pixels and the untrained
-network of the same configuration.
+A thin command over `lib.training.evidence`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,28 +1,6 @@
 """phi for a whole dataset into a resumable, sharded disk cache (torchrun for several GPUs).
 
-phi for a whole dataset, into memory-mapped arrays on disk, resumable and sharded.
-
-    python -m scripts.extract --checkpoint runs/imagenet64/model --dataset imagenet64:/data/imagenet64 \
-        --split train --sigmas 0 0.1 0.2 --n-noise 20 --blocks mid --out phi_cache/
-    torchrun --nproc_per_node=4 -m scripts.extract ...               # the same, sharded over 4 processes/GPUs
-
-    X = load_cache("phi_cache", "mid", 0.1)    # np.memmap float32 (N, C), read-only
-    y = load_labels("phi_cache")               # int64 (N,)
-
-Files in --out:
-  manifest.json              checkpoint (+ its sha256), dataset, split, size, sigmas, n_noise, seed, blocks,
-                             amp (whether bf16 autocast was on: phi then differs from fp32 by ~1%), N,
-                             channels, chunk_size, n_chunks, array file names (identical for every rank)
-  phi_<block>_s<sigma>.npy   one float32 (N, C) .npy per (block, sigma), written in place through a memmap
-  labels.npy                 int64 (N,)
-  done/rank<r>-of<W>.npy     bool (n_chunks,): chunks finished by rank r of a W-process launch; the cache's
-                             state is the union of all these files ("merged on read")
-Images are cut into chunks of ``chunk_size`` rows; rank r of W takes the chunks r, r+W, ... not yet done by
-anyone. A chunk is marked done (its rank's file rewritten atomically) only after its rows are flushed to
-disk, so a killed run resumes where it stopped, with any number of processes, and no row is written twice.
-The noise of image i is ``lib.core.device.per_sample_noise`` seeded by (seed, i) (the same draws at every
-sigma, as ``phi(..., seed=seed)`` uses), so the result does not depend on chunking, batching or sharding,
-and equals ``lib.representation.phi.phi(model, all_images, sigma, n_noise, blocks, seed=seed)``.
+A thin command over `lib.representation.extract`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

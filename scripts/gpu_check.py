@@ -1,18 +1,6 @@
 """Train, extraction and k-means throughput on a GPU: `make gpu-check`.
 
-One script for a GPU machine: ``python -m scripts.gpu_check [--quick]`` (``make gpu-check``).
-
-1. trains the paper preset (paper64, 13.7 M parameters) at 64x64 on generated tuxphoto images for
-   ``--train-seconds`` through the real trainer (lib.training.trainer: bf16 autocast, channels_last, Adam, the
-   final checkpoint write), stopped by its own stop flag;
-2. extracts phi (lib.representation.extract: sigmas 0 and 0.1, ``--n-noise`` draws, middle block) for ``--n-extract``
-   images (generated; ``--unique`` distinct images tiled to that count: the speed does not depend on the
-   content, and generating 100 000 composites would take longer than everything else);
-3. runs lib.measure.kmeans on the extracted phi (k = ``--k``);
-and prints throughputs (images/s), seconds, peak memory and achieved TFLOP/s (conv FLOPs counted by
-lib.model.unet.forward_flops; a training step ~ 3 forward passes) against the device's dense bf16 peak (a table
-of known devices, else a measured large bf16 matmul), as one JSON object on the last line.
-``--quick`` uses tiny sizes (tiny preset at 16x16, seconds of training) so it also runs on a CPU.
+A thin command over `lib.tools.gpu_check`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """Run the numbered notebooks headlessly with papermill (the first half of `make figures`).
 
-Run the numbered notebooks headlessly with papermill: ``python -m scripts.notebooks [--smoke] [--only 01 03]``.
-
-Each notebooks/NN_*.ipynb is executed in a real Jupyter kernel with the given parameters; the executed
-copy and a standalone HTML export go to figures/rendered/, figures to figures/NN_*/. Prints each
-notebook's time; exits non-zero naming the notebook and the failing cell if any notebook fails.
-
-A -p NAME that is in no selected notebook's ``parameters`` cell is an error listing the valid names.
---smoke runs (the tiny model) write to temporary folders unless --rendered / --figures say otherwise,
-and never into the committed figures/ without --force. times.json keeps the entries of notebooks not run.
+A thin command over `lib.publish.runner`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

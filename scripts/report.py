@@ -1,19 +1,6 @@
 """Regenerate the README's generated blocks and the results site (the second half of `make figures`).
 
-The README's generated blocks and the paper-vs-ours scorecard, from the notebooks' numbers.json files.
-
-    python -m scripts.report            # rewrite the README's marked blocks and the results site (make figures)
-    python -m scripts.report --check    # exit 1 if the README or the site differ from what the JSON gives
-
-The README holds blocks between marker comments, ``<!-- NAME:begin -->`` ... ``<!-- NAME:end -->``; each is
-rewritten from committed files only (never typed by hand):
-
-- ``notebooks``: one line per notebook, what it teaches (`lib.notebook.catalog`);
-- ``numbers``: the scorecard, one row per claim of the paper: the paper's number where it has one, ours,
-  the controls (untrained network, pixels), and the verdict the notebook wrote (`CLAIMS`);
-- ``study``: the factor study's table and findings from figures/evidence/study.jsonl (`lib.training.study`).
-
-A claim whose numbers are missing (a notebook that has not written that key yet) shows "not measured".
+A thin command over `lib.publish.readme`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
 """Ship a training run as a checkpoint with its card: `python -m scripts.ship runs/NAME --name NAME`.
 
-Ship a trained run as a checkpoint with its card: ``python -m scripts.ship runs/tux32 --name tux32``.
-
-Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl (training log),
-<name>.metrics.json ({"psnr": {sigma: {"input", "output", "blur_oracle"}}} on held-out images) and
-<name>.md (the card: dataset, steps, images seen, wall time, PSNR table, quality bar verdict).
-
-The name is taken literally ("tux32.v2" ships tux32.v2.*, never touching tux32.*); a name whose files
-exist already is refused unless --force. Everything is checked and computed first, the five files are
-written into a staging folder beside them and only then renamed into place, so a failure (a run without
-training metadata, a damaged log, a run still training) leaves nothing half-shipped.
+A thin command over `lib.training.card`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """The factor study: train every run of configs/study.json (resumable), then summarize: `make study`.
 
-The factor study: one factor at a time from a common baseline, with training-time evidence.
-
-    python -m scripts.study run                 # trains every run of configs/study.json in turn (resumable)
-    python -m scripts.study run --only object   # one run
-    python -m scripts.study summary             # -> figures/evidence/study.jsonl, study_table.md, study_curves.png
-
-Each run is a plain ``lib.training.trainer`` run in ``runs/study/<name>`` whose log holds ``kind: "evidence"`` records
-(lib.training.evidence.model_evidence on a fixed held-out set). The summary adds, once per dataset, the same numbers
-for raw pixels and for the untrained network of each run's architecture, and the final denoising PSNR.
+A thin command over `lib.training.study`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 

@@ -1,27 +1,6 @@
 """Train the blind denoiser: `python -m scripts.train --config configs/tux32.json [--key value ...]`.
 
-Blind denoiser training: ``python -m scripts.train --config configs/tux32.json [--key value ...]``.
-
-y = x + sigma z with one sigma per image (sigma = u^2 by default, u ~ U[0, 1], times sigma_max);
-loss = squared error of D(y) against x summed over pixels, averaged over the batch; Adam with a step
-or cosine schedule; optional bf16 autocast and channels_last; seeded data order and noise that depend
-only on (seed, step), so a resumed run reproduces an uninterrupted one exactly.
-
-Files in --out: state.safetensors (weights + optimizer + progress, written atomically at every
-checkpoint), model.safetensors/model.json (the exported model), log.jsonl (one JSON record per line),
-snapshots/ (optional copies of the model every ``snapshot_every_images``), .lock (held while a process
-trains into the folder: a second process on the same --out is refused).
-
-Resuming (rerun the same command): the settings that define the run (`TrainConfig.compatible`) must be
-unchanged; the ones that change the trained numbers from here on (lr, schedule, total_images, amp...,
-`TrainConfig.schedule_fields`) are refused too unless --allow-changes, and then each change is recorded
-in the run's ``history`` (step, old and new values) next to the settings now in force, so the exported
-metadata never claims that the whole run used the new ones. Logging and checkpoint intervals, device and
-threads may change freely. A torn last line of log.jsonl (a kill during a write) is dropped on resume.
-If the output folder becomes unwritable mid-run, the current state is saved to a temporary folder and
-the error says where; the last checkpoint in --out is left intact.
-Launched by ``torchrun --nproc_per_node=K`` it trains with DistributedDataParallel (gloo on CPU, nccl
-on GPU); each rank takes its slice of the same global batch.
+A thin command over `lib.training.trainer`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
 
