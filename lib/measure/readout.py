@@ -24,6 +24,7 @@ Why each rule (measured on this repository's models):
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ PROBE_SEEDS = (0, 1, 2)
 
 __all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
            "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
-           "standardize", "zscore", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
+           "standardize", "zscore", "Classifier", "fit_probe", "fit_knn", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
            "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
 
 
@@ -88,13 +89,18 @@ def effective_channels(v) -> np.ndarray | float:
     return participation_ratio(a) * a.shape[-1]
 
 
+def _moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and stds of training rows; constant columns get std inf (they standardize to 0)."""
+    mu, sd = a.mean(0), a.std(0)
+    return mu, np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1), sd, np.inf)
+
+
 def standardize(Xtr, Xte) -> tuple[np.ndarray, np.ndarray]:
     """Both sets z-scored with the training rows' mean and std (constant columns are left at 0)."""
     a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"Xte: expected {a.shape[1]} columns like Xtr, got {b.shape[1]}")
-    mu, sd = a.mean(0), a.std(0)
-    sd = np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1), sd, np.inf)
+    mu, sd = _moments(a)
     return (a - mu) / sd, (b - mu) / sd
 
 
@@ -130,16 +136,39 @@ def _result(pred, yte, train_acc, extra) -> dict:
             **extra}
 
 
-def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
-          cv_rows: int = PROBE_CV_ROWS) -> dict:
+@dataclass
+class Classifier:
+    """A classifier fitted on training rows, with their standardization: ``predict(X)`` labels new rows
+    (samples, other images) exactly as the test rows of `probe` / `knn_accuracy` are labelled."""
+
+    kind: str              # "probe" (logistic regression) or "knn"
+    mu: np.ndarray
+    sd: np.ndarray
+    estimator: object      # the fitted scikit-learn estimator
+    train_accuracy: float
+    info: dict
+
+    def predict(self, X) -> np.ndarray:
+        a = as_numpy(X, "X")
+        if a.shape[1] != len(self.mu):
+            raise ValueError(f"X: expected {len(self.mu)} columns like the classifier's training rows, got {a.shape[1]}")
+        with limit_threads():
+            return self.estimator.predict((a - self.mu) / self.sd)
+
+
+def _train_rows(Xtr, ytr):
+    a = as_numpy(Xtr, "Xtr")
+    ytr, _ = _labels(ytr, np.asarray(ytr)[:0], len(a), 0)
+    mu, sd = _moments(a)
+    return a, (a - mu) / sd, ytr, mu, sd
+
+
+def fit_probe(Xtr, ytr, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
+              cv_rows: int = PROBE_CV_ROWS) -> Classifier:
     """Multinomial logistic regression (L2) on standardized features, its inverse strength C chosen from
     ``Cs`` by stratified ``folds``-fold cross-validation on (a seeded, stratified subsample of at most
-    ``cv_rows`` of) the training rows, then refit on all of them.
-
-    Returns accuracy (test), ci_low/ci_high (Wilson 95%), train_accuracy, C, cv_accuracy (per C),
-    n_train, n_test, chance (majority-class rate of the test rows)."""
-    a, b = standardize(Xtr, Xte)
-    ytr, yte = _labels(ytr, yte, len(a), len(b))
+    ``cv_rows`` of) the training rows, then refit on all of them. info: C, cv_accuracy (per C), n_train."""
+    _, a, ytr, mu, sd = _train_rows(Xtr, ytr)
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -165,9 +194,20 @@ def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_it
         else:
             best = float(Cs[0])
         clf = fit(a, ytr, best)
-        pred = clf.predict(b)
-        train_acc = (clf.predict(a) == ytr).mean()
-    return _result(pred, yte, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
+        train_acc = float((clf.predict(a) == ytr).mean())
+    return Classifier("probe", mu, sd, clf, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
+
+
+def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
+          cv_rows: int = PROBE_CV_ROWS) -> dict:
+    """`fit_probe` on the training rows, scored on the test rows.
+
+    Returns accuracy (test), ci_low/ci_high (Wilson 95%), train_accuracy, C, cv_accuracy (per C),
+    n_train, n_test, chance (majority-class rate of the test rows)."""
+    a, b = standardize(Xtr, Xte)
+    _labels(ytr, yte, len(a), len(b))
+    c = fit_probe(Xtr, ytr, seed, Cs, folds, max_iter, cv_rows)
+    return _result(c.predict(Xte), np.asarray(yte), c.train_accuracy, dict(c.info))
 
 
 def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)) -> dict:
@@ -201,16 +241,22 @@ def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5))
     return _result(pred, yte, train_acc, {"n_train": len(a), "alpha": alpha, "loo_accuracy": best[0]})
 
 
-def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
-    """Accuracy of a k-nearest-neighbour vote (cosine similarity, standardized features, k = 20)."""
-    a, b = standardize(Xtr, Xte)
-    ytr, yte = _labels(ytr, yte, len(a), len(b))
+def fit_knn(Xtr, ytr, k: int = KNN_K) -> Classifier:
+    """A k-nearest-neighbour vote (cosine similarity, standardized features, k = 20) over the training rows."""
+    _, a, ytr, mu, sd = _train_rows(Xtr, ytr)
     if not 1 <= int(k) <= len(a):
         raise ValueError(f"k: expected 1 <= k <= {len(a)} (training rows), got {k!r}")
     from sklearn.neighbors import KNeighborsClassifier
     with limit_threads():
         clf = KNeighborsClassifier(n_neighbors=int(k), metric="cosine", algorithm="brute").fit(a, ytr)
-        return float((clf.predict(b) == yte).mean())
+    return Classifier("knn", mu, sd, clf, float("nan"), {"n_train": len(a), "k": int(k)})
+
+
+def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
+    """Accuracy of `fit_knn` on the test rows."""
+    a, b = standardize(Xtr, Xte)
+    _, yte = _labels(ytr, yte, len(a), len(b))
+    return float((fit_knn(Xtr, ytr, k).predict(Xte) == yte).mean())
 
 
 def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

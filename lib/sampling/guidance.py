@@ -84,6 +84,42 @@ class CallableTarget(PhiTarget):
         return v.reshape(-1, v.shape[-1])
 
 
+MASK_MODES = ("zero", "free")  # what a channel mask does to the channels it drops (see MaskedTarget)
+
+
+class MaskedTarget(PhiTarget):
+    """The authors' subspace projection: the target phi with the channels a 0/1 ``keep`` mask (T, C) drops
+    set to 0, matched on every channel, so the projection pushes the dropped channels' block means to zero
+    (mask mode "zero"). Mode "free" instead leaves them out of the loss, free to take any value."""
+
+    def __init__(self, target: PhiTarget, keep: torch.Tensor):
+        self.target, self.keep, self.n = target, keep.float(), target.n
+        self.shape = getattr(target, "shape", None)
+
+    @property
+    def nfe(self):
+        return getattr(self.target, "nfe", 0)
+
+    @property
+    def seconds(self):
+        return getattr(self.target, "seconds", 0.0)
+
+    def __call__(self, sigma):
+        return self.target(sigma) * self.keep
+
+
+def apply_mask(target: PhiTarget, mask, mode: str = "zero") -> tuple[PhiTarget, torch.Tensor]:
+    """(target, loss weights (T, C)) for a 0/1 channel ``mask`` ((C,) or (T, C); None keeps every channel).
+    mode "zero": `MaskedTarget` and weight 1 on every channel; "free": the target as is, weights = mask."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"masked: expected one of {MASK_MODES}, got {mode!r}")
+    C = target(1.0).shape[1]
+    m = expand_mask(mask, target.n, C)
+    if mask is None or mode == "free":
+        return target, m
+    return MaskedTarget(target, m), torch.ones_like(m)
+
+
 def block_channels(model, block="mid") -> int:
     """Channel count of one ``block`` (raises ValueError if unknown)."""
     name = check_block(model, block)

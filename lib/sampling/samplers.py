@@ -13,7 +13,9 @@ Every sampler has one signature style and returns a `SampleResult`:
 A phi target is anything `make_target` accepts: clean target images (phi(x_c, sigma) computed on demand
 on a log-spaced sigma grid with ``n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
 (C,) phi vector (used at every sigma: an approximation, since phi(x_c, sigma) changes with sigma), or a
-callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants. Targets, masks and the
+callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants. A 0/1 channel ``mask``
+restricts the guidance to a subspace; ``masked="zero"`` (default, the authors' way) drives the dropped
+channels' block means to zero, ``masked="free"`` leaves them out of the loss (`apply_mask`). Targets, masks and the
 projection live in `lib.sampling.guidance` and are re-exported here.
 
 Costs: ``nfe`` counts network calls per batch: a full forward, a forward stopped after the block, and a
@@ -31,8 +33,8 @@ import torch
 from lib.core.device import autocast, base_seed, per_sample_noise
 from lib.core.metrics import psnr
 from lib.representation.phi import check_sigma, phi as phi_of
-from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, PhiTarget, check_block, expand_mask,  # noqa: F401
-                       block_channels, centroid_target, make_target, project, project_averaged, topk_mask)
+from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, MASK_MODES, MaskedTarget, PhiTarget,  # noqa: F401
+                       apply_mask, check_block, expand_mask, block_channels, centroid_target, make_target, project, project_averaged, topk_mask)
 from lib.sampling.schedules import geometric_sigmas, linear_sigmas
 
 
@@ -45,7 +47,7 @@ class SampleResult:
     nfe: int                       # network evaluations (forwards and backwards, per batch call)
     sigmas: torch.Tensor           # (steps, N) effective sigma ||y - D(y)|| / sqrt(dim) per step and image
     final_sigma: torch.Tensor      # (N,) effective sigma of the returned sample: ||x - D(x)|| / sqrt(dim)
-    phi_rel_err: torch.Tensor | None  # (N,) ||phi(x, EVAL_SIGMA) - target|| / ||target|| (masked channels)
+    phi_rel_err: torch.Tensor | None  # (N,) ||phi(x, EVAL_SIGMA) - target|| / ||target|| (loss channels)
     steps: int
     wall_s: float                  # sampling time incl. computing the target phi, excl. final measurements
     info: dict = field(default_factory=dict)
@@ -95,20 +97,19 @@ def _finish(model, x, nfe, sigmas, steps, t0, target=None, mask=None, block="mid
     return SampleResult(x.cpu(), int(nfe), sig, final, err, int(steps), wall, info)
 
 
-def _setup(model, target, n_samples, block, n_noise, mask, seed_t, amp):
+def _setup(model, target, n_samples, block, n_noise, mask, seed_t, amp, masked="zero"):
     block = check_block(model, block)
     if not (isinstance(n_samples, int) and n_samples >= 1):
         raise ValueError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
-    tgt = make_target(model, target, block, n_noise, seed_t, amp)
-    C = tgt(1.0).shape[1]
-    return block, tgt, expand_mask(mask, tgt.n, C).repeat_interleave(n_samples, 0)
+    tgt, m = apply_mask(make_target(model, target, block, n_noise, seed_t, amp), mask, masked)
+    return block, tgt, m.repeat_interleave(n_samples, 0)
 
 
 def _shape(model, target, shape):
     if shape is not None:
         return tuple(shape)
-    if isinstance(target, ImageTarget):
-        return target.shape
+    if getattr(target, "shape", None):  # an ImageTarget, or a MaskedTarget around one
+        return tuple(target.shape)
     s = model.config.image_size
     return (model.config.in_channels, s, s)
 
@@ -199,14 +200,14 @@ def sample_unconditional(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=
 
 def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01,
                   adaptive_h=True, max_steps=10000, method="adam", proj_iters=100, proj_lr=0.01, proj_tol=0.01,
-                  lr_sigma_power=0.0, mask=None, block="mid", n_noise=10, target_seed=0, generator=None,
-                  callback=None, progress=True, amp=False) -> SampleResult:
+                  lr_sigma_power=0.0, mask=None, masked="zero", block="mid", n_noise=10, target_seed=0,
+                  generator=None, callback=None, progress=True, amp=False) -> SampleResult:
     """Self-guided reconstruction, "forward" form (docs/method.md 6): `_ascent` where, before each score step,
     y is projected (`project`) so its spatial block mean matches phi(x_c, sigma_t), sigma_t being the
     image's effective sigma at its previous step (sigma0 at the first), with step size
     ``proj_lr`` x sigma_t ** ``lr_sigma_power`` per image. Per step: projection
     (1 + 2 x iterations) + 1 forward. Returns samples for T targets x n_samples, target-major."""
-    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp)
+    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp, masked)
     _check_sigmas(sigma0, sigma_L)
     dev, N = next(model.parameters()).device, tgt.n * n_samples
     m_dev, its = m.to(dev), []
@@ -227,8 +228,8 @@ def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.0
 
 def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method="adam", proj_iters=100,
                     proj_lr=0.01, proj_tol=0.01, proj_max_move=None, lr_sigma_power=0.0, polish_iters=0,
-                    polish_draws=4, polish_lr=0.003, mask=None, block="mid", n_noise=10, target_seed=0,
-                    generator=None, callback=None, progress=True, amp=False) -> SampleResult:
+                    polish_draws=4, polish_lr=0.003, mask=None, masked="zero", block="mid", n_noise=10,
+                    target_seed=0, generator=None, callback=None, progress=True, amp=False) -> SampleResult:
     """Self-guided reconstruction, "backward" (fixed schedule) form (docs/method.md 6).
 
     x <- mean colour image; for sigma_k in ``schedule`` (default linspace(1, 0.03, 100)):
@@ -237,11 +238,12 @@ def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method
     Step size of the projection at sigma_k: ``proj_lr`` (a float or one per step) x sigma_k ** ``lr_sigma_power``
     (0: the authors' constant lr; 0.5 shrinks Adam's per-pixel step with the noise level, see PRESETS).
     ``proj_max_move`` (a factor of sigma_k) clips each projection step.
+    ``mask`` / ``masked``: the channel subspace and what happens to the dropped channels (`apply_mask`).
     Polish (``polish_iters`` > 0, ours):
     after the last step, `project_averaged` moves the returned x itself so that phi(x, sigma_last), averaged
     over ``polish_draws`` fresh noise draws, matches the target (2 x polish_draws calls per iteration).
     Returns samples for T targets x n_samples, target-major."""
-    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp)
+    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp, masked)
     sched = linear_sigmas() if schedule is None else torch.as_tensor(schedule, dtype=torch.float32)
     if sched.ndim != 1 or sched.numel() < 1 or not (sched > 0).all() or not torch.isfinite(sched).all():
         raise ValueError(f"schedule: expected a 1-d sequence of sigmas > 0, got {schedule!r}")
