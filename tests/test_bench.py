@@ -10,7 +10,10 @@ KEYS = {"train_images_per_s", "phi_images_per_s_stop_after_mid", "phi_images_per
         "sampler_reference_nfe", "sampler_fast_nfe", "sampler_reference_wall_s", "sampler_fast_wall_s",
         "sampler_reference_phi_rel_err", "sampler_fast_phi_rel_err", "sampler_reference_diversity",
         "sampler_fast_diversity", "contended_slowdown", "contended_slowdown_all_cores", "train_best_images_per_s",
-        "train_best_setting"}
+        "train_best_setting", "sampler_nfe_ratio", "sampler_wall_ratio", "sampler_reference_phi_rel_err_sd",
+        "sampler_fast_phi_rel_err_sd", "sampler_forward_fast_nfe", "sampler_forward_fast_phi_rel_err",
+        "sampler_forward_fast_phi_rel_err_sd", "sampler_forward_nfe_ratio", "kept_factor", "guided_kept_factor_acc",
+        "unconditional_kept_factor_acc", "target_kept_factor_acc"}
 
 
 def test_bench_prints_flat_json_with_keys():
@@ -20,4 +23,6 @@ def test_bench_prints_flat_json_with_keys():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert KEYS <= set(res), KEYS - set(res)
     assert all(not isinstance(v, (dict, list)) for v in res.values())
+    assert all(0 <= res[k] <= 1 for k in ("guided_kept_factor_acc", "unconditional_kept_factor_acc", "target_kept_factor_acc"))
+    assert res["kept_factor"].split(" ")[0] in ("class", "background", "instance")
     assert res["contended_slowdown"] > 0 and res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0 and res["sampler_fast_nfe"] > 0

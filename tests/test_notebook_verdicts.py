@@ -190,3 +190,14 @@ def test_pr_summary_ignores_nan_pr_of_all_zero_rows():
                             "a5": {"in": np.full(4, 0.5), "out": np.full(4, 0.5)}})
     assert rows[0]["median in"] == pytest.approx(0.7) and rows[0]["verdict"] == "sparser"
     assert rows[1]["verdict"] == "unchanged"
+
+
+def test_nb03_kept_verdict():
+    from lib.notebook.nb03_sampling import kept_display, kept_verdict
+    row = dict(factor="background", reader="knn", n=100, chance=0.2, guided=0.6, guided_ci_low=0.5, guided_ci_high=0.7,
+               unconditional=0.1, target=0.9, second_real=0.9)
+    assert kept_verdict(row) == "holds"                                  # 0.6 >= 0.1 + 0.5 x 0.8
+    assert kept_verdict(dict(row, guided=0.4, guided_ci_low=0.3)) == "partly"
+    assert kept_verdict(dict(row, guided_ci_low=0.1)) == "does not hold"  # interval touches the baseline
+    assert kept_verdict(dict(row, unconditional=float("nan"))) == "not measured"
+    assert kept_display([row])[0]["guided [95% CI]"] == "0.60 [0.50, 0.70]"

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 
 from lib.measure.probe import wilson_interval
-from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, Classifier, fit_knn, fit_probe
+from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, KNN_K, Classifier, fit_knn, fit_probe
 from lib.representation.phi import phi
 
 
 KEPT_FACTORS = ("class", "background", "instance")  # the categorical factors the measure reads, if present
 READERS = ("probe", "knn")
+MIN_PER_VALUE = 3  # training images a factor value needs to enter a reader
 
 
 @dataclass
@@ -77,18 +78,22 @@ def features(model, images, sigma=ANALYSIS_SIGMA, n_noise=ANALYSIS_NOISE, seed=0
 def fit_readers(model, images, factors: dict, sigma=ANALYSIS_SIGMA, n_noise=ANALYSIS_NOISE, seed=0,
                 feats: dict | None = None) -> dict[str, FactorReader]:
     """One `FactorReader` per factor, fitted on real ``images`` (N, C, H, W) with labels ``factors``
-    {name: (N,)}. Factors with fewer than two values are skipped. ``feats``: precomputed `features`."""
+    {name: (N,)}. Values with fewer than ``MIN_PER_VALUE`` images are left out of the fit (the probe's
+    3-fold cross-validation needs them), factors left with fewer than two values are skipped.
+    ``feats``: precomputed `features`."""
     f = feats or features(model, images, sigma, n_noise, seed)
     out = {}
     for name, y in factors.items():
         y = np.asarray(y)
         if len(y) != len(f["knn"]):
             raise ValueError(f"factors[{name!r}]: expected {len(f['knn'])} labels, got {len(y)}")
-        if len(np.unique(y)) < 2:
+        vals, cnt = np.unique(y, return_counts=True)
+        rows = np.isin(y, vals[cnt >= MIN_PER_VALUE])
+        if len(np.unique(y[rows])) < 2:
             continue
-        k = min(20, len(y))
-        out[name] = FactorReader(name, fit_probe(f["probe"], y, seed=seed), fit_knn(f["knn"], y, k=k),
-                                 float(sigma), int(n_noise), int(seed))
+        k = min(KNN_K, int(rows.sum()))
+        out[name] = FactorReader(name, fit_probe(f["probe"][rows], y[rows], seed=seed),
+                                 fit_knn(f["knn"][rows], y[rows], k=k), float(sigma), int(n_noise), int(seed))
     if not out:
         raise ValueError("factors: no factor with at least two values to read")
     return out

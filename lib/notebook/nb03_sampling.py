@@ -57,3 +57,24 @@ def plot_diversity(points: dict, unconditional: tuple):
     ax.set(xlim=(0, lim), ylim=(0, lim), xlabel="RMSE sample - target", ylabel="mean pairwise RMSE among samples")
     ax.legend(fontsize=7)
     return fig
+
+
+def kept_display(rows: list[dict]) -> list[dict]:
+    """The kept-factor table (lib.measure.kept.kept_table) as printable rows: match rates with the guided
+    samples' 95% interval."""
+    return [{"factor": r["factor"], "reader": r["reader"], "n samples": r["n"],
+             "guided [95% CI]": f"{r['guided']:.2f} [{r['guided_ci_low']:.2f}, {r['guided_ci_high']:.2f}]",
+             "unconditional": f"{r['unconditional']:.2f}", "target itself": f"{r['target']:.2f}",
+             "second real image": f"{r['second_real']:.2f}", "majority rate": f"{r['chance']:.2f}"} for r in rows]
+
+
+def kept_verdict(row: dict, halfway: float = 0.5) -> str:
+    """One kept-factor row read as a claim: "holds" when the guided samples' 95% interval lies above the
+    unconditional rate and their rate is at least ``halfway`` from unconditional to a second real image of
+    the same factor; "partly" when only the first holds; "does not hold" otherwise (NaN rates: "not measured")."""
+    g, lo, u, r = row["guided"], row["guided_ci_low"], row["unconditional"], row["second_real"]
+    if any(v != v for v in (g, lo, u, r)):
+        return "not measured"
+    if lo <= u:
+        return "does not hold"
+    return "holds" if g >= u + halfway * (r - u) else "partly"

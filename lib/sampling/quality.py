@@ -56,3 +56,16 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
         places = dict(wall_s=2, phi_rel_err=4, phi_err_rel_spread=4, psnr=2, final_sigma=4, diversity=4, mean_proj_iters=2)
         out = {k: round(v, places[k]) if k in places else v for k, v in out.items()}
     return out
+
+
+def dropped_share(model, samples: torch.Tensor, targets: torch.Tensor, n_samples: int, mask,
+                  sigma=S.EVAL_SIGMA, n_noise=4) -> float:
+    """How far a subspace projection drove the channels its 0/1 ``mask`` (C,) drops toward zero: the
+    samples' phi summed over the dropped channels, over the same sum for their targets (1: as on the
+    targets, 0: switched off). phi is non-negative (the block ends in a ReLU), so sums do not cancel."""
+    drop = torch.as_tensor(mask).reshape(-1) == 0
+    if not drop.any():
+        return float("nan")
+    pt = phi(model, targets, sigma, n_noise=n_noise, seed=0).repeat_interleave(n_samples, 0)
+    ps = phi(model, samples, sigma, n_noise=n_noise, seed=12345)
+    return float(ps[:, drop].sum() / pt[:, drop].sum().clamp_min(1e-12))

@@ -135,6 +135,21 @@ def _bar(progress, total, desc):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
 
+def _polish(model, x, tgt, n_samples, m_dev, sigma, seed, base, iters, draws, lr, block, amp):
+    """Ours: `project_averaged` moves the returned images so that phi(x, sigma), averaged over ``draws``
+    fresh noise draws (seeded per image from ``base`` on), matches the target. Returns (x, nfe)."""
+    if not (isinstance(draws, int) and draws >= 1 and lr > 0):
+        raise ValueError(f"polish_draws, polish_lr: expected an integer >= 1 and a number > 0, got {draws!r}, {lr!r}")
+    N, shape, dev = x.shape[0], tuple(x.shape[1:]), x.device
+
+    def noise(j):  # the draws of polish step j
+        return torch.stack([_noise(N, shape, seed, base + j * draws + i, dev) for i in range(draws)])
+    tv = tgt(sigma).repeat_interleave(n_samples, 0).to(dev)
+    x, c, _ = project_averaged(model, x, tv, m_dev, sigma, noise, int(iters), lr, block, amp)
+    _check_finite(x, base, torch.tensor(sigma))
+    return x, c
+
+
 # -------------------------------------------------------------------------------------- samplers
 def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
            adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True, amp=False,
@@ -200,13 +215,16 @@ def sample_unconditional(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=
 
 def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01,
                   adaptive_h=True, max_steps=10000, method="adam", proj_iters=100, proj_lr=0.01, proj_tol=0.01,
-                  lr_sigma_power=0.0, mask=None, masked="zero", block="mid", n_noise=10, target_seed=0,
-                  generator=None, callback=None, progress=True, amp=False) -> SampleResult:
+                  lr_sigma_power=0.0, polish_iters=0, polish_draws=4, polish_lr=0.003, mask=None, masked="zero",
+                  block="mid", n_noise=10, target_seed=0, generator=None, callback=None, progress=True,
+                  amp=False) -> SampleResult:
     """Self-guided reconstruction, "forward" form (docs/method.md 6): `_ascent` where, before each score step,
     y is projected (`project`) so its spatial block mean matches phi(x_c, sigma_t), sigma_t being the
     image's effective sigma at its previous step (sigma0 at the first), with step size
     ``proj_lr`` x sigma_t ** ``lr_sigma_power`` per image. Per step: projection
-    (1 + 2 x iterations) + 1 forward. Returns samples for T targets x n_samples, target-major."""
+    (1 + 2 x iterations) + 1 forward. ``polish_iters`` > 0: the polish of `guided_backward` at sigma_L.
+    ``mask`` / ``masked``: the channel subspace (`apply_mask`).
+    Returns samples for T targets x n_samples, target-major."""
     block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp, masked)
     _check_sigmas(sigma0, sigma_L)
     dev, N = next(model.parameters()).device, tgt.n * n_samples
@@ -222,6 +240,10 @@ def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.0
 
     x, nfe, sigmas, t, t0 = _ascent(model, N, _shape(model, tgt, None), mean, sigma0, sigma_L, h0, beta,
                                    adaptive_h, max_steps, generator, callback, progress, amp, _guide=guide)
+    if polish_iters:
+        x, c = _polish(model, x, tgt, n_samples, m_dev, float(sigma_L), base_seed(generator), 0, polish_iters,
+                       polish_draws, polish_lr, block, amp)
+        nfe += c
     return _finish(model, x, nfe, sigmas, t, t0, tgt, m, block, n_noise, amp=amp,
                    info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))))
 
@@ -274,17 +296,9 @@ def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method
         bar.update(1)
     bar.close()
     if polish_iters:
-        if not (isinstance(polish_draws, int) and polish_draws >= 1 and polish_lr > 0):
-            raise ValueError(f"polish_draws, polish_lr: expected an integer >= 1 and a number > 0, got "
-                             f"{polish_draws!r}, {polish_lr!r}")
-        sl, K, base = float(sched[-1]), polish_draws, len(sched)
-
-        def noise(j):  # K draws for polish step j, seeded per image like the schedule's draws
-            return torch.stack([_noise(N, shape, seed, base + j * K + i, dev) for i in range(K)])
-        tv = tgt(sl).repeat_interleave(n_samples, 0).to(dev)
-        x, c, _ = project_averaged(model, x, tv, m_dev, sl, noise, int(polish_iters), polish_lr, block, amp)
+        x, c = _polish(model, x, tgt, n_samples, m_dev, float(sched[-1]), seed, len(sched), polish_iters,
+                       polish_draws, polish_lr, block, amp)
         nfe += c
-        _check_finite(x, len(sched), torch.tensor(sl))
     return _finish(model, x, nfe, sigmas, len(sched), t0, tgt, m, block, n_noise, amp=amp,
                    info=dict(sampler="guided_backward", mean_proj_iters=sum(its) / max(1, len(its))))
 
