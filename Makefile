@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
+.PHONY: install figures figures-cifar10 study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,11 +17,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# CIFAR-10 (optional): CIFAR10=<folder of class sub-folders>, or CIFAR10=cifar10:<dir of the python batches>
+CIFAR10 ?=
+CIFAR10_SPEC = $(if $(findstring :,$(CIFAR10)),$(CIFAR10),folder:$(CIFAR10))
+CIFAR10_RUNS = cifar32 cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain
+
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
-## README's generated blocks and the results site figures/site/ (scripts.report)
+## README's generated blocks and the results site figures/site/ (scripts.report). With CIFAR10=<folder> also
+## the notebooks on the shipped CIFAR-10 checkpoint into figures/cifar10/ (skipped, with a message, without it)
 figures: $(STAMP)
 	$(BIN)/python -m scripts.notebooks
 	$(BIN)/python -m scripts.report
+	@$(MAKE) --no-print-directory figures-cifar10
+
+figures-cifar10: $(STAMP)
+	@if [ -z "$(CIFAR10)" ]; then \
+	  echo "figures: CIFAR10 is not set: skipped the CIFAR-10 notebooks (figures/cifar10/). Give CIFAR10=<folder of class sub-folders> or CIFAR10=cifar10:<python batches dir>."; \
+	else \
+	  $(BIN)/python -m scripts.notebooks -p CHECKPOINT data/checkpoints/cifar32 -p DATASET "$(CIFAR10_SPEC)" \
+	    --figures figures/cifar10 --rendered figures/cifar10/rendered; \
+	fi
 
 ## The committed screenshot of the explorer widget: notebook 07 on the default checkpoint in JupyterLab, driven by
 ## headless Chromium (needs .ci/install-browser.sh; a few minutes on a CPU)
@@ -71,6 +86,15 @@ evidence: $(STAMP)
 study: $(STAMP)
 	$(BIN)/python -m scripts.study run
 	$(BIN)/python -m scripts.study summary
+
+## The CIFAR-10 runs (configs/cifar32*.json: the baseline to 2M images, one factor each to 500k; days on a
+## CPU, resumable: rerun after an interruption), then their learning curves in figures/cifar10/curves/.
+## Needs CIFAR10=<folder of class sub-folders> (linked as data/cifar10-train, which the configs read).
+study-cifar10: $(STAMP)
+	@test -n "$(CIFAR10)" || { echo "study-cifar10: set CIFAR10=<folder of CIFAR-10 class sub-folders>"; exit 2; }
+	@test -e data/cifar10-train || ln -s "$(abspath $(CIFAR10))" data/cifar10-train
+	for c in $(CIFAR10_RUNS); do $(BIN)/python -m scripts.train --config configs/$$c.json || exit 1; done
+	$(BIN)/python -m scripts.curves $(addprefix runs/,$(CIFAR10_RUNS)) --out figures/cifar10/curves --dataset folder:data/cifar10-train
 
 clean-figures:
 	rm -rf figures/rendered

@@ -20,6 +20,7 @@ def main(argv=None):
     p.add_argument("--dest", default=str(CHECKPOINTS))
     p.add_argument("--retrain", default="make checkpoint", help="the command the card gives to retrain it")
     p.add_argument("--force", action="store_true", help="replace the files of an existing checkpoint of that name")
+    p.add_argument("--readout", action="store_true", help="add the class readout (probe, kNN vs pixels) to the card")
     p.add_argument("--card-only", action="store_true",
                    help="RUN is a shipped checkpoint stem (data/checkpoints/NAME): rewrite only its card")
     a = p.parse_args(argv)
@@ -29,7 +30,7 @@ def main(argv=None):
         return
     if not a.name:
         p.error("--name is required")
-    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force)
+    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force, a.readout)
     print(checkpoint_file(stem, ".md").read_text())
 
 

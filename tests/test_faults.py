@@ -58,6 +58,19 @@ def test_ship_takes_the_name_literally_and_never_overwrites(run, tmp_path):
     assert {k: v for k, v in snapshot(dest).items() if k in before} == before and len(list(dest.iterdir())) == 10
 
 
+def test_ship_readout_card(run, tmp_path):
+    """--readout adds the class readout (trained phi, untrained phi, pixels) to the card, with numbers in [0, 1]."""
+    stem = ship.ship(run, "r", tmp_path, readout=True)
+    text = (tmp_path / "r.md").read_text()
+    assert "Readout of the class at sigma 0.2" in text
+    rows = [ln for ln in text.splitlines() if ln.startswith(("| phi (trained)", "| phi (untrained)", "| pixels"))]
+    assert len(rows) == 3
+    for ln in rows:
+        probe, ci, knn = ln.split("|")[2].split()[0], ln.split("|")[2].split("[")[1], ln.split("|")[3]
+        assert 0 <= float(probe) <= 1 and 0 <= float(knn) <= 1 and "," in ci
+    assert stem.name == "r"
+
+
 @pytest.mark.notebook
 def test_smoke_run_never_writes_committed_figures_and_keeps_times(tmp_path, monkeypatch):
     nb = new_notebook(cells=[new_code_cell("SMOKE = False\nN = 1", metadata={"tags": ["parameters"]}),

@@ -22,7 +22,8 @@ from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.paths import CHECKPOINTS
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import held_out_psnr_table
-from lib.measure.readout import ANALYSIS_NOISE, DEGENERATE_BELOW, liveness, READOUT_SIGMAS, untrained_twin
+from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, DEGENERATE_BELOW, knn_accuracy, liveness, READOUT_SIGMAS,
+                                 ridge_probe, untrained_twin)
 from lib.model.checkpoint import checkpoint_file, load_model, save_model
 from lib.representation.phi import phi
 
@@ -30,11 +31,12 @@ from lib.representation.phi import phi
 N_HELD_OUT = 512
 N_LIVENESS = 500
 LIVENESS_SIGMAS = tuple(s for s in READOUT_SIGMAS if s in (0.0, 0.1, 0.2, 0.4))
+N_READOUT_TRAIN, N_READOUT_TEST = 2000, 1000
 SHIPPED = (".safetensors", ".json", ".log.jsonl", ".metrics.json", ".md")
 
 
 def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
-         live: list[dict] | None = None) -> str:
+         live: list[dict] | None = None, read: dict | None = None) -> str:
     tc = meta.get("train_config", {})
     ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
     lines = [f"# Checkpoint `{name}`", "",
@@ -67,7 +69,35 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
             lines.append(f"| {r['sigma']:g} | {r['varying_fraction']:.3f} | {r['mean_cosine']:.3f} | "
                          f"{r['untrained_varying_fraction']:.3f} | {'degenerate' if r['degenerate'] else 'live'} |")
         lines.append("")
+    if read:
+        lines += [f"Readout of the class at sigma {read['sigma']:g} ({read['n_train']} train-split images, {read['n_test']} "
+                  "held-out; ridge probe with its strength chosen by leave-one-out, kNN k = 20; the full readout is "
+                  "notebook 06 and `python -m scripts.curves`):", "",
+                  "| representation | probe [95% CI] | kNN | varying fraction |", "|---|---|---|---|"]
+        for k, r in read["rows"].items():
+            lines.append(f"| {k} | {r['probe']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['knn']:.3f} | "
+                         f"{r['varying_fraction']:.3f} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def readout_rows(model, dataset: str, size: int, n_train: int = N_READOUT_TRAIN, n_test: int = N_READOUT_TEST) -> dict:
+    """The class read from phi (middle block, ANALYSIS_SIGMA), its untrained twin's and the pixels: a ridge
+    probe and kNN fitted on ``n_train`` train-split images, scored on ``n_test`` held-out ones."""
+    train = load_dataset(dataset, n=n_train, size=size, seed=0, split="train")
+    test = load_dataset(dataset, n=n_test, size=size, seed=0, split="test")
+    twin = untrained_twin(model, 0)
+    feats = {"phi (trained)": lambda x: phi(model, x, ANALYSIS_SIGMA, ANALYSIS_NOISE, "mid", seed=0).numpy(),
+             "phi (untrained)": lambda x: phi(twin, x, ANALYSIS_SIGMA, ANALYSIS_NOISE, "mid", seed=0).numpy(),
+             "pixels": lambda x: x.flatten(1).numpy()}
+    rows = {}
+    for name, f in feats.items():
+        a, b = f(train.float()), f(test.float())
+        p = ridge_probe(a, train.labels, b, test.labels)
+        rows[name] = {"probe": p["accuracy"], "ci_low": p["ci_low"], "ci_high": p["ci_high"],
+                      "knn": knn_accuracy(a, train.labels, b, test.labels),
+                      "varying_fraction": liveness(b)["varying_fraction"]}
+    return {"sigma": ANALYSIS_SIGMA, "n_train": len(train), "n_test": len(test), "rows": rows}
 
 
 def liveness_rows(model, dataset: str, size: int, n: int = N_LIVENESS, sigmas=LIVENESS_SIGMAS) -> list[dict]:
@@ -123,7 +153,8 @@ def check_log(path: Path) -> None:
 
 
 def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint",
-         force: bool = False) -> Path:
+         force: bool = False, readout: bool = False) -> Path:
+    """``readout``: add the class readout (`readout_rows`, about a minute on a CPU) to the card."""
     run, dest = Path(run), Path(dest)
     stem = dest / check_name(name)
     targets = [checkpoint_file(stem, ext) for ext in SHIPPED]
@@ -152,8 +183,9 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
             atomic_write_json(checkpoint_file(staged, ".metrics.json"),
                               {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})
             live = liveness_rows(model, meta["dataset"], int(meta["size"]))
+            read = readout_rows(model, meta["dataset"], int(meta["size"])) if readout else None
             atomic_write_bytes(checkpoint_file(staged, ".md"),
-                               card(name, meta, table, model.config.to_dict(), retrain, live).encode())
+                               card(name, meta, table, model.config.to_dict(), retrain, live, read).encode())
             for t in targets:
                 src = checkpoint_file(staged, t.name[len(name):])
                 if src.exists():
