@@ -201,3 +201,14 @@ def test_nb03_kept_verdict():
     assert kept_verdict(dict(row, guided_ci_low=0.1)) == "does not hold"  # interval touches the baseline
     assert kept_verdict(dict(row, unconditional=float("nan"))) == "not measured"
     assert kept_display([row])[0]["guided [95% CI]"] == "0.60 [0.50, 0.70]"
+
+
+def test_nan_accuracies_are_never_the_best():
+    """A NaN probe accuracy (a failed fit) is skipped by sigma_check; semantic_verdict skips NaN controls and
+    reads "not measured" when phi's own accuracy is NaN."""
+    c = nb00.sigma_check(_grid([(0.1, 0.3, float("nan")), (0.2, 0.3, 0.5), (0.4, 0.3, 0.4)]), sigma=0.2)
+    assert c["best_probe_sigma"] == 0.2 and c["best_probe_acc"] == 0.5
+    v, g = nb06.semantic_verdict(_res((0.75, 0.75), (float("nan"), 0.25), (0.25, 0.25), (0.25, 0.25)))
+    assert v == "holds" and g["probe_acc"] == approx(0.5)
+    v, g = nb06.semantic_verdict(_res((float("nan"), 0.75), (0.25, 0.25), (0.25, 0.25), (0.25, 0.25)))
+    assert v == "not measured" and math.isnan(g["probe_acc"])

@@ -65,7 +65,8 @@ def sigma_check(rows: list[dict], sigma: float = ANALYSIS_SIGMA) -> dict:
     accuracy there, the sigma with the best probe (ties: the smaller sigma) and the live sigmas."""
     mid = sorted((r for r in rows if r["model"] == "trained" and r["block"] == "mid"), key=lambda r: r["sigma"])
     at = min(mid, key=lambda r: abs(r["sigma"] - sigma))
-    best = max(mid, key=lambda r: (round(r["probe_acc"], 3), -r["sigma"]))
+    scored = [r for r in mid if r["probe_acc"] == r["probe_acc"]] or mid  # a NaN accuracy is never the best
+    best = max(scored, key=lambda r: (round(r["probe_acc"], 3), -r["sigma"]))
     return {"sigma": at["sigma"], "varying_fraction": at["varying_fraction"], "probe_acc": at["probe_acc"],
             "best_probe_sigma": best["sigma"], "best_probe_acc": best["probe_acc"],
             "live_sigmas": [r["sigma"] for r in mid if r["varying_fraction"] >= DEGENERATE_BELOW],

@@ -57,7 +57,10 @@ def semantic_verdict(res: dict, margin: float = 0.05) -> tuple[str, dict]:
     gaps = phi minus the best control, for the probe and for kNN. "degenerate" is not used here: a probe
     standardizes its features, which removes a constant vector (the liveness is reported beside it)."""
     ctrl = ("untrained", "pixel", "pca_pixel")
-    gaps = {m: res[f"phi_{m}"] - max(res[f"{c}_{m}"] for c in ctrl) for m in ("probe_acc", "knn_acc")}
+    vals = {m: [res[f"{c}_{m}"] for c in ctrl if res[f"{c}_{m}"] == res[f"{c}_{m}"]] for m in ("probe_acc", "knn_acc")}
+    gaps = {m: res[f"phi_{m}"] - max(v) if v else float("nan") for m, v in vals.items()}  # NaN controls are skipped
+    if any(g != g for g in gaps.values()):
+        return "not measured", gaps
     ok = all(g >= margin for g in gaps.values())
     return ("holds" if ok else "does not hold"), gaps
 
