@@ -337,28 +337,39 @@ PRESETS = {
                                     proj_iters=100, proj_lr=0.01, proj_tol=0.01),
     ("forward", "reference"): dict(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, method="adam",
                                    proj_iters=100, proj_lr=0.01, proj_tol=0.01),
-    # Ours, measured on the 32x32 tuxphoto model (lib/tools/sampler_bench.py). Three changes: (1) 30 log-spaced sigmas
+    # Ours, measured on the shipped tux32 (lib/tools/sampler_bench.py: 8 held-out tuxphoto targets x 2 samples,
+    # seeds 0 and 1, same batch for every preset). Three changes to the reference: (1) 28 log-spaced sigmas
     # (the reference spends most of its 100 linear steps at high sigma, where phi matters least); (2) at most
-    # 10 Adam iterations per projection with a step that shrinks with the noise, lr 0.05 sqrt(sigma_k): a
-    # constant lr 0.02 made the low-sigma projections overshoot (below sigma 0.2 the phi loss barely fell, or
-    # rose, within most projections), and the reference runs to its 100-iteration cap at almost every step;
-    # (3) a polish: 20 Adam steps (lr 0.003) on the returned image so that its phi at the last sigma,
-    # averaged over 4 fresh noise draws, matches the target (`project_averaged`; counted 8 calls per step).
-    # On the shipped tux32, 2 targets x 2 samples, seed 0 (`python -m scripts.bench_sampler`, idle 2-core CPU):
-    # 820 vs 20134 nfe (25x fewer), 5.7 vs 124 s (22x less wall time), phi rel err 0.025 vs
-    # 0.041, diversity 0.242 vs 0.217, PSNR to the target 11.7 vs 11.8 dB, final effective sigma 0.016 both.
-    # Exploration (same batch; phi rel err, reference 0.041 at 2x2 and 0.032 at 4 targets x 2): the old
-    # constant-lr preset (660 nfe) 0.067-0.071; sqrt-scaled lr alone (660 nfe) 0.026-0.042 (seeds 0, 1; float-level
-    # changes move one run by 0.01); + polish 20 x 4 draws (820 nfe) 0.025 / 0.029 (seeds 0, 1),
-    # 0.030 at 4 x 2; 40 polish steps, polish lr 0.006 or 8 draws were worse (0.031-0.036). Carrying Adam's moments
-    # from one sigma to the next instead of a fresh Adam: 0.050-0.067. The scalar Gauss-Newton step ("newton")
-    # was cheaper still but left 2x the phi error.
-    ("backward", "fast"): dict(schedule=geometric_sigmas(1.0, 0.03, 30).tolist(), method="adam",
-                               proj_iters=10, proj_lr=0.05, lr_sigma_power=0.5, proj_tol=0.01,
-                               polish_iters=20, polish_draws=4, polish_lr=0.003),
-    # Not benchmarked: the same projection inside the ascent with 20x larger steps.
-    ("forward", "fast"): dict(sigma0=1.0, sigma_L=0.05, h0=0.2, beta=0.1, method="adam",
-                              proj_iters=10, proj_lr=0.02, proj_tol=0.01),
+    # 5 Adam iterations per projection with a step that shrinks with the noise, lr 0.07 sqrt(sigma_k) (a
+    # constant lr made the low-sigma projections overshoot, and the reference runs to its 100-iteration cap
+    # at almost every step: 88 iterations on average); (3) a polish: 16 Adam steps (lr 0.003) on the returned
+    # image so that its phi at the last sigma, averaged over 2 fresh noise draws, matches the target
+    # (`project_averaged`; 4 calls per step). Cost: 28 x (1 + 2 x 5 + 1) + 16 x 4 = 400 NFE per batch against
+    # 20200 for the reference (50.5x fewer).
+    # Measured (seed 0 / seed 1; explore runs on a busy 2-core CPU, `make bench` re-measures):
+    #   reference (20200 NFE): phi rel err 0.0341 / 0.0402, diversity 0.222 / 0.215, PSNR to target 13.1 / 12.8
+    #   this preset (400 NFE): phi rel err 0.0319 / 0.0305, diversity 0.225 / 0.258, PSNR to target 11.7 / 10.9
+    # Rejected on the same batch (NFE; phi rel err; diversity, per seed): the previous fast preset (30 steps,
+    # 10 iterations, lr 0.05 sqrt(sigma), polish 20 x 4 draws; 820; 0.028 / 0.031; 0.252 / 0.248); fewer steps
+    # with more iterations (10-15 steps; 380-408; 0.031-0.046; 0.185-0.217: too little diversity); 30 steps with
+    # 3-4 iterations (400-420; 0.034-0.066; 0.16-0.17); no polish (360; 0.079-0.106); lr 0.1 sqrt(sigma)
+    # (400; 0.030-0.038; 0.23-0.28, but PSNR to target 10.1-10.6 and a higher final effective sigma).
+    ("backward", "fast"): dict(schedule=geometric_sigmas(1.0, 0.03, 28).tolist(), method="adam",
+                               proj_iters=5, proj_lr=0.07, lr_sigma_power=0.5, proj_tol=0.01,
+                               polish_iters=16, polish_draws=2, polish_lr=0.003),
+    # Forward form, ours, on the same batch. The previous fast forward preset (h0 0.2, beta 0.1, 10 iterations at a
+    # constant lr 0.02, never benchmarked) did not converge: each projection put back more than the ascent step
+    # removed, the effective sigma stalled near 0.08 and after 300 steps the phi rel err was 0.74 / 0.62. With
+    # a projection step proportional to the noise (lr 0.05 sigma_t), 5 iterations, larger ascent steps (h0 0.3,
+    # beta 0.15) and the backward form's polish (12 steps x 4 draws) the ascent reaches sigma_L = 0.05 in about
+    # 35 steps: 432 NFE, phi rel err 0.060 / 0.067, diversity 0.175 / 0.193 (seeds 0 / 1). That is 47x fewer
+    # calls than the backward reference but a 1.7x larger phi error and less diversity: the backward form is
+    # the one to use. Also measured: lr 0.05 sqrt(sigma_t) 720 NFE, 0.051 / 0.063; lr 0.1 sqrt(sigma_t) did not
+    # converge within 150 steps (1600-1900 NFE, 0.11-0.13); polish 30 x 2 draws 348-370 NFE, 0.061-0.093.
+    # max_steps caps a run that does not converge.
+    ("forward", "fast"): dict(sigma0=1.0, sigma_L=0.05, h0=0.3, beta=0.15, method="adam", proj_iters=5,
+                              proj_lr=0.05, lr_sigma_power=1.0, proj_tol=0.01, polish_iters=12, polish_draws=4,
+                              polish_lr=0.003, max_steps=100),
 }
 
 
