@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from lib.measure.kept import kept_table
+from lib.notebook.plots import show_images
 from lib.representation.phi import phi
 from lib.sampling import samplers as S
-from lib.sampling.quality import summarize
+from lib.sampling.guidance import block_channels
+from lib.sampling.quality import dropped_share, summarize
 
 
 def rmse_to(samples: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -78,3 +81,49 @@ def kept_verdict(row: dict, halfway: float = 0.5) -> str:
     if lo <= u:
         return "does not hold"
     return "holds" if g >= u + halfway * (r - u) else "partly"
+
+
+SUBSPACES = ("specialized", "common")
+
+
+def subspace_kept(model, images, kept_idx, split: dict, readers: dict, best: dict, factors: dict, unconditional,
+                  n_samples: int, mean, seed: int, **overrides) -> tuple[dict, list[dict]]:
+    """Subspace projections as the authors do them: for the "specialized" and the "common" channels of
+    ``split`` (lib.measure.channels.split_channels), fast-preset samples of the targets images[kept_idx] with
+    the other channels driven to zero (masked="zero"), the kept-factor row of the ``best`` factor and reader
+    (lib.measure.kept.kept_table) and the share of the targets' activity the dropped channels keep
+    (lib.sampling.quality.dropped_share). Returns ({name: SampleResult}, [row per subspace])."""
+    targets, C = images[kept_idx], block_channels(model)
+    subs, rows = {}, []
+    for name in SUBSPACES:
+        mask = torch.zeros(C)
+        mask[torch.as_tensor(split[name])] = 1
+        subs[name] = S.self_guided(model, targets, n_samples, preset="fast", mean=mean,
+                                   generator=torch.Generator().manual_seed(seed), mask=mask, **overrides)
+        r = kept_table(model, {best["factor"]: readers[best["factor"]]}, images, factors, kept_idx, subs[name].samples,
+                       n_samples, unconditional, seed=seed)
+        share = dropped_share(model, subs[name].samples, targets, n_samples, mask)
+        rows.append(dict(next(q for q in r if q["reader"] == best["reader"]), subspace=f"only {name} ({len(split[name])})",
+                         samples=n_samples, dropped=f"{share:.2f}"))
+    return subs, rows
+
+
+def subspace_display(rows: list[dict]) -> list[dict]:
+    """The subspace table as printable rows (`kept_display` plus the subspace and dropped-channel share)."""
+    return [{"subspace": q["subspace"], "samples / target": q["samples"],
+             **{k: v for k, v in kept_display([q])[0].items() if k not in ("reader", "n samples")},
+             "dropped channels": q["dropped"]} for q in rows]
+
+
+def plot_subspaces(targets, guided, n_guided: int, subs: dict, n_sub: int, split: dict, n_show: int, channels: int):
+    """Rows of: target, its samples guided by all channels, by the specialized only, by the common only."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(n_show, 4, figsize=(7.5, 1.6 * n_show + 0.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, n_guided, n_sub, n_sub]})
+    for i in range(n_show):
+        show_images(axes[i, 0], targets[i:i + 1], 1, "target" if i == 0 else None)
+        show_images(axes[i, 1], guided[i * n_guided:(i + 1) * n_guided], n_guided, f"all {channels}" if i == 0 else None)
+        for j, name in enumerate(SUBSPACES):
+            s = subs[name].samples[i * n_sub:(i + 1) * n_sub]
+            show_images(axes[i, j + 2], s, n_sub, f"{name} ({len(split[name])})" if i == 0 else None)
+    return fig
