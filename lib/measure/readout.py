@@ -156,6 +156,14 @@ class Classifier:
             return self.estimator.predict((a - self.mu) / self.sd)
 
 
+def _check_test(Xtr, ytr, Xte, yte) -> np.ndarray:
+    """The test labels, after checking that the test rows have the training rows' columns and one label each."""
+    a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"Xte: expected {a.shape[1]} columns like Xtr, got {b.shape[1]}")
+    return _labels(ytr, yte, len(a), len(b))[1]
+
+
 def _train_rows(Xtr, ytr):
     a = as_numpy(Xtr, "Xtr")
     ytr, _ = _labels(ytr, np.asarray(ytr)[:0], len(a), 0)
@@ -204,10 +212,9 @@ def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_it
 
     Returns accuracy (test), ci_low/ci_high (Wilson 95%), train_accuracy, C, cv_accuracy (per C),
     n_train, n_test, chance (majority-class rate of the test rows)."""
-    a, b = standardize(Xtr, Xte)
-    _labels(ytr, yte, len(a), len(b))
+    yte = _check_test(Xtr, ytr, Xte, yte)
     c = fit_probe(Xtr, ytr, seed, Cs, folds, max_iter, cv_rows)
-    return _result(c.predict(Xte), np.asarray(yte), c.train_accuracy, dict(c.info))
+    return _result(c.predict(Xte), yte, c.train_accuracy, dict(c.info))
 
 
 def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)) -> dict:
@@ -254,8 +261,7 @@ def fit_knn(Xtr, ytr, k: int = KNN_K) -> Classifier:
 
 def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
     """Accuracy of `fit_knn` on the test rows."""
-    a, b = standardize(Xtr, Xte)
-    _, yte = _labels(ytr, yte, len(a), len(b))
+    yte = _check_test(Xtr, ytr, Xte, yte)
     return float((fit_knn(Xtr, ytr, k).predict(Xte) == yte).mean())
 
 

@@ -22,8 +22,8 @@ from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.paths import CHECKPOINTS
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import held_out_psnr_table
-from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, DEGENERATE_BELOW, knn_accuracy, liveness, READOUT_SIGMAS,
-                                 ridge_probe, untrained_twin)
+from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, DEGENERATE_BELOW, liveness, READOUT_SIGMAS,
+                                 representation_readout, untrained_twin)
 from lib.model.checkpoint import checkpoint_file, load_model, save_model
 from lib.representation.phi import phi
 
@@ -92,11 +92,9 @@ def readout_rows(model, dataset: str, size: int, n_train: int = N_READOUT_TRAIN,
              "pixels": lambda x: x.flatten(1).numpy()}
     rows = {}
     for name, f in feats.items():
-        a, b = f(train.float()), f(test.float())
-        p = ridge_probe(a, train.labels, b, test.labels)
-        rows[name] = {"probe": p["accuracy"], "ci_low": p["ci_low"], "ci_high": p["ci_high"],
-                      "knn": knn_accuracy(a, train.labels, b, test.labels),
-                      "varying_fraction": liveness(b)["varying_fraction"]}
+        r = representation_readout(f(train.float()), train.labels, f(test.float()), test.labels, fast=True)
+        rows[name] = {"probe": r["probe_acc"], "ci_low": r["probe_ci_low"], "ci_high": r["probe_ci_high"],
+                      "knn": r["knn_acc"], "varying_fraction": r["varying_fraction"]}
     return {"sigma": ANALYSIS_SIGMA, "n_train": len(train), "n_test": len(test), "rows": rows}
 
 
