@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, snapshots
+from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, RELIANCE_KEYS, snapshots
 from lib.training.trainer import TrainConfig, Trainer
 from scripts import curves as curves_cli
 
@@ -28,12 +28,14 @@ def test_measure_run_records_controls_and_resumes(run, tmp_path):
     recs = measure_run(run, tmp_path, n_test=60, n_train=80)
     kinds = [r["kind"] for r in recs]
     assert kinds.count("pixels") == 1 and kinds.count("untrained") == 3 and kinds.count("trained") == 2
+    assert kinds.count("reliance") == 3 + 2
     lines = (tmp_path / "curves.jsonl").read_text().splitlines()
     assert len(measure_run(run, tmp_path, n_test=60, n_train=80)) == len(recs)  # nothing measured twice
     assert (tmp_path / "curves.jsonl").read_text().splitlines() == lines
     t = curve_table(recs)
     assert [g["images_seen"] for g in t["gaps"]] == [32, 64]
     assert all(0 <= r["probe_acc"] <= 1 for r in t["trained"])
+    assert all(k in r for r in t["trained"] for k in RELIANCE_KEYS) and all(k in t["untrained"] for k in RELIANCE_KEYS)
 
 
 def test_cli_writes_figure_table_and_fits(run, tmp_path):

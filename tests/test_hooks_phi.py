@@ -1,7 +1,13 @@
+import copy
+
 import pytest
 import torch
 
-from lib.model.hooks import BlockRecorder, count_hooks, resolve_blocks, run_blocks
+from lib.data.datasets import load_dataset
+
+from lib.measure.denoising import block_reliance
+from lib.model.checkpoint import load_model
+from lib.model.hooks import BlockRecorder, ReplaceOutput, count_hooks, resolve_blocks, run_blocks
 from lib.representation.phi import phi
 
 
@@ -103,3 +109,34 @@ def test_phi_bad_args(tiny, kw, msg):
 def test_phi_bad_images(tiny, x, msg):
     with pytest.raises(ValueError, match=msg):
         phi(tiny, x)
+
+
+def test_replace_output_changes_the_forward_pass_and_removes_its_hook(tiny):
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = tiny(x)
+        with ReplaceOutput(tiny, "a4", lambda a: a):
+            same = tiny(x)
+        with ReplaceOutput(tiny, "mid", torch.zeros_like):
+            zeroed = tiny(x)
+    assert torch.equal(same, ref) and not torch.allclose(zeroed, ref)
+    assert count_hooks(tiny) == 0
+
+
+def test_block_reliance_is_zero_when_the_decoder_cannot_see_the_block(tiny):
+    cut = copy.deepcopy(tiny)
+    with torch.no_grad():
+        cut.up3.weight.zero_()  # the only path from the middle block to the output
+    x = torch.rand(6, 3, 16, 16)
+    t = block_reliance(cut, x, sigmas=(0.3,))
+    assert t["0.3"]["swap_drop"] == 0 and t["0.3"]["means_drop"] == 0
+    assert block_reliance(tiny, x, sigmas=(0.3,))["0.3"]["swap_drop"] != 0
+    with pytest.raises(ValueError, match="at least 2"):
+        block_reliance(tiny, x[:1])
+
+
+def test_shipped_tux32_decoder_uses_its_middle_block():
+    """Measured 0.71 dB over 256 held-out images (the CIFAR-10 checkpoint: 0.000)."""
+    x = load_dataset("tuxphoto", n=32, size=32, seed=0, split="test").float()
+    t = block_reliance(load_model("data/checkpoints/tux32").eval(), x, sigmas=(0.8,))
+    assert t["0.8"]["swap_drop"] > 0.2 and t["0.8"]["means_drop"] > 0.05

@@ -98,6 +98,27 @@ def run_blocks(model: nn.Module, x: torch.Tensor, blocks, grad: bool = False, st
     return rec
 
 
+class ReplaceOutput:
+    """Context manager replacing one block's output by ``fn(output)`` during forward passes (an ablation):
+
+        with ReplaceOutput(model, "mid", lambda a: a.mean((2, 3), keepdim=True).expand_as(a)):
+            out = model(y)     # the decoder sees only the middle block's spatial means
+    """
+
+    def __init__(self, model: nn.Module, block: str, fn):
+        (self.block,) = resolve_blocks(model, block)
+        self.model, self.fn, self._handle = model, fn, None
+
+    def __enter__(self):
+        module = dict(self.model.named_modules())[self.block]
+        self._handle = module.register_forward_hook(lambda m, args, output: self.fn(output))
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._handle.remove()
+        return False
+
+
 def block_channels(model: nn.Module, blocks="mid") -> dict[str, int]:
     """Channel count of each block in ``blocks`` (one forward on a zero input of the network's smallest size;
     ValueError for an unknown block)."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from lib.notebook.plots import DPI
-from lib.training.curves import CURVE_KEYS, GAP_KEYS
+from lib.training.curves import CURVE_KEYS, GAP_KEYS, RELIANCE_KEYS
 
 
 LABELS = {"mid_varying_fraction": "phi varying fraction (liveness)", "mid_eff_channels_out": "mid effective channels",
           "class_ami": "k-means class AMI", "probe_acc": "linear probe accuracy (class)",
-          "knn_acc": "kNN accuracy (class)"}
+          "knn_acc": "kNN accuracy (class)",
+          "mid_swap_drop@0.8": "dB lost when mid blocks are swapped between images (σ 0.8)"}
+SWAP_KEY = "mid_swap_drop@0.8"
 
 
 def plot_curves(tables: dict, fits: dict | None = None):
@@ -20,10 +22,9 @@ def plot_curves(tables: dict, fits: dict | None = None):
     import seaborn as sns
     sns.set_theme(style="whitegrid", context="paper")
     colours = dict(zip(tables, sns.color_palette("colorblind", len(tables))))
-    panels = list(CURVE_KEYS) + [f"gap_{k}" for k in GAP_KEYS]
+    panels = list(CURVE_KEYS) + [f"gap_{k}" for k in GAP_KEYS] + [SWAP_KEY]
     fig, grid = plt.subplots(2, 4, figsize=(14, 6.4), layout="constrained")
     axes = grid.ravel()
-    axes[-1].set_visible(False)
     for ax, key in zip(axes, panels):
         for run, t in tables.items():
             c = colours[run]
@@ -45,14 +46,14 @@ def plot_curves(tables: dict, fits: dict | None = None):
                 ax.axhline(0.05, color="grey", lw=0.8, ls="--")
                 ax.set_title(f"gap: {LABELS[k].split(' (')[0]} − best control", fontsize=9)
             else:
-                x = [r["images_seen"] for r in t["trained"]]
-                ax.plot(x, [r[key] for r in t["trained"]], "o-", ms=3, color=c, label=run)
+                rows = [r for r in t["trained"] if key in r]
+                ax.plot([r["images_seen"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=c, label=run)
                 if key in t["untrained"]:
                     m, sd = t["untrained"][key]
                     ax.axhspan(m - sd, m + sd, color=c, alpha=0.15)
                     ax.axhline(m, color=c, ls=":", lw=1)
                 ax.set_title(LABELS[key], fontsize=9)
-        if not key.startswith("gap_") and key != "mid_varying_fraction" and key != "mid_eff_channels_out":
+        if key in ("class_ami", "probe_acc", "knn_acc"):
             px = next((t["pixels"][key] for t in tables.values() if t["pixels"] and key in t["pixels"]), None)
             if px is not None:
                 ax.axhline(px, color="black", ls="--", lw=1, label="pixels")
@@ -71,21 +72,23 @@ def save_curves(tables: dict, fits: dict, path) -> None:
 
 def curves_markdown(tables: dict, fits: dict) -> str:
     """One row per run and snapshot: the measures, and the probe / kNN gap to the best control with its interval."""
-    head = ("| run | images seen | varying | eff. ch. | class AMI | probe | kNN | probe gap [95%] | kNN gap [95%] |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+    head = ("| run | images seen | varying | eff. ch. | swap drop σ 0.2 / 0.8 (dB) | class AMI | probe | kNN "
+            "| probe gap [95%] | kNN gap [95%] |\n|---|---|---|---|---|---|---|---|---|---|")
+    swap = (lambda r, i=0: " / ".join(f"{r[k][i] if isinstance(r[k], tuple) else r[k]:.3f}" for k in RELIANCE_KEYS
+                                      if "swap" in k) if all(k in r for k in RELIANCE_KEYS) else "–")
     lines = [head]
     for run, t in tables.items():
         for r, g in zip(t["trained"], t["gaps"] or [None] * len(t["trained"])):
             gap = (lambda k: f"{g[k]['gap']:+.3f} [{g[k]['low']:+.3f}, {g[k]['high']:+.3f}] vs {g[k]['best_control']}"
                    if g else "–")
             lines.append(f"| {run} | {r['images_seen']:,} | {r['mid_varying_fraction']:.3f} | {r['mid_eff_channels_out']:.0f} "
-                         f"| {r['class_ami']:.3f} | {r['probe_acc']:.3f} | {r['knn_acc']:.3f} | {gap('probe_acc')} | {gap('knn_acc')} |")
+                         f"| {swap(r)} | {r['class_ami']:.3f} | {r['probe_acc']:.3f} | {r['knn_acc']:.3f} | {gap('probe_acc')} | {gap('knn_acc')} |")
         u, p = t["untrained"], t["pixels"]
         if u and p:
             lines.append(f"| {run}: untrained (3 seeds) | 0 | {u['mid_varying_fraction'][0]:.3f} | "
-                         f"{u['mid_eff_channels_out'][0]:.0f} | {u['class_ami'][0]:.3f} | {u['probe_acc'][0]:.3f} ± "
+                         f"{u['mid_eff_channels_out'][0]:.0f} | {swap(u)} | {u['class_ami'][0]:.3f} | {u['probe_acc'][0]:.3f} ± "
                          f"{u['probe_acc'][1]:.3f} | {u['knn_acc'][0]:.3f} ± {u['knn_acc'][1]:.3f} | | |")
-            lines.append(f"| pixels | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} | {p['knn_acc']:.3f} | | |")
+            lines.append(f"| pixels | – | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} | {p['knn_acc']:.3f} | | |")
     for run, fs in fits.items():
         for k, f in fs.items():
             if f.get("slope_per_decade") is None:

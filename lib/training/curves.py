@@ -8,7 +8,9 @@ snapshot is appended to ``curves.jsonl`` as soon as it is measured, so an interr
 
 The gap of a measure is phi minus the best control (pixels or the mean untrained network); its 95% interval
 treats the two accuracies as independent binomial proportions on the held-out images (plus the untrained
-seeds' spread when that control is the best). `fit_gap` fits gap = a + b log10(images seen) and says where
+seeds' spread when that control is the best). A second record per snapshot (kind "reliance") says whether the
+decoder uses the middle block at all (lib.measure.denoising.block_reliance on the first 256 held-out images):
+the PSNR lost when each image's middle block is swapped with another image's. `fit_gap` fits gap = a + b log10(images seen) and says where
 the fitted line would reach a margin, if it rises.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
+from lib.measure.denoising import block_reliance, RELIANCE_SIGMAS
 from lib.model.checkpoint import load_model
 from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
 
@@ -28,6 +31,14 @@ from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
 CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
 GAP_KEYS = ("probe_acc", "knn_acc")
 INIT_SEEDS = (0, 1, 2)
+RELIANCE_IMAGES = 256
+RELIANCE_KEYS = tuple(f"mid_{k}@{s}" for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop"))
+
+
+def reliance_record(model, images) -> dict:
+    """block_reliance of the middle block, flattened to RELIANCE_KEYS (dB)."""
+    table = block_reliance(model, images, RELIANCE_SIGMAS, "mid")
+    return {f"mid_{k}@{s}": table[str(s)][k] for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop")}
 
 
 def snapshots(run) -> list[tuple[int, Path]]:
@@ -87,17 +98,29 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
         if ("trained", images, None) not in have:
             add({"kind": "trained", "images_seen": images,
                  **model_evidence(load_model(stem), data, seed, train, sigma, n_noise)})
+    few = data.float()[:RELIANCE_IMAGES]
+    for s in INIT_SEEDS:
+        if ("reliance", None, s) not in have:
+            add({"kind": "reliance", "init_seed": s, **reliance_record(untrained_twin(first, s), few)})
+    for images, stem in snaps:
+        if ("reliance", images, None) not in have:
+            add({"kind": "reliance", "images_seen": images, **reliance_record(load_model(stem), few)})
     return done + rows
 
 
 def curve_table(records: list[dict]) -> dict:
     """{"trained": rows by images seen, "pixels": record, "untrained": {key: (mean, sd)}, "gaps": rows} for
     the records of one run (as written by `measure_run`)."""
-    trained = sorted((r for r in records if r["kind"] == "trained"), key=lambda r: r["images_seen"])
+    rel = {r.get("images_seen"): r for r in records if r["kind"] == "reliance" and "init_seed" not in r}
+    trained = sorted(({**rel.get(r["images_seen"], {}), **r} for r in records if r["kind"] == "trained"),
+                     key=lambda r: r["images_seen"])
     pixels = next((r for r in records if r["kind"] == "pixels"), None)
     un = [r for r in records if r["kind"] == "untrained"]
     untrained = {k: (float(np.mean([r[k] for r in un])), float(np.std([r[k] for r in un], ddof=1)) if len(un) > 1 else 0.0)
                  for k in CURVE_KEYS if un and all(k in r for r in un)}
+    un_rel = [r for r in records if r["kind"] == "reliance" and "init_seed" in r]
+    untrained.update({k: (float(np.mean([r[k] for r in un_rel])), float(np.std([r[k] for r in un_rel], ddof=1))
+                          if len(un_rel) > 1 else 0.0) for k in RELIANCE_KEYS if un_rel})
     gaps = [gap_row(t, pixels, untrained) for t in trained] if pixels and untrained else []
     return {"trained": trained, "pixels": pixels, "untrained": untrained, "gaps": gaps}
 
