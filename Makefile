@@ -20,7 +20,8 @@ install: $(STAMP)
 # CIFAR-10 (optional): CIFAR10=<folder of class sub-folders>, or CIFAR10=cifar10:<dir of the python batches>
 CIFAR10 ?=
 CIFAR10_SPEC = $(if $(findstring :,$(CIFAR10)),$(CIFAR10),folder:$(CIFAR10))
-CIFAR10_RUNS = cifar32 cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain
+CIFAR10_RUNS = cifar32 cifar32-lrdrop cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain \
+	cifar32-nobias cifar32-bfbn
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
 ## README's generated blocks and the results site figures/site/ (scripts.report). With CIFAR10=<folder> also
@@ -88,13 +89,16 @@ study: $(STAMP)
 	$(BIN)/python -m scripts.study summary
 
 ## The CIFAR-10 runs (configs/cifar32*.json: the baseline to 2M images, one factor each to 500k; days on a
-## CPU, resumable: rerun after an interruption), then their learning curves in figures/cifar10/curves/.
+## CPU, resumable: rerun after an interruption), then their learning curves in figures/cifar10/curves/ and
+## which blocks each run's last model routes the image through (figures/cifar10/reliance/).
 ## Needs CIFAR10=<folder of class sub-folders> (linked as data/cifar10-train, which the configs read).
 study-cifar10: $(STAMP)
 	@test -n "$(CIFAR10)" || { echo "study-cifar10: set CIFAR10=<folder of CIFAR-10 class sub-folders>"; exit 2; }
 	@test -e data/cifar10-train || ln -s "$(abspath $(CIFAR10))" data/cifar10-train
 	for c in $(CIFAR10_RUNS); do $(BIN)/python -m scripts.train --config configs/$$c.json || exit 1; done
 	$(BIN)/python -m scripts.curves $(addprefix runs/,$(CIFAR10_RUNS)) --out figures/cifar10/curves --dataset folder:data/cifar10-train
+	$(BIN)/python -m scripts.reliance data/checkpoints/tux32 --dataset tuxphoto --out figures/cifar10/reliance
+	$(BIN)/python -m scripts.reliance $(addsuffix /model,$(addprefix runs/,$(CIFAR10_RUNS))) --dataset folder:data/cifar10-train --out figures/cifar10/reliance
 
 clean-figures:
 	rm -rf figures/rendered

@@ -2,6 +2,7 @@
 cases with known answers."""
 import json
 import math
+import shutil
 
 import pytest
 
@@ -36,6 +37,18 @@ def test_measure_run_records_controls_and_resumes(run, tmp_path):
     assert [g["images_seen"] for g in t["gaps"]] == [32, 64]
     assert all(0 <= r["probe_acc"] <= 1 for r in t["trained"])
     assert all(k in r for r in t["trained"] for k in RELIANCE_KEYS) and all(k in t["untrained"] for k in RELIANCE_KEYS)
+
+
+def test_a_second_run_of_the_same_architecture_reuses_the_controls(run, tmp_path):
+    first = [r for r in measure_run(run, tmp_path, n_test=60, n_train=80) if r["kind"] == "untrained"]
+    twin = tmp_path / "twin"
+    shutil.copytree(run, twin)
+    recs = measure_run(twin, tmp_path, n_test=60, n_train=80)
+    controls = [r for r in recs if r["run"] == "twin" and (r["kind"] in ("pixels", "untrained") or "init_seed" in r)]
+    assert len(controls) == 1 + 3 + 3 and all(r["copied_from"] == "run" for r in controls)
+    assert [r["probe_acc"] for r in controls if r["kind"] == "untrained"] == [r["probe_acc"] for r in first]
+    trained = [r for r in recs if r["run"] == "twin" and r["kind"] == "trained"]
+    assert len(trained) == 2 and not any("copied_from" in r for r in trained)
 
 
 def test_cli_writes_figure_table_and_fits(run, tmp_path):

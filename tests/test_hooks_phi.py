@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from lib.measure.denoising import block_reliance
 from lib.model.checkpoint import load_model
 from lib.model.hooks import BlockRecorder, ReplaceOutput, count_hooks, resolve_blocks, run_blocks
 from lib.representation.phi import phi
+from scripts import reliance as reliance_cli
 
 
 def test_records_all_six_blocks(tiny):
@@ -140,3 +142,17 @@ def test_shipped_tux32_decoder_uses_its_middle_block():
     x = load_dataset("tuxphoto", n=32, size=32, seed=0, split="test").float()
     t = block_reliance(load_model("data/checkpoints/tux32").eval(), x, sigmas=(0.8,))
     assert t["0.8"]["swap_drop"] > 0.2 and t["0.8"]["means_drop"] > 0.05
+
+
+def test_reliance_cli_tables_every_block_and_merges(tmp_path):
+    reliance_cli.main(["data/checkpoints/tiny16", "--dataset", "tuxphoto", "--n", "8", "--sigmas", "0.5",
+                       "--out", str(tmp_path), "--threads", "1"])
+    t = json.loads((tmp_path / "reliance.json").read_text())
+    (name,) = t
+    assert name.startswith("tiny16 (") and list(t[name]) == ["enc1", "enc2", "enc3", "mid", "dec3", "dec2"]
+    # swapping enc3's output hands dec3 everything of the other image: the same loss as swapping dec3's
+    assert t[name]["enc3"]["0.5"]["swap_drop"] == t[name]["dec3"]["0.5"]["swap_drop"]
+    reliance_cli.main(["data/checkpoints/tux32", "--dataset", "tuxphoto", "--n", "4", "--sigmas", "0.5",
+                       "--out", str(tmp_path), "--threads", "1"])
+    md = (tmp_path / "reliance.md").read_text()
+    assert "| tiny16 (" in md and "| tux32 (440,000 images) | 0.5 |" in md

@@ -89,6 +89,8 @@ def test_batch_stream_covers_each_epoch_once():
 def test_lr_schedules():
     c = TrainConfig(total_images=1000, batch_size=10, schedule="step", lr_step_images=200)
     assert lr_at(c, 0) == c.lr and lr_at(c, 20) == c.lr / 2
+    c = TrainConfig(total_images=1000, batch_size=10, schedule="drop", lr_step_images=200)
+    assert lr_at(c, 19) == c.lr and lr_at(c, 20) == lr_at(c, 99) == c.lr / 10
     c = TrainConfig(total_images=1000, batch_size=10)
     assert lr_at(c, 0) == pytest.approx(c.lr) and lr_at(c, 100) == pytest.approx(c.lr_min)
 
@@ -145,3 +147,9 @@ def test_loguniform_sigmas_and_log_spaced_snapshots():
     assert due == [10_048, 20_032, 50_048, 100_032]
     with pytest.raises(ValueError, match="sigma_min"):
         TrainConfig(sigma_dist="loguniform", sigma_min=2.0)
+
+
+def test_every_shipped_training_config_is_valid_and_trains_into_its_own_folder():
+    paths = sorted(p for p in Path("configs").glob("*.json") if p.name != "study.json")
+    outs = [TrainConfig(**json.loads(p.read_text())).out for p in paths]
+    assert len(paths) >= 10 and len(set(outs)) == len(outs)

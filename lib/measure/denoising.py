@@ -57,6 +57,27 @@ def block_reliance(model, images: torch.Tensor, sigmas=RELIANCE_SIGMAS, block: s
     return table
 
 
+def reliance_by_block(model, images: torch.Tensor, sigmas=RELIANCE_SIGMAS, seed: int = 4321) -> dict:
+    """`block_reliance` of every block (encoder, middle, decoder but the output block, in forward order):
+    {block: {str(sigma): {...}}}. Says which scales of the UNet the output actually goes through."""
+    blocks = [b for b in model.block_names if b != "dec1"]
+    return {b: block_reliance(model, images, sigmas, b, seed) for b in blocks}
+
+
+def reliance_markdown(tables: dict) -> str:
+    """{name: reliance_by_block(...)} as one markdown table: the swap / means drops in dB per block and sigma."""
+    first = next(iter(tables.values()))
+    blocks = list(first)
+    sigmas = list(first[blocks[0]])
+    head = "| checkpoint | σ | PSNR (dB) | " + " | ".join(f"{b} swap / means" for b in blocks) + " |"
+    lines = [head, "|" + "---|" * (3 + len(blocks))]
+    for name, t in tables.items():
+        for s in sigmas:
+            cells = " | ".join(f"{t[b][s]['swap_drop']:.3f} / {t[b][s]['means_drop']:.3f}" for b in blocks)
+            lines.append(f"| {name} | {s} | {t[blocks[0]][s]['output']:.2f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def held_out_psnr_table(model, dataset: str, size: int, n: int = 512, sigmas=EVAL_SIGMAS, seed: int = 0) -> dict:
     x = load_dataset(dataset, n=n, size=size, seed=seed, split="test").float()
     return psnr_table(model, x, sigmas)

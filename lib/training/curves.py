@@ -67,7 +67,9 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
                 n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None) -> list[dict]:
     """Append the readout of every not yet measured snapshot of ``run`` (and, once, its controls) to
     ``out``/curves.jsonl; returns all its records. ``dataset`` overrides the run's dataset spec (the images
-    moved); the settings are part of each record and records with other settings are not reused."""
+    moved); the settings are part of each record and records with other settings are not reused. The controls
+(pixels; untrained networks) of another run measured with the same settings on the same dataset (and, for
+the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again."""
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "curves.jsonl"
@@ -78,8 +80,16 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     snaps = snapshots(run)
     first = load_model(snaps[0][1])
     meta = first.checkpoint_metadata
-    train, data = evidence_sets(dataset or meta["dataset"], first.config.image_size, seed, n_test, n_train)
+    spec = dataset or meta["dataset"]
+    train, data = evidence_sets(spec, first.config.image_size, seed, n_test, n_train)
+    arch = json.dumps(first.config.to_dict(), sort_keys=True)
     rows = []
+    # the controls depend on the images and the architecture only: reuse another run's when they match
+    others = [r for r in _read(path) if r.get("run") != run.name and r.get("dataset") == spec
+              and all(r.get(k) == v for k, v in settings.items() if k != "run")]
+    shared = {(r["kind"], r.get("init_seed")): r for r in others
+              if r["kind"] == "pixels" or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch
+                                           and "init_seed" in r)}
 
     def add(rec):
         rec = {**settings, **rec}
@@ -88,20 +98,26 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
         rows.append(rec)
         print(json.dumps(rec), flush=True)
 
-    if ("pixels", None, None) not in have:
-        add({"kind": "pixels", **pixel_evidence(data, seed, train)})
+    def control(kind, init_seed, measure):
+        if (kind, None, init_seed) in have:
+            return
+        other = shared.get((kind, init_seed))
+        if other is not None:
+            add({**{k: v for k, v in other.items() if k not in settings}, "copied_from": other["run"]})
+        else:
+            add({"kind": kind, "dataset": spec, **({} if kind == "pixels" else {"arch": arch, "init_seed": init_seed}),
+                 **measure()})
+
+    control("pixels", None, lambda: pixel_evidence(data, seed, train))
     for s in INIT_SEEDS:
-        if ("untrained", None, s) not in have:
-            add({"kind": "untrained", "init_seed": s,
-                 **model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise)})
+        control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
     for images, stem in snaps:
         if ("trained", images, None) not in have:
             add({"kind": "trained", "images_seen": images,
                  **model_evidence(load_model(stem), data, seed, train, sigma, n_noise)})
     few = data.float()[:RELIANCE_IMAGES]
     for s in INIT_SEEDS:
-        if ("reliance", None, s) not in have:
-            add({"kind": "reliance", "init_seed": s, **reliance_record(untrained_twin(first, s), few)})
+        control("reliance", s, lambda: reliance_record(untrained_twin(first, s), few))
     for images, stem in snaps:
         if ("reliance", images, None) not in have:
             add({"kind": "reliance", "images_seen": images, **reliance_record(load_model(stem), few)})

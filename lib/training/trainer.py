@@ -61,7 +61,8 @@ class TrainConfig:
     n_val: int = 256
     batch_size: int = 64
     lr: float = 1e-3
-    schedule: str = "cosine"  # "cosine" | "step" (halve every lr_step_images) | "constant"
+    # "cosine" | "step" (halve every lr_step_images) | "drop" (lr, then lr / 10 from lr_step_images on) | "constant"
+    schedule: str = "cosine"
     lr_step_images: int = 5_000_000
     lr_min: float = 1e-5
     total_images: int = 1_000_000
@@ -87,8 +88,8 @@ class TrainConfig:
             self.amp = amp_name(self.amp)
         check_field_types(self, "train config")
         self.amp = amp_name(self.amp)
-        if self.schedule not in ("cosine", "step", "constant"):
-            raise ValueError(f"schedule: expected cosine, step or constant, got {self.schedule!r}")
+        if self.schedule not in ("cosine", "step", "drop", "constant"):
+            raise ValueError(f"schedule: expected cosine, step, drop or constant, got {self.schedule!r}")
         if self.sigma_dist not in SIGMA_DISTS:
             raise ValueError(f"sigma_dist: expected one of {', '.join(SIGMA_DISTS)}, got {self.sigma_dist!r}")
         if self.sigma_dist == "loguniform" and not 0 < self.sigma_min < self.sigma_max:
@@ -159,6 +160,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr
     if cfg.schedule == "step":
         return cfg.lr * 0.5 ** ((step * cfg.batch_size) // cfg.lr_step_images)
+    if cfg.schedule == "drop":
+        return cfg.lr if step * cfg.batch_size < cfg.lr_step_images else cfg.lr / 10
     t = min(1.0, step / cfg.total_steps)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
