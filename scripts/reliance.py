@@ -14,9 +14,18 @@ from pathlib import Path
 
 from lib.core.checks import run_cli
 from lib.core.device import apply_threads
+from lib.core.files import atomic_write_bytes
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
 from lib.model.checkpoint import load_model
+
+
+def checkpoint_label(stem: Path) -> str:
+    """A shipped checkpoint by its name; a run's snapshot (RUN/snapshots/imgN) or current model (RUN/model)
+    by the run's folder."""
+    if stem.parent.name == "snapshots":
+        return stem.parent.parent.name
+    return stem.parent.name if stem.name == "model" else stem.name
 
 
 def main(argv=None):
@@ -37,13 +46,11 @@ def main(argv=None):
     for stem in a.checkpoints:
         model = load_model(stem).eval()
         x = load_dataset(a.dataset, n=a.n, size=model.config.image_size, seed=0, split="test").float()
-        stem = Path(stem)
-        # a run's snapshot or its current model: name it after the run
-        name = {"snapshots": stem.parent.parent.name}.get(stem.parent.name, stem.parent.name if stem.name == "model" else stem.name)
-        key = f"{name} ({model.checkpoint_metadata.get('images_seen', 0):,} images)"
+        key = f"{checkpoint_label(Path(stem))} ({model.checkpoint_metadata.get('images_seen', 0):,} images)"
         tables[key] = reliance_by_block(model, x, a.sigmas, a.seed)
         print(key, json.dumps(tables[key]), flush=True)
-    path.write_text(json.dumps(tables, indent=1) + "\n")
+    # atomic: the file holds every checkpoint measured so far; keys keep the blocks' forward order
+    atomic_write_bytes(path, (json.dumps(tables, indent=1) + "\n").encode())
     (out / "reliance.md").write_text(reliance_markdown(tables))
     print((out / "reliance.md").read_text())
 

@@ -66,13 +66,11 @@ def reliance_by_block(model, images: torch.Tensor, sigmas=RELIANCE_SIGMAS, seed:
 
 def reliance_markdown(tables: dict) -> str:
     """{name: reliance_by_block(...)} as one markdown table: the swap / means drops in dB per block and sigma."""
-    first = next(iter(tables.values()))
-    blocks = list(first)
-    sigmas = list(first[blocks[0]])
+    blocks = list(next(iter(tables.values())))
     head = "| checkpoint | σ | PSNR (dB) | " + " | ".join(f"{b} swap / means" for b in blocks) + " |"
     lines = [head, "|" + "---|" * (3 + len(blocks))]
     for name, t in tables.items():
-        for s in sigmas:
+        for s in t[blocks[0]]:  # each checkpoint's own noise levels
             cells = " | ".join(f"{t[b][s]['swap_drop']:.3f} / {t[b][s]['means_drop']:.3f}" for b in blocks)
             lines.append(f"| {name} | {s} | {t[blocks[0]][s]['output']:.2f} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -74,8 +74,13 @@ def curves_markdown(tables: dict, fits: dict) -> str:
     """One row per run and snapshot: the measures, and the probe / kNN gap to the best control with its interval."""
     head = ("| run | images seen | varying | eff. ch. | swap drop σ 0.2 / 0.8 (dB) | class AMI | probe | kNN "
             "| probe gap [95%] | kNN gap [95%] |\n|---|---|---|---|---|---|---|---|---|---|")
-    swap = (lambda r, i=0: " / ".join(f"{r[k][i] if isinstance(r[k], tuple) else r[k]:.3f}" for k in RELIANCE_KEYS
-                                      if "swap" in k) if all(k in r for k in RELIANCE_KEYS) else "–")
+    swap_keys = [k for k in RELIANCE_KEYS if "swap" in k]
+
+    def swap(row):  # a snapshot's values, or the untrained seeds' (mean, sd)
+        if not all(k in row for k in swap_keys):
+            return "–"
+        return " / ".join(f"{row[k][0] if isinstance(row[k], tuple) else row[k]:.3f}" for k in swap_keys)
+
     lines = [head]
     for run, t in tables.items():
         for r, g in zip(t["trained"], t["gaps"] or [None] * len(t["trained"])):

@@ -10,8 +10,8 @@ The gap of a measure is phi minus the best control (pixels or the mean untrained
 treats the two accuracies as independent binomial proportions on the held-out images (plus the untrained
 seeds' spread when that control is the best). A second record per snapshot (kind "reliance") says whether the
 decoder uses the middle block at all (lib.measure.denoising.block_reliance on the first 256 held-out images):
-the PSNR lost when each image's middle block is swapped with another image's. `fit_gap` fits gap = a + b log10(images seen) and says where
-the fitted line would reach a margin, if it rises.
+the PSNR lost when each image's middle block is swapped with another image's. `fit_gap` fits
+gap = a + b log10(images seen) and says where the fitted line would reach a margin, if it rises.
 """
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     """Append the readout of every not yet measured snapshot of ``run`` (and, once, its controls) to
     ``out``/curves.jsonl; returns all its records. ``dataset`` overrides the run's dataset spec (the images
     moved); the settings are part of each record and records with other settings are not reused. The controls
-(pixels; untrained networks) of another run measured with the same settings on the same dataset (and, for
-the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again."""
+    (pixels; untrained networks) of another run measured with the same settings on the same dataset (and, for
+    the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again."""
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "curves.jsonl"
