@@ -24,13 +24,15 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=5000, help="train-split images the probes are fitted on")
     p.add_argument("--dataset", help="dataset spec, if the run's images moved")
     p.add_argument("--no-measure", action="store_true", help="only redraw from curves.jsonl")
+    p.add_argument("--snapshots-only", action="store_true",
+                   help="measure only the kept snapshots, not the current model (for a run still training)")
     a = p.parse_args(argv)
     out = Path(a.out)
     tables, fits = {}, {}
     for run in a.runs:
         name = Path(run).name
         if not a.no_measure:
-            measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset)
+            measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset, current=not a.snapshots_only)
         recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
         recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
         tables[name] = curve_table(recs)

@@ -21,8 +21,14 @@ def run(tmp_path_factory):
     return root / "run"
 
 
-def test_snapshots_are_listed_in_order_with_the_final_model(run):
+def test_snapshots_are_listed_in_order_with_the_final_model(run, tmp_path):
     assert [n for n, _ in snapshots(run)] == [32, 64]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for p in (copy / "snapshots").glob("img*64*"):
+        p.unlink()
+    assert [n for n, _ in snapshots(copy)] == [32, 64]  # the current model stands in for the missing snapshot
+    assert [n for n, _ in snapshots(copy, current=False)] == [32]
 
 
 def test_measure_run_records_controls_and_resumes(run, tmp_path):

@@ -89,6 +89,11 @@ def test_batch_stream_covers_each_epoch_once():
 def test_lr_schedules():
     c = TrainConfig(total_images=1000, batch_size=10, schedule="step", lr_step_images=200)
     assert lr_at(c, 0) == c.lr and lr_at(c, 20) == c.lr / 2
+    c = TrainConfig(total_images=1000, batch_size=10, schedule="constant", warmup_images=100)
+    assert lr_at(c, 0) == pytest.approx(c.lr / 10) and lr_at(c, 4) == pytest.approx(c.lr / 2)
+    assert lr_at(c, 9) == lr_at(c, 50) == c.lr
+    with pytest.raises(ValueError, match="warmup_images"):
+        TrainConfig(warmup_images=-1)
     c = TrainConfig(total_images=1000, batch_size=10, schedule="drop", lr_step_images=200)
     assert lr_at(c, 19) == c.lr and lr_at(c, 20) == lr_at(c, 99) == c.lr / 10
     c = TrainConfig(total_images=1000, batch_size=10)

@@ -45,7 +45,9 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
              f"- network: preset `{tc.get('preset')}` {tc.get('model') or ''}, norm `{config.get('norm')}`, "
              f"widths {config.get('widths')}, middle block {config.get('mid_width')} channels",
              f"- steps: {meta.get('step')}, images seen: {meta.get('images_seen')}, batch {tc.get('batch_size')}, "
-             f"lr {tc.get('lr')} ({tc.get('schedule')}), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
+             f"lr {tc.get('lr')} ({tc.get('schedule')}"
+             + (f", warmup over {tc['warmup_images']:,} images" if tc.get("warmup_images") else "")
+             + f"), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
              f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
              f"- retrain: `{retrain}`" + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
              *[f"- resumed at step {h['step']} with changed settings (the lines above give the last ones): "

@@ -41,15 +41,16 @@ def reliance_record(model, images) -> dict:
     return {f"mid_{k}@{s}": table[str(s)][k] for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop")}
 
 
-def snapshots(run) -> list[tuple[int, Path]]:
-    """(images seen, checkpoint stem) of every snapshot of ``run`` and of its current model, ascending."""
+def snapshots(run, current: bool = True) -> list[tuple[int, Path]]:
+    """(images seen, checkpoint stem) of every snapshot of ``run`` and (``current``) of its current model,
+    ascending."""
     run = Path(run)
     out = {}
     for p in sorted((run / "snapshots").glob("img*.safetensors")):
         m = re.fullmatch(r"img(\d+)", p.stem)
         if m:
             out[int(m.group(1))] = p.with_suffix("")
-    if (run / "model.safetensors").is_file():
+    if current and (run / "model.safetensors").is_file():
         meta = json.loads((run / "model.json").read_text()).get("metadata", {})
         out.setdefault(int(meta.get("images_seen", 0)), run / "model")
     if not out:
@@ -64,10 +65,12 @@ def _read(path: Path) -> list[dict]:
 
 
 def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float = ANALYSIS_SIGMA,
-                n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None) -> list[dict]:
+                n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None,
+                current: bool = True) -> list[dict]:
     """Append the readout of every not yet measured snapshot of ``run`` (and, once, its controls) to
     ``out``/curves.jsonl; returns all its records. ``dataset`` overrides the run's dataset spec (the images
-    moved); the settings are part of each record and records with other settings are not reused. The controls
+    moved); ``current=False`` skips the run's current model (a run still training: only its kept snapshots);
+    the settings are part of each record and records with other settings are not reused. The controls
     (pixels; untrained networks) of another run measured with the same settings on the same dataset (and, for
     the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again."""
     run, out = Path(run), Path(out)
@@ -77,7 +80,7 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
                 "seed": seed}
     done = [r for r in _read(path) if all(r.get(k) == v for k, v in settings.items())]
     have = {(r["kind"], r.get("images_seen"), r.get("init_seed")) for r in done}
-    snaps = snapshots(run)
+    snaps = snapshots(run, current)
     first = load_model(snaps[0][1])
     meta = first.checkpoint_metadata
     spec = dataset or meta["dataset"]

@@ -65,6 +65,7 @@ class TrainConfig:
     schedule: str = "cosine"
     lr_step_images: int = 5_000_000
     lr_min: float = 1e-5
+    warmup_images: int = 0  # linear warmup of the lr from lr / warmup_steps to the schedule's value over these images
     total_images: int = 1_000_000
     sigma_dist: str = "u2"  # "u2" (sigma = u^2) | "uniform" | "loguniform" (on [sigma_min, sigma_max])
     sigma_max: float = 1.0
@@ -104,6 +105,8 @@ class TrainConfig:
         for k in ("lr", "lr_min"):
             if not (math.isfinite(getattr(self, k)) and getattr(self, k) > 0):
                 raise ValueError(f"{k}: expected a finite number > 0, got {getattr(self, k)!r}")
+        if self.warmup_images < 0:
+            raise ValueError(f"warmup_images: expected >= 0 (0: no warmup), got {self.warmup_images}")
         if self.threads < 0:
             raise ValueError(f"threads: expected >= 0 (0: torch's default), got {self.threads}")
 
@@ -121,7 +124,7 @@ class TrainConfig:
         """The fields that change the trained numbers from the step they change at: refused on resume
         unless --allow-changes, and then recorded in the run's history."""
         d = dataclasses.asdict(self)
-        return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "total_images", "amp",
+        return {k: d[k] for k in ("lr", "schedule", "lr_step_images", "lr_min", "warmup_images", "total_images", "amp",
                                   "channels_last", "compile")}
 
 
@@ -156,6 +159,12 @@ def snapshot_due(cfg: TrainConfig, images_seen: int) -> bool:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step``: the schedule's, times a linear warmup over ``warmup_images``."""
+    warm = cfg.warmup_images // cfg.batch_size
+    return _schedule_lr(cfg, step) * (min(1.0, (step + 1) / warm) if warm else 1.0)
+
+
+def _schedule_lr(cfg: TrainConfig, step: int) -> float:
     if cfg.schedule == "constant":
         return cfg.lr
     if cfg.schedule == "step":
