@@ -20,7 +20,7 @@ install: $(STAMP)
 # CIFAR-10 (optional): CIFAR10=<folder of class sub-folders>, or CIFAR10=cifar10:<dir of the python batches>
 CIFAR10 ?=
 CIFAR10_SPEC = $(if $(findstring :,$(CIFAR10)),$(CIFAR10),folder:$(CIFAR10))
-CIFAR10_RUNS = cifar32 cifar32-lrdrop cifar32-lowlr cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain \
+CIFAR10_RUNS = cifar32 cifar32-lrdrop cifar32-lowlr cifar32-lowlr-seed1 cifar32-warmup cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain \
 	cifar32-nobias cifar32-bfbn
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
