@@ -20,6 +20,7 @@ from lib.publish import runner
 from lib.training import card as ship
 from lib.training import trainer as train
 from lib.model.checkpoint import load_model
+from lib.core.files import exclusive_lock
 from lib.core.paths import FIGURES, ROOT
 
 TRAIN = dict(preset="tiny", dataset="shapes", size=16, n_train=64, n_val=8, batch_size=16, total_images=64,
@@ -56,6 +57,27 @@ def test_ship_takes_the_name_literally_and_never_overwrites(run, tmp_path):
         ship.ship(run, "m.v2", dest)
     ship.ship(run, "m.v2", dest, force=True)
     assert {k: v for k, v in snapshot(dest).items() if k in before} == before and len(list(dest.iterdir())) == 10
+
+
+def test_ship_a_snapshot_of_a_run_still_training(tmp_path):
+    """--snapshot ships a kept snapshot (its weights, its step, the log up to it) while the run holds its lock;
+    the current model is refused then, and a snapshot that was not kept is named with the kept ones."""
+    out = tmp_path / "run"
+    train_run(out, tmp_path / "pool", snapshot_every_images=32)
+    with exclusive_lock(out, "training run"):
+        with pytest.raises(FileExistsError, match="pid"):
+            ship.ship(out, "cur", tmp_path / "dest")
+        stem = ship.ship(out, "snap", tmp_path / "dest", snapshot=32)
+        with pytest.raises(FileNotFoundError, match=r"kept: \[32, 64\]"):
+            ship.ship(out, "none", tmp_path / "dest", snapshot=48)
+    meta = load_model(stem).checkpoint_metadata
+    assert meta["images_seen"] == 32 and meta["step"] == 2
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "dest" / "snap.log.jsonl").read_text().splitlines()]
+    assert steps and max(steps) == 2 and max(r["step"] for r in log_records(out)) == 4
+    shipped, kept = load_model(stem).state_dict(), load_model(out / "snapshots" / "img000000032").state_dict()
+    assert shipped.keys() == kept.keys() and all(torch.equal(shipped[k], kept[k]) for k in kept)
+    assert not all(torch.equal(shipped[k], v) for k, v in load_model(out / "model").state_dict().items())
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == sorted(f"snap{e}" for e in ship.SHIPPED)
 
 
 def test_ship_readout_card(run, tmp_path):

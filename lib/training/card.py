@@ -7,10 +7,13 @@ Writes data/checkpoints/<name>.safetensors + .json (the model), <name>.log.jsonl
 The name is taken literally ("tux32.v2" ships tux32.v2.*, never touching tux32.*); a name whose files
 exist already is refused unless --force. Everything is checked and computed first, the five files are
 written into a staging folder beside them and only then renamed into place, so a failure (a run without
-training metadata, a damaged log, a run still training) leaves nothing half-shipped.
+training metadata, a damaged log, a run still training) leaves nothing half-shipped. ``snapshot=N`` ships the
+run's kept snapshot at N images seen instead of its current model (allowed while the run trains on: a
+snapshot is never rewritten), with the log cut at that snapshot's step.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -153,8 +156,9 @@ def check_log(path: Path) -> None:
 
 
 def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint",
-         force: bool = False, readout: bool = False) -> Path:
-    """``readout``: add the class readout (`readout_rows`, about a minute on a CPU) to the card."""
+         force: bool = False, readout: bool = False, snapshot: int | None = None) -> Path:
+    """``readout``: add the class readout (`readout_rows`, about a minute on a CPU) to the card; ``snapshot``:
+    ship ``run``/snapshots/img<N> (N images seen) instead of the run's current model."""
     run, dest = Path(run), Path(dest)
     stem = dest / check_name(name)
     targets = [checkpoint_file(stem, ext) for ext in SHIPPED]
@@ -162,8 +166,15 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
     if existing and not force:
         raise FileExistsError(f"--name {name}: {dest} already holds {existing}; choose another name or pass "
                               f"--force to replace them")
-    with exclusive_lock(run, "training run", shared=True):  # refuses a run that is still training
-        model = load_model(run / "model")
+    if snapshot is not None:
+        source = run / "snapshots" / f"img{int(snapshot):09d}"
+        if not checkpoint_file(source, ".safetensors").is_file():
+            kept = sorted(int(p.stem[3:]) for p in (run / "snapshots").glob("img*.safetensors"))
+            raise FileNotFoundError(f"--snapshot {snapshot}: {run} has no snapshot at that many images seen; "
+                                    f"kept: {kept or 'none'}")
+    # the current model is rewritten while a run trains: refuse a running run unless shipping a snapshot
+    with exclusive_lock(run, "training run", shared=True) if snapshot is None else contextlib.nullcontext():
+        model = load_model(run / "model" if snapshot is None else source)
         meta = dict(model.checkpoint_metadata)
         missing = [k for k in ("dataset", "size") if k not in meta]
         if missing:
@@ -178,8 +189,12 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
         try:
             staged = stage / name
             save_model(staged, model, meta)
-            if log.is_file():
+            if log.is_file() and snapshot is None:
                 shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
+            elif log.is_file():  # the lines up to the snapshot's step
+                lines = [l for l in log.read_text().splitlines(keepends=True)
+                         if l.strip() and json.loads(l).get("step", 0) <= int(meta.get("step", 0))]
+                atomic_write_bytes(checkpoint_file(staged, ".log.jsonl"), "".join(lines).encode())
             atomic_write_json(checkpoint_file(staged, ".metrics.json"),
                               {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})
             live = liveness_rows(model, meta["dataset"], int(meta["size"]))
