@@ -35,6 +35,8 @@ def test_measure_run_records_controls_and_resumes(run, tmp_path):
     recs = measure_run(run, tmp_path, n_test=60, n_train=80)
     kinds = [r["kind"] for r in recs]
     assert kinds.count("pixels") == 1 and kinds.count("untrained") == 3 and kinds.count("trained") == 2
+    pca = next(r for r in recs if r["kind"] == "pca_pixels")  # as many dimensions as phi, or as the images allow
+    assert kinds.count("pca_pixels") == 1 and 0 < pca["dims"] <= 80 and 0 <= pca["knn_acc"] <= 1
     assert kinds.count("reliance") == 3 + 2
     lines = (tmp_path / "curves.jsonl").read_text().splitlines()
     assert len(measure_run(run, tmp_path, n_test=60, n_train=80)) == len(recs)  # nothing measured twice
@@ -50,8 +52,8 @@ def test_a_second_run_of_the_same_architecture_reuses_the_controls(run, tmp_path
     twin = tmp_path / "twin"
     shutil.copytree(run, twin)
     recs = measure_run(twin, tmp_path, n_test=60, n_train=80)
-    controls = [r for r in recs if r["run"] == "twin" and (r["kind"] in ("pixels", "untrained") or "init_seed" in r)]
-    assert len(controls) == 1 + 3 + 3 and all(r["copied_from"] == "run" for r in controls)
+    controls = [r for r in recs if r["run"] == "twin" and (r["kind"] in ("pixels", "pca_pixels", "untrained") or "init_seed" in r)]
+    assert len(controls) == 1 + 1 + 3 + 3 and all(r["copied_from"] == "run" for r in controls)
     assert [r["probe_acc"] for r in controls if r["kind"] == "untrained"] == [r["probe_acc"] for r in first]
     trained = [r for r in recs if r["run"] == "twin" and r["kind"] == "trained"]
     assert len(trained) == 2 and not any("copied_from" in r for r in trained)
@@ -71,6 +73,11 @@ def test_gap_row_takes_the_best_control_and_a_binomial_interval():
     se = math.sqrt(0.6 * 0.4 / 1000 + 0.5 * 0.5 / 1000)
     assert g["probe_acc"]["low"] == pytest.approx(0.1 - 1.96 * se)
     assert g["knn_acc"]["best_control"] == "pixels" and g["knn_acc"]["gap"] == pytest.approx(-0.05)
+    g = gap_row({"images_seen": 10, "n_test": 1000, "probe_acc": 0.6, "knn_acc": 0.5},
+                {"probe_acc": 0.4, "knn_acc": 0.55}, {"probe_acc": (0.5, 0.0), "knn_acc": (0.3, 0.1)},
+                pca={"probe_acc": 0.45, "knn_acc": 0.58})
+    assert g["probe_acc"]["best_control"] == "untrained"
+    assert g["knn_acc"]["best_control"] == "pca_pixels" and g["knn_acc"]["gap"] == pytest.approx(-0.08)
 
 
 def _gaps(f):

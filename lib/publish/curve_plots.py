@@ -94,6 +94,10 @@ def curves_markdown(tables: dict, fits: dict) -> str:
                          f"{u['mid_eff_channels_out'][0]:.0f} | {swap(u)} | {u['class_ami'][0]:.3f} | {u['probe_acc'][0]:.3f} ± "
                          f"{u['probe_acc'][1]:.3f} | {u['knn_acc'][0]:.3f} ± {u['knn_acc'][1]:.3f} | | |")
             lines.append(f"| pixels | – | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} | {p['knn_acc']:.3f} | | |")
+            q = t.get("pca_pixels")
+            if q:
+                lines.append(f"| PCA pixels ({q['dims']} dims) | – | – | – | – | {q['class_ami']:.3f} | {q['probe_acc']:.3f} "
+                             f"| {q['knn_acc']:.3f} | | |")
     for run, fs in fits.items():
         for k, f in fs.items():
             if f.get("slope_per_decade") is None:

@@ -25,7 +25,7 @@ import numpy as np
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
 from lib.measure.denoising import block_reliance, RELIANCE_SIGMAS
 from lib.model.checkpoint import load_model
-from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
+from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
 
 
 CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
@@ -90,8 +90,9 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     # the controls depend on the images and the architecture only: reuse another run's when they match
     others = [r for r in _read(path) if r.get("run") != run.name and r.get("dataset") == spec
               and all(r.get(k) == v for k, v in settings.items() if k != "run")]
+    dims = int(first.config.mid_width)
     shared = {(r["kind"], r.get("init_seed")): r for r in others
-              if r["kind"] == "pixels" or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch
+              if r["kind"] == "pixels" or (r["kind"] == "pca_pixels" and r.get("dims") == dims) or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch
                                            and "init_seed" in r)}
 
     def add(rec):
@@ -108,10 +109,11 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
         if other is not None:
             add({**{k: v for k, v in other.items() if k not in settings}, "copied_from": other["run"]})
         else:
-            add({"kind": kind, "dataset": spec, **({} if kind == "pixels" else {"arch": arch, "init_seed": init_seed}),
-                 **measure()})
+            add({"kind": kind, "dataset": spec,
+                 **({} if kind in ("pixels", "pca_pixels") else {"arch": arch, "init_seed": init_seed}), **measure()})
 
     control("pixels", None, lambda: pixel_evidence(data, seed, train))
+    control("pca_pixels", None, lambda: pca_pixel_evidence(data, train, dims, seed))
     for s in INIT_SEEDS:
         control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
     for images, stem in snaps:
@@ -134,23 +136,28 @@ def curve_table(records: list[dict]) -> dict:
     trained = sorted(({**rel.get(r["images_seen"], {}), **r} for r in records if r["kind"] == "trained"),
                      key=lambda r: r["images_seen"])
     pixels = next((r for r in records if r["kind"] == "pixels"), None)
+    pca = next((r for r in records if r["kind"] == "pca_pixels"), None)
     un = [r for r in records if r["kind"] == "untrained"]
     untrained = {k: (float(np.mean([r[k] for r in un])), float(np.std([r[k] for r in un], ddof=1)) if len(un) > 1 else 0.0)
                  for k in CURVE_KEYS if un and all(k in r for r in un)}
     un_rel = [r for r in records if r["kind"] == "reliance" and "init_seed" in r]
     untrained.update({k: (float(np.mean([r[k] for r in un_rel])), float(np.std([r[k] for r in un_rel], ddof=1))
                           if len(un_rel) > 1 else 0.0) for k in RELIANCE_KEYS if un_rel})
-    gaps = [gap_row(t, pixels, untrained) for t in trained] if pixels and untrained else []
-    return {"trained": trained, "pixels": pixels, "untrained": untrained, "gaps": gaps}
+    gaps = [gap_row(t, pixels, untrained, pca=pca) for t in trained] if pixels and untrained else []
+    return {"trained": trained, "pixels": pixels, "pca_pixels": pca, "untrained": untrained, "gaps": gaps}
 
 
-def gap_row(trained: dict, pixels: dict, untrained: dict, z: float = 1.96) -> dict:
-    """phi minus the best control for the probe and kNN accuracy, with a 95% interval."""
+def gap_row(trained: dict, pixels: dict, untrained: dict, z: float = 1.96, pca: dict | None = None) -> dict:
+    """phi minus the best control (pixels, PCA pixels when measured, untrained networks) for the probe and kNN
+    accuracy, with a 95% interval."""
     n = int(trained["n_test"])
     row = {"images_seen": trained["images_seen"]}
     for k in GAP_KEYS:
         u_mean, u_sd = untrained[k]
-        best, sd_extra, name = (pixels[k], 0.0, "pixels") if pixels[k] >= u_mean else (u_mean, u_sd, "untrained")
+        options = [(pixels[k], 0.0, "pixels"), (u_mean, u_sd, "untrained")]
+        if pca is not None:
+            options.append((pca[k], 0.0, "pca_pixels"))
+        best, sd_extra, name = max(options, key=lambda o: o[0])
         p = trained[k]
         se = math.sqrt(p * (1 - p) / n + best * (1 - best) / n + sd_extra ** 2)
         row[k] = {"gap": p - best, "low": p - best - z * se, "high": p - best + z * se, "best_control": name}

@@ -21,8 +21,8 @@ from lib.core.paths import resolve
 from lib.data.datasets import load_dataset
 from lib.measure.channels import kurtotic_channels, participation_ratio
 from lib.measure.clustering import kmeans, scores
-from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, knn_accuracy, liveness, probe, PROBE_TRAIN_IMAGES,
-    probe_with_controls, untrained_twin)
+from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, knn_accuracy, liveness, pca_like, probe,
+    PROBE_TRAIN_IMAGES, probe_with_controls, untrained_twin)
 from lib.model.checkpoint import load_model
 from lib.representation.phi import phi
 
@@ -77,6 +77,13 @@ def model_evidence(model, data, seed: int = 0, train=None, sigma: float = ANALYS
 def pixel_evidence(data, seed: int = 0, train=None) -> dict:
     X = data.float().flatten(1).numpy()
     return representation_scores(X, data, seed, None if train is None else train.float().flatten(1).numpy(), train)
+
+
+def pca_pixel_evidence(data, train, dims: int, seed: int = 0) -> dict:
+    """`pixel_evidence` on the pixels projected on the first ``dims`` principal components of the ``train``
+    split's pixels (the control with as many dimensions as phi)."""
+    tr, te = pca_like(train.float().flatten(1).numpy(), data.float().flatten(1).numpy(), dims, seed=seed)
+    return {**representation_scores(te, data, seed, tr, train), "dims": int(tr.shape[1])}
 
 
 def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None, train=None):
