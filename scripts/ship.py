@@ -23,6 +23,8 @@ def main(argv=None):
     p.add_argument("--readout", action="store_true", help="add the class readout (probe, kNN vs pixels) to the card")
     p.add_argument("--snapshot", type=int, metavar="IMAGES",
                    help="ship the run's snapshot at IMAGES images seen (snapshots/imgIMAGES), not its current model")
+    p.add_argument("--with-optimizer", action="store_true",
+                   help="also ship Adam's state (NAME.optim.safetensors), so that --continue is bit-identical")
     p.add_argument("--card-only", action="store_true",
                    help="RUN is a shipped checkpoint stem (data/checkpoints/NAME): rewrite only its card")
     a = p.parse_args(argv)
@@ -32,7 +34,7 @@ def main(argv=None):
         return
     if not a.name:
         p.error("--name is required")
-    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force, a.readout, a.snapshot)
+    stem = ship(a.run, a.name, Path(a.dest), a.retrain, a.force, a.readout, a.snapshot, a.with_optimizer)
     print(checkpoint_file(stem, ".md").read_text())
 
 

@@ -1,5 +1,8 @@
 """Train the blind denoiser: `python -m scripts.train --config configs/tux32.json [--key value ...]`.
 
+Continue a shipped checkpoint as a new leg of its run (on any machine):
+`python -m scripts.train --config configs/cifar32-lowlr.json --continue data/checkpoints/cifar32`.
+
 A thin command over `lib.training.trainer`; its docstring says what the command computes and writes.
 """
 from __future__ import annotations
@@ -9,10 +12,13 @@ import dataclasses
 import json
 
 from lib.core.checks import parse_amp, parse_bool, read_json, run_cli
+from lib.model.checkpoint import checkpoint_file
+from lib.training.lineage import DEFAULT_REESTIMATE_STEPS
 from lib.training.trainer import TrainConfig, Trainer
 
 
-def parse_args(argv=None) -> TrainConfig:
+def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
+    """The config, the Trainer's options (allow_changes, continue_from, reestimate_steps) and whether to show progress."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of TrainConfig fields (command-line flags override it)")
     for f in dataclasses.fields(TrainConfig):
@@ -27,6 +33,12 @@ def parse_args(argv=None) -> TrainConfig:
             typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             p.add_argument(flag, type=typ, help=f"(default {f.default})")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--continue", dest="continue_from", metavar="CHECKPOINT",
+                   help="start from a shipped checkpoint (data/checkpoints/NAME) as a new leg of its run: its weights, "
+                        "images seen, data position and lineage (lib.training.lineage); rerun to resume")
+    p.add_argument("--reestimate-steps", type=int, default=DEFAULT_REESTIMATE_STEPS, metavar="K",
+                   help="with --continue and no NAME.optim.safetensors: re-estimate Adam's moments on the last K "
+                        f"batches at lr 0 (default {DEFAULT_REESTIMATE_STEPS})")
     p.add_argument("--allow-changes", action="store_true",
                    help="resume with changed lr/schedule/total_images/amp (recorded in the run's history)")
     a = p.parse_args(argv)
@@ -46,9 +58,15 @@ def parse_args(argv=None) -> TrainConfig:
         cfg = TrainConfig(**{**base, **over})
     except ValueError as e:
         p.error(f"{e}" + (f" (config file {a.config} or the command line)" if a.config else ""))
-    cfg._progress = not a.no_progress
-    cfg._allow_changes = a.allow_changes
-    return cfg
+    if a.continue_from is not None:
+        for ext in (".safetensors", ".json"):
+            if not checkpoint_file(a.continue_from, ext).is_file():
+                p.error(f"--continue {a.continue_from}: {checkpoint_file(a.continue_from, ext)} not found "
+                        f"(give a shipped checkpoint stem such as data/checkpoints/cifar32)")
+    if a.reestimate_steps < 1:
+        p.error(f"--reestimate-steps: expected a positive number of batches, got {a.reestimate_steps}")
+    return cfg, {"allow_changes": a.allow_changes, "continue_from": a.continue_from,
+                 "reestimate_steps": a.reestimate_steps}, not a.no_progress
 
 
 def _arg(parse, flag):
@@ -72,8 +90,8 @@ def _json_object(s: str, flag: str) -> dict:
 
 
 def main(argv=None):
-    cfg = parse_args(argv)
-    Trainer(cfg, allow_changes=getattr(cfg, "_allow_changes", False)).run(progress=getattr(cfg, "_progress", True))
+    cfg, options, progress = parse_args(argv)
+    Trainer(cfg, **options).run(progress=progress)
 
 
 if __name__ == "__main__":

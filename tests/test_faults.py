@@ -144,7 +144,7 @@ def test_training_pool_follows_the_files(tmp_path):
 @pytest.mark.parametrize("word, want", [("off", "false"), ("no", "false"), ("0", "false"), ("False", "false"),
                                         ("on", "true"), ("yes", "true"), ("1", "true"), ("auto", "auto")])
 def test_amp_words(word, want):
-    cfg = train_cli.parse_args(["--amp", word, "--device", "cpu", "--threads", "1"])
+    cfg, _, _ = train_cli.parse_args(["--amp", word, "--device", "cpu", "--threads", "1"])
     assert cfg.amp == want
     if want == "false":
         from lib.core.device import amp_enabled

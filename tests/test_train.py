@@ -110,7 +110,7 @@ def test_config_errors(kw, msg):
 def test_cli_config_file(tmp_path):
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"preset": "tiny", "lr": 0.01}))
-    cfg = parse_args(["--config", str(f), "--lr", "0.02"])
+    cfg, _, _ = parse_args(["--config", str(f), "--lr", "0.02"])
     assert cfg.preset == "tiny" and cfg.lr == 0.02
     f.write_text(json.dumps({"colour": 1}))
     with pytest.raises(SystemExit):

@@ -27,7 +27,8 @@ from lib.data.datasets import load_dataset
 from lib.measure.denoising import held_out_psnr_table
 from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, DEGENERATE_BELOW, liveness, READOUT_SIGMAS,
                                  representation_readout, untrained_twin)
-from lib.model.checkpoint import checkpoint_file, load_model, save_model
+from lib.model.checkpoint import atomic_save_tensors, checkpoint_file, load_model, read_tensors, save_model
+from lib.training.lineage import lineage_markdown, lineage_of
 from lib.representation.phi import phi
 
 
@@ -36,6 +37,7 @@ N_LIVENESS = 500
 LIVENESS_SIGMAS = tuple(s for s in READOUT_SIGMAS if s in (0.0, 0.1, 0.2, 0.4))
 N_READOUT_TRAIN, N_READOUT_TEST = 2000, 1000
 SHIPPED = (".safetensors", ".json", ".log.jsonl", ".metrics.json", ".md")
+OPTIONAL = (".optim.safetensors",)  # Adam's state, shipped with --with-optimizer only
 
 
 def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
@@ -57,6 +59,7 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
                + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in h["changed"].items())
                for h in meta.get("history", [])],
              "",
+             *(lineage_markdown(lineage_of(meta)) if "train_config" in meta else []),
              f"Held-out PSNR (dB), {N_HELD_OUT} images, one noise draw each:", "",
              "| sigma | input | denoised | best Gaussian blur (oracle) | gain over oracle |",
              "|---|---|---|---|---|"]
@@ -156,12 +159,17 @@ def check_log(path: Path) -> None:
 
 
 def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "make checkpoint",
-         force: bool = False, readout: bool = False, snapshot: int | None = None) -> Path:
+         force: bool = False, readout: bool = False, snapshot: int | None = None,
+         with_optimizer: bool = False) -> Path:
     """``readout``: add the class readout (`readout_rows`, about a minute on a CPU) to the card; ``snapshot``:
-    ship ``run``/snapshots/img<N> (N images seen) instead of the run's current model."""
+    ship ``run``/snapshots/img<N> (N images seen) instead of the run's current model; ``with_optimizer``: also
+    ship Adam's state as ``<name>.optim.safetensors`` (twice the weights' size), so that ``scripts.train
+    --continue`` goes on bit-identically instead of re-estimating it (lib.training.lineage)."""
     run, dest = Path(run), Path(dest)
+    if with_optimizer and snapshot is not None:
+        raise ValueError("--with-optimizer: a snapshot keeps no optimizer state; ship the run's current model")
     stem = dest / check_name(name)
-    targets = [checkpoint_file(stem, ext) for ext in SHIPPED]
+    targets = [checkpoint_file(stem, ext) for ext in SHIPPED + OPTIONAL]
     existing = [t.name for t in targets if t.exists()]
     if existing and not force:
         raise FileExistsError(f"--name {name}: {dest} already holds {existing}; choose another name or pass "
@@ -189,6 +197,14 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
         try:
             staged = stage / name
             save_model(staged, model, meta)
+            if with_optimizer:
+                state, smeta = read_tensors(run / "state.safetensors")
+                if int(smeta["step"]) != int(meta.get("step", -1)):
+                    raise ValueError(f"--with-optimizer: {run}/state.safetensors is at step {smeta['step']} but the "
+                                     f"model at step {meta.get('step')}; ship when the run has stopped")
+                atomic_save_tensors(checkpoint_file(staged, ".optim.safetensors"),
+                                    {k: v for k, v in state.items() if k.startswith("opt.")},
+                                    {"step": smeta["step"], "optimizer": smeta["optimizer"]})
             if log.is_file() and snapshot is None:
                 shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
             elif log.is_file():  # the lines up to the snapshot's step

@@ -18,11 +18,17 @@ metadata never claims that the whole run used the new ones. Logging and checkpoi
 threads may change freely. A torn last line of log.jsonl (a kill during a write) is dropped on resume.
 If the output folder becomes unwritable mid-run, the current state is saved to a temporary folder and
 the error says where; the last checkpoint in --out is left intact.
+Continuing a shipped checkpoint on another machine (``--continue data/checkpoints/NAME``) starts a new leg
+of the same run from its weights and position; ``lib.training.lineage`` says what it needs and records every
+leg. ``ema_decay`` > 0 keeps an exponential moving average of the weights beside the raw ones (it does not
+change the training): ``ema/`` in --out holds it as a run of its own (``ema/model``, ``ema/snapshots/``), so that
+``scripts.curves``, ``scripts.ship`` and the notebooks read it like any run.
 Launched by ``torchrun --nproc_per_node=K`` it trains with DistributedDataParallel (gloo on CPU, nccl
 on GPU); each rank takes its slice of the same global batch.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -43,11 +49,13 @@ from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.metrics import psnr
 from lib.data.pools import open_pool
 from lib.measure.denoising import EVAL_SIGMAS
-from lib.model.checkpoint import (atomic_save_tensors, load_optimizer, load_state, optimizer_tensors, read_tensors,
-    save_model)
+from lib.model.checkpoint import (atomic_save_tensors, checkpoint_file, load_optimizer, load_state, optimizer_tensors,
+                                  read_config, read_tensors, save_model)
 from lib.model.unet import preset, UNet
 from lib.representation.phi import check_sigma
 from lib.training.evidence import evidence_sets, model_evidence
+from lib.training.lineage import (data_fingerprint, DEFAULT_REESTIMATE_STEPS, descends_from, last_data_sha256,
+                                  lineage_of, new_leg, reestimate_adam, weights_fingerprint)
 
 
 @dataclass
@@ -81,6 +89,7 @@ class TrainConfig:
     amp: str = "auto"  # "auto" | "true" | "false" (also yes/no, on/off, 1/0): bf16 autocast
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (`make bench` with --compile measures what it pays)
+    ema_decay: float = 0.0  # > 0: keep an EMA of the weights beside the raw ones (in --out/ema/)
     threads: int = 0  # 0: the idle cores (lib.core.device.choose_threads; LIB_THREADS overrides)
     data_cache: str = "data/cache"
 
@@ -107,6 +116,8 @@ class TrainConfig:
                 raise ValueError(f"{k}: expected a finite number > 0, got {getattr(self, k)!r}")
         if self.warmup_images < 0:
             raise ValueError(f"warmup_images: expected >= 0 (0: no warmup), got {self.warmup_images}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay: expected 0 (off) or a decay in (0, 1) such as 0.999, got {self.ema_decay!r}")
         if self.threads < 0:
             raise ValueError(f"threads: expected >= 0 (0: torch's default), got {self.threads}")
 
@@ -248,8 +259,17 @@ def evaluate(model, val: torch.Tensor, device, amp, sigmas=EVAL_SIGMAS, seed: in
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, allow_changes: bool = False):
+    """One training run into ``cfg.out``: fresh, resumed from the folder's state, or (``continue_from``, a
+    shipped checkpoint stem) continued as a new leg of the run that checkpoint came from, with Adam's moments
+    taken from ``<stem>.optim.safetensors`` or re-estimated over ``reestimate_steps`` batches."""
+
+    def __init__(self, cfg: TrainConfig, allow_changes: bool = False, continue_from: str | Path | None = None,
+                 reestimate_steps: int = DEFAULT_REESTIMATE_STEPS):
         self.cfg, self.allow_changes = cfg, allow_changes
+        self.continue_from = Path(continue_from) if continue_from is not None else None
+        self.reestimate_steps = int(reestimate_steps)
+        if self.reestimate_steps < 1:
+            raise ValueError(f"--reestimate-steps: expected a positive number of batches, got {reestimate_steps}")
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1:
@@ -272,6 +292,11 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step, self.images_seen, self.wall = 0, 0, 0.0
         self.history: list[dict] = []  # settings changed on resume: [{"step", "images_seen", "changed"}]
+        self.lineage: list[dict] = []  # the run's legs (lib.training.lineage)
+        self._leg_wall0 = 0.0
+        self.ema = None  # the EMA model when cfg.ema_decay > 0 (set up in _run)
+        self._ema_since = 0
+        self.data_sha256 = None
         self._stop = False
         self._saved_step = None
 
@@ -281,23 +306,36 @@ class Trainer:
             return
         sd = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith("num_batches_tracked")}
         ot, ometa = optimizer_tensors(self.opt)
+        et = {f"ema.{k}": v for k, v in self.ema.state_dict().items()} if self.ema is not None else {}
         meta = {"step": str(self.step), "images_seen": str(self.images_seen), "wall_s": str(self.wall),
                 "train_config": json.dumps(dataclasses.asdict(self.cfg)), "optimizer": json.dumps(ometa),
-                "history": json.dumps(self.history)}
+                "history": json.dumps(self.history), "lineage": json.dumps(self.metadata()["lineage"]),
+                "ema_since_images": str(self._ema_since)}
+
+        def write(d: Path):
+            atomic_save_tensors(d / "state.safetensors", {**sd, **ot, **et}, meta)
+            save_model(d / "model", self.model, self.metadata())
+            if self.ema is not None:
+                save_model(d / "ema" / "model", self.ema, self.metadata(ema=True))
         try:
-            atomic_save_tensors(self.out / "state.safetensors", {**sd, **ot}, meta)
-            save_model(self.out / "model", self.model, self.metadata())
+            write(self.out)
         except OSError as e:
-            self._write_failed(e, lambda d: (atomic_save_tensors(d / "state.safetensors", {**sd, **ot}, meta),
-                                             save_model(d / "model", self.model, self.metadata())))
+            self._write_failed(e, write)
         self._saved_step = self.step
 
-    def metadata(self) -> dict:
+    def metadata(self, ema: bool = False) -> dict:
         meta = {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
                 "images_seen": self.images_seen, "wall_s": round(self.wall, 1),
                 "train_config": dataclasses.asdict(self.cfg)}
         if self.history:
             meta["history"] = self.history
+        lineage = [dict(leg) for leg in self.lineage]
+        if lineage:
+            lineage[-1].update(end_step=self.step, end_images=self.images_seen,
+                               wall_s=round(self.wall - self._leg_wall0, 1))
+        meta["lineage"] = lineage
+        if ema:
+            meta["ema"] = {"decay": self.cfg.ema_decay, "since_images": self._ema_since}
         return meta
 
     def _write_failed(self, err: OSError, rescue) -> None:
@@ -321,6 +359,17 @@ class Trainer:
             return False
         tensors, meta = read_tensors(path)
         old = TrainConfig(**json.loads(meta["train_config"]))
+        lineage = (json.loads(meta["lineage"]) if meta.get("lineage") else
+                   lineage_of({"train_config": json.loads(meta["train_config"]), "step": int(meta["step"]),
+                               "images_seen": int(meta["images_seen"]), "wall_s": float(meta["wall_s"])}))
+        if self.continue_from is not None:
+            _, cmeta = read_config(self.continue_from)
+            if not (descends_from(lineage, lineage_of(cmeta)) and int(meta["images_seen"]) >= cmeta.get("images_seen", 0)):
+                raise ValueError(f"--continue {self.continue_from}: --out {self.out} already holds the state of another "
+                                 f"run (or of an earlier point of this one, at {int(meta['images_seen']):,} images); "
+                                 f"choose an empty --out, or delete {path}")
+            print(f"{self.out}: already continued from {self.continue_from}; resuming its state at "
+                  f"{int(meta['images_seen']):,} images", flush=True)
         if old.compatible() != self.cfg.compatible():
             diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
             raise ValueError(f"{path}: cannot resume, the run was started with different settings {diff} "
@@ -338,10 +387,114 @@ class Trainer:
         self.step, self.images_seen, self.wall = step, images_seen, float(meta["wall_s"])
         self._saved_step = step
         self.history = json.loads(meta.get("history", "[]"))
+        self.lineage = lineage
+        self._leg_wall0 = self.wall - float(lineage[-1].get("wall_s", 0.0))
         if changed:
             self.history.append({"step": step, "images_seen": images_seen, "changed": changed})
+        self._check_data(last_data_sha256(lineage), str(path))
+        if self.cfg.ema_decay and any(k.startswith("ema.") for k in tensors):
+            self._ema_since = int(meta.get("ema_since_images", 0))
+            self._init_ema({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         self._truncate_log(self.step)
         return True
+
+    def _check_data(self, recorded: str | None, where: str) -> None:
+        """Refuse to go on with other training images than the run's (unless allowed, then recorded as a new leg)."""
+        if recorded is None or recorded == self.data_sha256:  # None: the run predates the fingerprint
+            return
+        if not self.allow_changes:
+            raise ValueError(f"{where}: the training images differ from the run's (data sha256 {recorded}, now "
+                             f"{self.data_sha256} for {self.cfg.dataset}, {self.cfg.n_train} images); train on the "
+                             f"run's images, or pass --allow-changes to go on with these (recorded in the lineage)")
+        self.history.append({"step": self.step, "images_seen": self.images_seen,
+                             "changed": {"data_sha256": [recorded, self.data_sha256]}})
+        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_fingerprint(self.model),
+                                    "kept", self.data_sha256))
+        self._leg_wall0 = self.wall
+
+    def continue_checkpoint(self, pool, stream) -> None:
+        """Start a new leg from the shipped checkpoint ``self.continue_from`` (``lib.training.lineage``)."""
+        stem = self.continue_from
+        wpath = checkpoint_file(stem, ".safetensors")
+        _, meta = read_config(stem)
+        if "train_config" not in meta or "step" not in meta:
+            raise ValueError(f"--continue {stem}: {checkpoint_file(stem, '.json')} has no training metadata "
+                             f"(train_config, step); only checkpoints shipped from a training run can be continued")
+        old = TrainConfig(**meta["train_config"])
+        if old.compatible() != self.cfg.compatible():
+            diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
+            raise ValueError(f"--continue {stem}: the checkpoint was trained with other settings {diff} (checkpoint, "
+                             f"now); continue it with its own config (its train_config is in {checkpoint_file(stem, '.json')})")
+        new = self.cfg.schedule_fields()
+        changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        changed.pop("compile", None)  # how the forward runs, not what it computes
+        if changed and not self.allow_changes:
+            raise ValueError(f"--continue {stem}: changed settings {changed} (checkpoint, now) change the training "
+                             f"from here on; use the recorded ones, or pass --allow-changes (recorded in the history)")
+        tensors, _ = read_tensors(wpath)
+        load_state(self.model, tensors, str(wpath))
+        self.step, self.images_seen = int(meta["step"]), int(meta["images_seen"])
+        self.wall = float(meta.get("wall_s", 0.0))
+        self.history = list(meta.get("history", []))
+        if changed:
+            self.history.append({"step": self.step, "images_seen": self.images_seen, "changed": changed})
+        self.lineage = lineage_of(meta)
+        self._check_data(last_data_sha256(self.lineage), f"--continue {stem}")
+        opath = checkpoint_file(stem, ".optim.safetensors")
+        if opath.is_file():
+            otensors, ometa = read_tensors(opath)
+            if int(ometa.get("step", -1)) != self.step:
+                raise ValueError(f"{opath}: optimizer state of step {ometa.get('step')}, weights of step {self.step}; "
+                                 f"they must come from the same point (ship them together, or delete {opath.name})")
+            load_optimizer(self.opt, otensors, json.loads(ometa["optimizer"]))
+            how = "kept"
+        else:
+            k = min(self.reestimate_steps, self.step)
+            reestimate_adam(self.model, self.opt, lambda i: self._loss(self.model, pool, stream, self.step - k + i), k)
+            how = f"re-estimated (last {k} batches at lr 0)"
+        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_fingerprint(self.model), how,
+                                    self.data_sha256))
+        self._leg_wall0 = self.wall
+        log = checkpoint_file(stem, ".log.jsonl")
+        if self.rank == 0:
+            lines = log.read_text().splitlines() if log.is_file() else []
+            atomic_write_bytes(self.out / "log.jsonl", "".join(l + "\n" for l in lines if l.strip()).encode())
+            self._truncate_log(self.step)
+            self.log({"step": self.step, "images": self.images_seen, "kind": "continue", "leg": len(self.lineage) - 1,
+                      "from": str(stem), "from_sha256": self.lineage[-1]["from_sha256"], "optimizer": how,
+                      "data_sha256": self.data_sha256})
+        print(f"continuing {stem} at {self.images_seen:,} images (step {self.step}), leg {len(self.lineage) - 1}; "
+              f"optimizer {how}", flush=True)
+
+    def _loss(self, model, pool, stream, step: int) -> torch.Tensor:
+        """The training loss of this rank's rows of global batch ``step`` (data order and noise: (seed, step))."""
+        cfg = self.cfg
+        per = cfg.batch_size // self.world
+        lo, hi = self.rank * per, (self.rank + 1) * per
+        idx = stream.indices(step)[lo:hi].numpy()
+        x = torch.from_numpy(pool[idx])  # this rank's rows only, uint8 (a memmap reads just these)
+        sigma, z = noise_for_step(cfg, step, (cfg.batch_size, *x.shape[1:]), self.device)
+        sigma, z = sigma[lo:hi], z[lo:hi]
+        x = to_channels_last(x.to(self.device, non_blocking=True).float().div_(255), cfg.channels_last)
+        y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
+        with autocast(self.device, self.amp):
+            out = model(y)
+        return (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+
+    def _init_ema(self, tensors: dict | None = None) -> None:
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        if tensors is not None:
+            load_state(self.ema, tensors, str(self.out / "state.safetensors") + " (ema)")
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.cfg.ema_decay
+        ep, mp = list(self.ema.parameters()), [p.detach() for p in self.model.parameters()]
+        torch._foreach_lerp_(ep, mp, 1.0 - d)
+        for b, mb in zip(self.ema.buffers(), self.model.buffers()):
+            b.copy_(mb)
 
     def _truncate_log(self, last_step: int):
         """Keep the log records up to ``last_step`` (those of the checkpoint resumed from); drop a torn last
@@ -397,18 +550,26 @@ class Trainer:
         val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
         if pool.shape[1] != self.model.config.in_channels:
             raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
-        self.try_resume()
+        self.data_sha256 = data_fingerprint(pool)
+        stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
+        if not self.try_resume():
+            if self.continue_from is not None:
+                self.continue_checkpoint(pool, stream)
+            else:
+                self.lineage = [new_leg([], 0, 0, None, "fresh (from scratch)", self.data_sha256)]
+        if cfg.ema_decay and self.ema is None:  # from now on (a run that turns it on later: since these images)
+            self._ema_since = self.images_seen
+            self._init_ema()
         if self.rank == 0:
             atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
-        stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
+        if self.continue_from is not None and self._saved_step is None:
+            self.save()  # the new leg's starting state: rerunning the same command resumes from here
         model = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             model = torch.compile(model)
-        per = cfg.batch_size // self.world
-        lo, hi = self.rank * per, (self.rank + 1) * per
         if self.step == 0 and self.rank == 0:
             self.log({"step": 0, "images": 0, "kind": "eval", "psnr": evaluate(self.model, val, self.device, self.amp)})
         old_handler = signal.signal(signal.SIGTERM, self._on_term) if self._main_thread() else None
@@ -418,22 +579,16 @@ class Trainer:
         model.train()
         t_last, loss_acc, n_acc = time.time(), 0.0, 0
         while self.step < cfg.total_steps and not self._stop:
-            idx = stream.indices(self.step)[lo:hi].numpy()
-            x = torch.from_numpy(pool[idx])  # this rank's rows only, uint8 (a memmap reads just these)
-            sigma, z = noise_for_step(cfg, self.step, (cfg.batch_size, *x.shape[1:]), self.device)
-            sigma, z = sigma[lo:hi], z[lo:hi]
-            x = to_channels_last(x.to(self.device, non_blocking=True).float().div_(255), cfg.channels_last)
-            y = x + sigma.to(self.device).view(-1, 1, 1, 1) * z.to(self.device)
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(cfg, self.step)
-            with autocast(self.device, self.amp):
-                out = model(y)
-            loss = (out.float() - x).pow(2).sum(dim=(1, 2, 3)).mean()
+            loss = self._loss(model, pool, stream, self.step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; last checkpoint kept in {self.out}")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            if self.ema is not None:
+                self._update_ema()
             self.step += 1
             self.images_seen += cfg.batch_size
             loss_acc += loss.item()
@@ -449,6 +604,9 @@ class Trainer:
                 loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
             if snapshot_due(cfg, self.images_seen) and self.rank == 0:
                 save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
+                if self.ema is not None:
+                    save_model(self.out / "ema" / "snapshots" / f"img{self.images_seen:09d}", self.ema,
+                               self.metadata(ema=True))
             if cfg.evidence_every_images and self.rank == 0 and (
                     self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
                 self.log_evidence()
