@@ -13,28 +13,36 @@ from pathlib import Path
 
 from lib.core.checks import run_cli
 from lib.publish.curve_plots import curves_markdown, save_curves
-from lib.training.curves import curve_table, fit_gap, GAP_KEYS, measure_run
+from lib.training.curves import curve_table, fit_gap, GAP_KEYS, measure_run, run_labels
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("runs", nargs="+", help="training run folders (with snapshots/)")
+    p.add_argument("runs", nargs="+", help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
     p.add_argument("--out", required=True, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
     p.add_argument("--n-test", type=int, default=2000, help="held-out images scored (default 2000)")
     p.add_argument("--n-train", type=int, default=5000, help="train-split images the probes are fitted on")
     p.add_argument("--dataset", help="dataset spec, if the run's images moved")
     p.add_argument("--no-measure", action="store_true", help="only redraw from curves.jsonl")
+    p.add_argument("--also", nargs="+", default=[], metavar="LABEL",
+                   help="also draw these runs' records from curves.jsonl (runs whose folders are gone)")
     p.add_argument("--snapshots-only", action="store_true",
                    help="measure only the kept snapshots, not the current model (for a run still training)")
     a = p.parse_args(argv)
     out = Path(a.out)
     tables, fits = {}, {}
-    for run in a.runs:
-        name = Path(run).name
+    for run, name in zip(a.runs, run_labels(a.runs)):
         if not a.no_measure:
-            measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset, current=not a.snapshots_only)
+            measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset, current=not a.snapshots_only, label=name)
         recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
         recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
+        tables[name] = curve_table(recs)
+        fits[name] = {k: fit_gap(tables[name]["gaps"], k) for k in GAP_KEYS}
+    for name in a.also:
+        recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
+        recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
+        if not recs:
+            p.error(f"--also {name}: {out / 'curves.jsonl'} has no records of that run")
         tables[name] = curve_table(recs)
         fits[name] = {k: fit_gap(tables[name]["gaps"], k) for k in GAP_KEYS}
     save_curves(tables, fits, out / "curves.png")

@@ -18,14 +18,15 @@ from lib.core.files import atomic_write_bytes
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
 from lib.model.checkpoint import load_model
+from lib.training.curves import run_labels
+from lib.training.lineage import weights_fingerprint
 
 
-def checkpoint_label(stem: Path) -> str:
-    """A shipped checkpoint by its name; a run's snapshot (RUN/snapshots/imgN) or current model (RUN/model)
-    by the run's folder."""
+def run_folder(stem: Path) -> Path:
+    """The folder a checkpoint belongs to: RUN for RUN/model and RUN/snapshots/imgN, the stem for a shipped one."""
     if stem.parent.name == "snapshots":
-        return stem.parent.parent.name
-    return stem.parent.name if stem.name == "model" else stem.name
+        return stem.parent.parent
+    return stem.parent if stem.name == "model" else stem
 
 
 def main(argv=None):
@@ -43,14 +44,26 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     path = out / "reliance.json"
     tables = json.loads(path.read_text()) if path.is_file() else {}
-    for stem in a.checkpoints:
-        model = load_model(stem).eval()
+    weights_path = out / "reliance.weights.json"  # key -> weights sha256: a key is never reused for other weights
+    weights = json.loads(weights_path.read_text()) if weights_path.is_file() else {}
+    models = [load_model(stem).eval() for stem in a.checkpoints]
+    owners = [run_folder(Path(stem)) for stem in a.checkpoints]
+    label = dict(zip(dict.fromkeys(owners), run_labels(list(dict.fromkeys(owners)))))
+    keys = [f"{label[o]} ({m.checkpoint_metadata.get('images_seen', 0):,} images)" for o, m in zip(owners, models)]
+    shas = [weights_fingerprint(m) for m in models]
+    for stem, key, sha in zip(a.checkpoints, keys, shas):
+        if weights.get(key, sha) != sha or len({s for k, s in zip(keys, shas) if k == key}) > 1:
+            raise ValueError(f"{stem}: other weights are already recorded as {key!r} in {path.parent}; measure it from "
+                             f"a folder with another name (records are keyed by run and images seen, checked by "
+                             f"weights sha256)")
+    for stem, model, key, sha in zip(a.checkpoints, models, keys, shas):
         x = load_dataset(a.dataset, n=a.n, size=model.config.image_size, seed=0, split="test").float()
-        key = f"{checkpoint_label(Path(stem))} ({model.checkpoint_metadata.get('images_seen', 0):,} images)"
         tables[key] = reliance_by_block(model, x, a.sigmas, a.seed)
+        weights[key] = sha
         print(key, json.dumps(tables[key]), flush=True)
     # atomic: the file holds every checkpoint measured so far; keys keep the blocks' forward order
     atomic_write_bytes(path, (json.dumps(tables, indent=1) + "\n").encode())
+    atomic_write_bytes(weights_path, (json.dumps(weights, indent=1, sort_keys=True) + "\n").encode())
     (out / "reliance.md").write_text(reliance_markdown(tables))
     print((out / "reliance.md").read_text())
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, RELIANCE_KEYS, snapshots
+from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, RELIANCE_KEYS, run_labels, snapshots
 from lib.training.trainer import TrainConfig, Trainer
 from scripts import curves as curves_cli
 
@@ -64,6 +64,38 @@ def test_cli_writes_figure_table_and_fits(run, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 20_000
     assert "| run | images seen" in (tmp_path / "curves.md").read_text()
     assert set(json.loads((tmp_path / "fits.json").read_text())["run"]) == {"probe_acc", "knn_acc"}
+
+
+def test_runs_sharing_a_folder_name_are_both_measured_under_their_own_labels(run, tmp_path):
+    """scripts.curves X/run Y/run measures both (it measured only the first when records were keyed by folder name)."""
+    x, y = tmp_path / "x" / "run", tmp_path / "y" / "run"
+    shutil.copytree(run, x)
+    shutil.copytree(run, y)
+    out = tmp_path / "out"
+    curves_cli.main([str(x), str(y), "--out", str(out), "--n-test", "60", "--n-train", "80"])
+    recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines()]
+    assert {r["run"] for r in recs if r["kind"] == "trained"} == {"x/run", "y/run"}
+    assert sum(r["kind"] == "trained" for r in recs) == 4
+    assert all(len(r["weights_sha256"]) == 16 for r in recs if r["kind"] == "trained")
+    assert run_labels([tmp_path / "a" / "ema", tmp_path / "b"]) == ["a/ema", "b"]
+    with pytest.raises(ValueError, match="named twice"):
+        run_labels([x, x])
+
+
+def test_a_folder_holding_another_trajectory_is_refused(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    out = tmp_path / "out"
+    measure_run(copy, out, n_test=60, n_train=80)
+    other = tmp_path / "other"
+    cfg = TrainConfig(preset="tiny", dataset="shapes", size=16, n_train=128, n_val=16, batch_size=16, total_images=64,
+                      snapshot_every_images=32, ckpt_every=2, out=str(other), data_cache=str(tmp_path / "cache"),
+                      threads=1, seed=7)
+    Trainer(cfg).run(progress=False)
+    shutil.rmtree(copy)
+    shutil.copytree(other, copy)  # same folder name, other weights at the same images seen
+    with pytest.raises(ValueError, match="another trajectory"):
+        measure_run(copy, out, n_test=60, n_train=80)
 
 
 def test_gap_row_takes_the_best_control_and_a_binomial_interval():

@@ -7,7 +7,7 @@ import torch
 from lib.data.datasets import load_dataset
 
 from lib.measure.denoising import block_reliance
-from lib.model.checkpoint import load_model
+from lib.model.checkpoint import load_model, save_model
 from lib.model.hooks import BlockRecorder, ReplaceOutput, count_hooks, resolve_blocks, run_blocks
 from lib.representation.phi import phi
 from scripts import reliance as reliance_cli
@@ -156,3 +156,27 @@ def test_reliance_cli_tables_every_block_and_merges(tmp_path):
                        "--out", str(tmp_path), "--threads", "1"])
     md = (tmp_path / "reliance.md").read_text()
     assert "| tiny16 (" in md and "| tux32 (440,000 images) | 0.5 |" in md
+
+
+def test_reliance_keys_runs_by_what_they_are(tmp_path):
+    """X/tiny/model and Y/tiny/model are two rows (the second overwrote the first when keyed by folder name);
+    other weights under a recorded key are refused, not written over it."""
+    import shutil
+    for d in ("x", "y"):
+        (tmp_path / d / "tiny").mkdir(parents=True)
+        for ext in (".safetensors", ".json"):
+            shutil.copyfile(f"data/checkpoints/tiny16{ext}", tmp_path / d / "tiny" / f"model{ext}")
+    out = tmp_path / "out"
+    common = ["--dataset", "tuxphoto", "--n", "4", "--sigmas", "0.5", "--out", str(out), "--threads", "1"]
+    reliance_cli.main([str(tmp_path / "x" / "tiny" / "model"), str(tmp_path / "y" / "tiny" / "model"), *common])
+    t = json.loads((out / "reliance.json").read_text())
+    assert sorted(k.split(" (")[0] for k in t) == ["x/tiny", "y/tiny"]
+    before = (out / "reliance.json").read_text()
+    other = tmp_path / "z" / "x" / "tiny"  # the same label and images seen, other weights
+    m = load_model(tmp_path / "x" / "tiny" / "model")
+    with torch.no_grad():
+        next(m.parameters()).add_(0.01)
+    save_model(other / "model", m, m.checkpoint_metadata)
+    with pytest.raises(ValueError, match="other weights are already recorded"):
+        reliance_cli.main([str(other / "model"), str(tmp_path / "y" / "tiny" / "model"), *common])
+    assert (out / "reliance.json").read_text() == before

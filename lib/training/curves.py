@@ -6,6 +6,12 @@ probe and kNN fitted on a train split) on fixed held-out images; the controls on
 and the untrained network of the run's configuration over three init seeds (mean and sd). One JSON line per
 snapshot is appended to ``curves.jsonl`` as soon as it is measured, so an interrupted measurement resumes.
 
+Runs are named by `run_labels` (the folder's name; a parent folder is added where two runs share a name, and
+an EMA kept beside a run, ``RUN/ema``, is "RUN/ema"), and each trained record carries its weights' sha256: a
+snapshot is measured again when its weights differ from the recorded ones at the same images seen, and
+refused with an error if a record for the same run and images holds other weights (a folder that now holds
+another trajectory). Records written before the hash was recorded are trusted as they are.
+
 The gap of a measure is phi minus the best control (pixels or the mean untrained network); its 95% interval
 treats the two accuracies as independent binomial proportions on the held-out images (plus the untrained
 seeds' spread when that control is the best). A second record per snapshot (kind "reliance") says whether the
@@ -25,6 +31,7 @@ import numpy as np
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
 from lib.measure.denoising import block_reliance, RELIANCE_SIGMAS
 from lib.model.checkpoint import load_model
+from lib.training.lineage import weights_fingerprint
 from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
 
 
@@ -39,6 +46,28 @@ def reliance_record(model, images) -> dict:
     """block_reliance of the middle block, flattened to RELIANCE_KEYS (dB)."""
     table = block_reliance(model, images, RELIANCE_SIGMAS, "mid")
     return {f"mid_{k}@{s}": table[str(s)][k] for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop")}
+
+
+def run_labels(runs) -> list[str]:
+    """A name per run folder for the records: its folder name ("RUN/ema" for an EMA beside a run), with as many
+    parent folders as it takes to tell apart runs that share a name."""
+    paths = [Path(r).resolve() for r in runs]
+    if len(set(paths)) != len(paths):
+        dup = sorted({str(r) for r, p in zip(runs, paths) if paths.count(p) > 1})
+        raise ValueError(f"runs: the same run folder is named twice ({', '.join(dup)})")
+    depth = [2 if p.name == "ema" else 1 for p in paths]
+
+    def label(p, d):
+        return "/".join(p.parts[-d:])
+    while True:
+        labels = [label(p, d) for p, d in zip(paths, depth)]
+        clash = [i for i, lab in enumerate(labels) if labels.count(lab) > 1]
+        if not clash:
+            return labels
+        for i in clash:
+            if depth[i] >= len(paths[i].parts):
+                raise ValueError(f"runs: cannot tell {paths[i]} apart from another run")
+            depth[i] += 1
 
 
 def snapshots(run, current: bool = True) -> list[tuple[int, Path]]:
@@ -66,20 +95,23 @@ def _read(path: Path) -> list[dict]:
 
 def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float = ANALYSIS_SIGMA,
                 n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None,
-                current: bool = True) -> list[dict]:
+                current: bool = True, label: str | None = None) -> list[dict]:
     """Append the readout of every not yet measured snapshot of ``run`` (and, once, its controls) to
     ``out``/curves.jsonl; returns all its records. ``dataset`` overrides the run's dataset spec (the images
     moved); ``current=False`` skips the run's current model (a run still training: only its kept snapshots);
     the settings are part of each record and records with other settings are not reused. The controls
     (pixels; untrained networks) of another run measured with the same settings on the same dataset (and, for
-    the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again."""
+    the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again.
+    ``label`` names the run in the records (default: `run_labels` of this run alone)."""
     run, out = Path(run), Path(out)
+    label = label or run_labels([run])[0]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "curves.jsonl"
-    settings = {"run": run.name, "n_test": n_test, "n_train": n_train, "sigma": sigma, "n_noise": n_noise,
+    settings = {"run": label, "n_test": n_test, "n_train": n_train, "sigma": sigma, "n_noise": n_noise,
                 "seed": seed}
     done = [r for r in _read(path) if all(r.get(k) == v for k, v in settings.items())]
     have = {(r["kind"], r.get("images_seen"), r.get("init_seed")) for r in done}
+    recorded = {(r["kind"], r["images_seen"]): r.get("weights_sha256") for r in done if "images_seen" in r}
     snaps = snapshots(run, current)
     first = load_model(snaps[0][1])
     meta = first.checkpoint_metadata
@@ -88,7 +120,7 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     arch = json.dumps(first.config.to_dict(), sort_keys=True)
     rows = []
     # the controls depend on the images and the architecture only: reuse another run's when they match
-    others = [r for r in _read(path) if r.get("run") != run.name and r.get("dataset") == spec
+    others = [r for r in _read(path) if r.get("run") != label and r.get("dataset") == spec
               and all(r.get(k) == v for k, v in settings.items() if k != "run")]
     dims = int(first.config.mid_width)
     shared = {(r["kind"], r.get("init_seed")): r for r in others
@@ -116,16 +148,25 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     control("pca_pixels", None, lambda: pca_pixel_evidence(data, train, dims, seed))
     for s in INIT_SEEDS:
         control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
+    shas = {}
     for images, stem in snaps:
+        model = load_model(stem)
+        shas[images] = sha = weights_fingerprint(model)
+        old = recorded.get(("trained", images), sha)
+        if old not in (None, sha):
+            raise ValueError(f"{path}: run {label!r} was recorded at {images:,} images with weights {old}, but "
+                             f"{stem} holds weights {sha} (another trajectory in the same folder?); measure it "
+                             f"under another run folder name, or remove those records")
         if ("trained", images, None) not in have:
-            add({"kind": "trained", "images_seen": images,
-                 **model_evidence(load_model(stem), data, seed, train, sigma, n_noise)})
+            add({"kind": "trained", "images_seen": images, "weights_sha256": sha,
+                 **model_evidence(model, data, seed, train, sigma, n_noise)})
     few = data.float()[:RELIANCE_IMAGES]
     for s in INIT_SEEDS:
         control("reliance", s, lambda: reliance_record(untrained_twin(first, s), few))
     for images, stem in snaps:
         if ("reliance", images, None) not in have:
-            add({"kind": "reliance", "images_seen": images, **reliance_record(load_model(stem), few)})
+            add({"kind": "reliance", "images_seen": images, "weights_sha256": shas[images],
+                 **reliance_record(load_model(stem), few)})
     return done + rows
 
 
