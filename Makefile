@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures figures-cifar10 study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
+.PHONY: install data-cifar10 figures figures-cifar10 study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,8 +20,15 @@ install: $(STAMP)
 # CIFAR-10 (optional): CIFAR10=<folder of class sub-folders>, or CIFAR10=cifar10:<dir of the python batches>
 CIFAR10 ?=
 CIFAR10_SPEC = $(if $(findstring :,$(CIFAR10)),$(CIFAR10),folder:$(CIFAR10))
-CIFAR10_RUNS = cifar32 cifar32-lrdrop cifar32-lowlr cifar32-lowlr-seed1 cifar32-warmup cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain \
+CIFAR10_RUNS = cifar32 cifar32-lrdrop cifar32-lowlr cifar32-lowlr-seed1 cifar32-lr2e-4 cifar32-lr5e-5 cifar32-warmup cifar32-uniform cifar32-loguniform cifar32-sigma3 cifar32-authorsgain \
 	cifar32-nobias cifar32-bfbn
+
+## Your own copy of CIFAR-10: download the official python archive (about 163 MB), check its MD5, unpack it into
+## data/cifar-10-batches-py (git-ignored) and print the CIFAR10= value for `make figures`. Without network: download
+## it by hand and give ARCHIVE=<path of cifar-10-python.tar.gz>. A complete copy already there is kept
+ARCHIVE ?=
+data-cifar10: $(STAMP)
+	$(BIN)/python -m scripts.data cifar10 $(if $(ARCHIVE),--archive "$(ARCHIVE)")
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
 ## README's generated blocks and the results site figures/site/ (scripts.report). With CIFAR10=<folder> also
@@ -99,6 +106,17 @@ study-cifar10: $(STAMP)
 	$(BIN)/python -m scripts.curves $(addprefix runs/,$(CIFAR10_RUNS)) --out figures/cifar10/curves --dataset folder:data/cifar10-train
 	$(BIN)/python -m scripts.reliance data/checkpoints/tux32 --dataset tuxphoto --out figures/cifar10/reliance
 	$(BIN)/python -m scripts.reliance $(addsuffix /model,$(addprefix runs/,$(CIFAR10_RUNS))) --dataset folder:data/cifar10-train --out figures/cifar10/reliance
+
+## One more leg of the shipped CIFAR-10 run, on any machine (lib.training.lineage): continue
+## data/checkpoints/cifar32 with its recipe (configs/cifar32-lowlr.json); stop it any time (resumable: rerun), then
+## `make ship-cifar10` ships the run back as cifar32 with its card, lineage and class readout.
+continue-cifar10: $(STAMP)
+	@test -n "$(CIFAR10)" || { echo "continue-cifar10: set CIFAR10=<folder of CIFAR-10 class sub-folders>"; exit 2; }
+	@test -e data/cifar10-train || ln -s "$(abspath $(CIFAR10))" data/cifar10-train
+	$(BIN)/python -m scripts.train --config configs/cifar32-lowlr.json --continue data/checkpoints/cifar32 --compile true
+
+ship-cifar10: $(STAMP)
+	$(BIN)/python -m scripts.ship runs/cifar32-lowlr --name cifar32 --force --readout --retrain "make continue-cifar10 CIFAR10=<folder>"
 
 clean-figures:
 	rm -rf figures/rendered
