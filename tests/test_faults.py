@@ -3,6 +3,7 @@ shipping under a dotted name, smoke runs of the notebooks, the training-data cac
 --amp off, two trainings on one folder, resuming with other settings, a torn log line, an output folder
 that becomes unwritable. The refusals themselves are in test_bad_inputs.py."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,26 @@ def test_ship_takes_the_name_literally_and_never_overwrites(run, tmp_path):
         ship.ship(run, "m.v2", dest)
     ship.ship(run, "m.v2", dest, force=True)
     assert {k: v for k, v in snapshot(dest).items() if k in before} == before and len(list(dest.iterdir())) == 10
+
+
+def test_ship_name_with_an_extension_is_refused_before_any_work(run, tmp_path, monkeypatch, capsys):
+    """Issue 27 case 1: --name tiny16.json --force once deleted all five tiny16.* files and shipped nothing;
+    --name foo.json ran every measurement before failing. Now both are refused first, nothing touched."""
+    from lib.core.checks import run_cli
+    from scripts import ship as ship_cli
+    dest = tmp_path / "ckpts"
+    ship.ship(run, "m", dest)
+    before = snapshot(dest)
+    work = []
+    monkeypatch.setattr(ship, "held_out_psnr_table", lambda *a, **k: work.append(a) or {})
+    for name in ("m.json", "m.safetensors", "foo.json", "m.md"):
+        with pytest.raises(ValueError, match=rf"--name {re.escape(name)}: ends in"):
+            ship.ship(run, name, dest, force=True)
+        with pytest.raises(SystemExit) as e:
+            run_cli(ship_cli.main, [str(run), "--name", name, "--dest", str(dest), "--force"])
+        err = capsys.readouterr().err
+        assert e.value.code != 0 and err.count("\n") == 1 and f"--name {name}: ends in" in err, err
+    assert snapshot(dest) == before and not work
 
 
 def test_ship_a_snapshot_of_a_run_still_training(tmp_path):

@@ -3,7 +3,8 @@
     parse_bool("off", "--channels-last")  -> False   (true/false, yes/no, on/off, 1/0; anything else: error)
     parse_amp("auto")                     -> "auto"  ("auto" or a parse_bool value)
     check_field_types(cfg, "configs/x.json")         (dataclass fields against their annotations)
-    read_json(path, "phi cache manifest")            (missing, truncated or invalid JSON: error naming path)
+    read_json(path, "phi cache manifest")            (missing, truncated or invalid JSON: error naming path and line)
+    read_jsonl(path, "curve records")                (JSON lines; a bad line: error naming path and line number)
     load_npy(path, mmap_mode="r")                    (truncated or foreign .npy: error naming path)
     run_cli(main)                                    (a command's expected errors as one line, no traceback)
 """
@@ -78,14 +79,43 @@ def check_field_types(obj, where: str) -> None:
 
 def read_json(path, what: str = "JSON file"):
     """Parse a JSON file; missing -> FileNotFoundError, unparsable (e.g. truncated) -> ValueError, both
-    naming ``what`` and the path."""
+    naming ``what`` and the path (and the line it failed on)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: {what} is not valid JSON (truncated or corrupt?): {e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: {what} is not valid JSON (truncated or corrupt?) at line {e.lineno} column "
+                         f"{e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: {what} is not valid JSON (not UTF-8 text: {e.reason})") from None
+
+
+def read_jsonl(path, what: str = "JSON lines file", skip_torn_last: bool = False) -> list:
+    """The records of a JSON-lines file (blank lines skipped); a line that is not JSON -> ValueError naming the
+    path and line number. ``skip_torn_last``: drop an unparsable last line without a newline (a writer killed
+    mid-line) instead of failing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: {what} is not UTF-8 text ({e.reason})") from None
+    lines = text.splitlines()
+    out = []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            out.append(json.loads(ln))
+        except json.JSONDecodeError as e:
+            if skip_torn_last and i == len(lines) and not text.endswith("\n"):
+                break
+            raise ValueError(f"{path}: {what}: line {i} is not a JSON record (truncated or corrupt?): {e.msg} "
+                             f"({ln[:60]!r})") from None
+    return out
 
 
 def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
@@ -99,7 +129,8 @@ def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .npy array (truncated or corrupt?): {e}") from None
 
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, TimeoutError)
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, TimeoutError, NotADirectoryError,
+                   IsADirectoryError)
 
 
 def run_cli(main, argv=None) -> None:
@@ -110,5 +141,5 @@ def run_cli(main, argv=None) -> None:
     except EXPECTED_ERRORS as e:
         if os.environ.get("LIB_TRACEBACK"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
         sys.exit(1)

@@ -136,8 +136,16 @@ def refresh_card(stem: Path, retrain: str | None = None) -> Path:
 
 
 def check_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+    """A plain checkpoint name, taken literally; a name ending in one of the shipped files' extensions
+    ("tiny16.json") is refused: its files and the suffix-stripped ones would disagree."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith(".") \
+            or name != name.strip():
         raise ValueError(f"--name: expected a plain checkpoint name like 'tux32' or 'tux32.v2', got {name!r}")
+    ext = next((e for e in sorted(set(SHIPPED + OPTIONAL) | {".jsonl", ".log", ".metrics", ".optim"}, key=len,
+                                  reverse=True) if name.lower().endswith(e)), None)
+    if ext:
+        raise ValueError(f"--name {name}: ends in {ext}, the extension of a shipped file; give the checkpoint's "
+                         f"name without it (e.g. {name[:-len(ext)] or 'tux32'!r})")
     return name
 
 
@@ -217,8 +225,12 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
             read = readout_rows(model, meta["dataset"], int(meta["size"])) if readout else None
             atomic_write_bytes(checkpoint_file(staged, ".md"),
                                card(name, meta, table, model.config.to_dict(), retrain, live, read).encode())
-            for t in targets:
-                src = checkpoint_file(staged, t.name[len(name):])
+            missing = [ext for ext in SHIPPED if not checkpoint_file(staged, ext).exists()
+                       and not (ext == ".log.jsonl" and not log.is_file())]
+            if missing:
+                raise RuntimeError(f"ship: staging {stage} lacks {missing}; nothing was replaced")
+            for ext, t in zip(SHIPPED + OPTIONAL, targets):
+                src = checkpoint_file(staged, ext)
                 if src.exists():
                     os.replace(src, t)
                 elif t.exists():  # --force over a checkpoint that had a log, from a run without one
