@@ -4,26 +4,35 @@ A thin command over `lib.publish.runner`; its docstring says what the command co
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 from lib.core.checks import run_cli
-from lib.publish.runner import parse_value, run
+from lib.publish.runner import find_notebooks, parse_value, run
+from scripts import no_duplicates, out_dir, Parser
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 01 03")
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", nargs="+", help="notebook numbers or stems, e.g. 01 03")
     p.add_argument("--smoke", action="store_true", help="SMOKE=True: tiny model, seconds per notebook")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="notebook parameter, e.g. -p DEVICE cuda -p CHECKPOINT data/checkpoints/paper64")
-    p.add_argument("--rendered", help="where executed notebooks and HTML go (default figures/rendered)")
-    p.add_argument("--figures", help="root folder for figures (default figures/)")
+    p.add_argument("--rendered", type=out_dir, help="where executed notebooks and HTML go (default figures/rendered)")
+    p.add_argument("--figures", type=out_dir, help="root folder for figures (default figures/)")
     p.add_argument("--no-html", action="store_true")
     p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
-    p.add_argument("--force", action="store_true", help="let a --smoke run write into the committed figures/")
+    p.add_argument("--force", action="store_true",
+                   help="let a smoke run, or a run with changed parameters, write into the committed figures/")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     a = p.parse_args(argv)
+    no_duplicates(p, "--only", a.only)
+    no_duplicates(p, "-p", [k for k, _ in a.parameter])
+    find_notebooks(a.only)
     t0 = time.time()
     try:
         run(a.only, a.smoke, {k: parse_value(v) for k, v in a.parameter}, a.rendered, a.figures,

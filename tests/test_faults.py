@@ -119,7 +119,7 @@ def test_smoke_run_never_writes_committed_figures_and_keeps_times(tmp_path, monk
     nb = new_notebook(cells=[new_code_cell("SMOKE = False\nN = 1", metadata={"tags": ["parameters"]}),
                              new_code_cell("import os, pathlib\nd = pathlib.Path(os.environ['LIB_FIGURES_DIR'])\n"
                                            "d.mkdir(parents=True, exist_ok=True)\n(d / 'fig.png').write_text('x')\n"
-                                           "print(os.environ.get('OMP_WAIT_POLICY'))")],
+                                           "print(d)\nprint(os.environ.get('OMP_WAIT_POLICY'))")],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     (tmp_path / "nbs").mkdir()
     import nbformat
@@ -133,11 +133,13 @@ def test_smoke_run_never_writes_committed_figures_and_keeps_times(tmp_path, monk
     (tmp_path / "tmp").mkdir()
     times = runner.run(smoke=True, rendered=rendered, html_export=False)
     assert snapshot(FIGURES, skip=[FIGURES / "rendered"]) == committed
-    assert list((tmp_path / "tmp").glob("lib-smoke-figures-*/fig.png"))  # the default went to a temp folder
+    assert not list((tmp_path / "tmp").iterdir())  # the default temporary figures folder is removed afterwards
     assert set(times) == {"01_full", "98_smoke"} and times["01_full"]["seconds"] == 86.0
     assert json.loads((rendered / "times.json").read_text())["01_full"]["smoke"] is False
     out = nbformat.read(rendered / "98_smoke.ipynb", as_version=4)
-    assert "PASSIVE" in "".join(o.get("text", "") for o in out.cells[-1].outputs)  # kernels wait passively
+    printed = "".join(o.get("text", "") for o in out.cells[-1].outputs)
+    assert "PASSIVE" in printed  # kernels wait passively
+    assert f"{tmp_path / 'tmp'}/lib-smoke-figures-" in printed  # the default went to a temporary folder
 
 
 def _folder(root: Path, value: int):

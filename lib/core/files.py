@@ -1,5 +1,6 @@
 """Files written whole or not at all (a temporary file beside the target, fsynced, renamed over it), and the
-advisory lock that keeps a second writer out of a folder (POSIX flock)."""
+advisory lock that keeps a second writer out of a folder (POSIX flock). JSON records that several processes
+update (``times.json``) are merged under a lock (`merge_json`)."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,10 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from lib.core.checks import read_json
 
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -72,3 +76,39 @@ def exclusive_lock(folder, what: str = "folder", shared: bool = False):
             f.write(f"pid {os.getpid()}")
             f.flush()
         yield
+
+
+@contextlib.contextmanager
+def waiting_lock(path, timeout_s: float = 600.0):
+    """A blocking exclusive advisory lock on the file ``path`` (created if absent), for a short read-modify-write
+    of a shared record; waits up to ``timeout_s`` for another holder, then TimeoutError naming the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > timeout_s:
+                    raise TimeoutError(f"{path}: still locked by another writer after {timeout_s:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def merge_json(path, update: dict, what: str = "JSON record", lock_timeout_s: float = 600.0) -> dict:
+    """Merge ``update`` into the JSON object in ``path`` under a lock (``.<name>.lock`` beside it) and write it
+    atomically: concurrent writers each add their keys and lose none of the others'. An unreadable file is
+    an error naming it (it is not silently replaced). Returns the merged object."""
+    path = Path(path)
+    with waiting_lock(path.with_name(f".{path.name}.lock"), lock_timeout_s):
+        old = read_json(path, what) if path.is_file() else {}
+        if not isinstance(old, dict):
+            raise ValueError(f"{path}: {what}: expected a JSON object, got {type(old).__name__}")
+        merged = {**old, **update}
+        atomic_write_json(path, merged)
+    return merged

@@ -4,25 +4,31 @@ Each notebooks/NN_*.ipynb is executed in a real Jupyter kernel with the given pa
 copy and a standalone HTML export go to figures/rendered/, figures to figures/NN_*/. Prints each
 notebook's time; exits non-zero naming the notebook and the failing cell if any notebook fails.
 
-A -p NAME that is in no selected notebook's ``parameters`` cell is an error listing the valid names.
---smoke runs (the tiny model) write to temporary folders unless --rendered / --figures say otherwise,
-and never into the committed figures/ without --force. times.json keeps the entries of notebooks not run.
+A -p NAME that is in no selected notebook's ``parameters`` cell is an error listing the valid names; a value
+must fit the type of the parameter's default (``-p N_IMAGES 10.5`` or ``abc`` is an error naming it, never
+truncated). Only the full pipeline writes the committed figures/: a smoke run (``--smoke`` or ``-p SMOKE True``)
+or a run with changed parameters (other than DEVICE, THREADS) into the default figures/ is refused before any
+notebook runs unless --force; a smoke run without --rendered / --figures writes to temporary folders that
+are removed afterwards. times.json keeps the entries of notebooks not run, merged under a lock so that two
+runs sharing --rendered lose none of each other's.
 """
 from __future__ import annotations
 
 import ast
+import math
 import difflib
 import html
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lib.core.checks import read_json
+from lib.core.checks import parse_bool
 from lib.core.device import kernel_thread_env
-from lib.core.files import atomic_write_json
+from lib.core.files import merge_json
 from lib.core.paths import FIGURES, ROOT
 from lib.notebook.catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
 
@@ -44,24 +50,74 @@ def find_notebooks(only=None) -> list[Path]:
 
 def notebook_parameters(nb: Path) -> list[str]:
     """The names assigned in the notebook's cell tagged ``parameters``."""
+    return list(parameter_defaults(nb))
+
+
+def parameter_defaults(nb: Path) -> dict:
+    """{name: default value} of the notebook's cell tagged ``parameters`` (None where not a literal)."""
     import nbformat
-    names = []
+    out = {}
     for c in nbformat.read(nb, as_version=4).cells:
         if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []):
             for node in ast.parse(c.source).body:
                 targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-    return names
+                try:
+                    value = ast.literal_eval(node.value) if getattr(node, "value", None) is not None else None
+                except ValueError:
+                    value = None
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        out.setdefault(t.id, value)
+    return out
 
 
-def check_parameters(nbs: list[Path], params: dict) -> None:
-    """Every -p NAME must be a parameter of at least one of ``nbs``; else ValueError listing the valid ones."""
-    valid = sorted({n for nb in nbs for n in notebook_parameters(nb)})
-    for k in params:
+# parameters that say how a notebook runs, not what it measures: a full run may set them and still write figures/
+HOW_PARAMETERS = ("DEVICE", "THREADS")
+
+
+def check_value(name: str, value, default):
+    """``value`` for the parameter ``name`` converted to the type of its ``default``; ValueError naming -p NAME
+    when it does not fit (an integer parameter given 10.5 or "abc", a boolean given "maybe", ...)."""
+    flag = f"-p {name}"
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        return parse_bool(value, flag)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{flag}: expected an integer (default {default}), got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{flag}: expected a finite number (default {default}), got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            raise ValueError(f"{flag}: expected a string (default {default!r}), got {value!r}")
+        return str(value)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{flag}: expected a non-empty list like {json.dumps(list(default))}, got {value!r}")
+        return [check_value(f"{name}[{i}]", v, default[0]) for i, v in enumerate(value)] if default else list(value)
+    return value
+
+
+def check_parameters(nbs: list[Path], params: dict) -> dict:
+    """Every -p NAME must be a parameter of at least one of ``nbs`` (else ValueError listing the valid ones) and
+    its value must fit the type of that parameter's default; returns the converted values."""
+    defaults = {}
+    for nb in nbs:
+        for k, v in parameter_defaults(nb).items():
+            defaults.setdefault(k, v)
+    valid = sorted(defaults)
+    out = {}
+    for k, v in params.items():
         if k not in valid:
             close = difflib.get_close_matches(k, valid, n=1)
             raise ValueError(f"-p {k}: not a parameter of {', '.join(nb.stem for nb in nbs)}"
                              + (f" (did you mean {close[0]}?)" if close else "") + f"; valid: {', '.join(valid)}")
+        out[k] = check_value(k, v, defaults[k])
+    return out
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -99,21 +155,56 @@ def write_index(rendered: Path, times: dict) -> Path:
     return path
 
 
+def plan_outputs(smoke: bool, params: dict, rendered=None, figures=None, force: bool = False):
+    """(smoke, rendered, figures, temporary folders) after the checks that keep the committed figures/ for the
+    full pipeline: ``-p SMOKE True`` is a smoke run; a smoke run ignores -p CHECKPOINT (refused); a smoke run, or a
+    run with changed parameters on the default figures/, may write there only with ``force``."""
+    if "SMOKE" in params:
+        if smoke and params["SMOKE"] is False:
+            raise ValueError("-p SMOKE False: contradicts --smoke; give one of them")
+        smoke = smoke or bool(params["SMOKE"])
+    if smoke and "CHECKPOINT" in params:
+        raise ValueError(f"-p CHECKPOINT: a smoke run uses the tiny checkpoint and would ignore "
+                         f"{params['CHECKPOINT']!r}; drop --smoke (or -p SMOKE) to run on that checkpoint")
+    committed = figures is None or (_inside(figures, FIGURES) and not _inside(figures, FIGURES / "rendered"))
+    changed = sorted(k for k in params if k not in HOW_PARAMETERS and k != "SMOKE")
+    temps = []
+    if smoke:
+        if figures is not None and committed and not force:
+            raise ValueError(f"--figures {figures}: a --smoke run (tiny model) would overwrite the committed "
+                             f"figures in {FIGURES}; write them elsewhere or pass --force")
+        if rendered is None:
+            rendered = tempfile.mkdtemp(prefix="lib-smoke-rendered-")
+            temps.append(rendered)
+        if figures is None:
+            figures = tempfile.mkdtemp(prefix="lib-smoke-figures-")
+            temps.append(figures)
+    elif figures is None and changed and not force:
+        raise ValueError(f"-p {changed[0]}: a run with changed parameters ({', '.join(changed)}) would overwrite the "
+                         f"committed figures in {FIGURES} (only the full pipeline writes there); give --figures "
+                         f"FOLDER (and --rendered FOLDER), or pass --force")
+    return smoke, rendered, figures, temps
+
+
 def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_export=True,
         kernel="python3", log_output=False, force=False) -> dict:
     import papermill as pm
     nbs = find_notebooks(only)
-    params = dict(params or {})
-    check_parameters(nbs, params)
-    if smoke:
-        params["SMOKE"] = True
-        rendered = rendered or tempfile.mkdtemp(prefix="lib-smoke-rendered-")
-        figures = figures or tempfile.mkdtemp(prefix="lib-smoke-figures-")
-        if _inside(figures, FIGURES) and not _inside(figures, FIGURES / "rendered") and not force:
-            raise ValueError(f"--figures {figures}: a --smoke run (tiny model) would overwrite the committed "
-                             f"figures in {FIGURES}; write them elsewhere or pass --force")
-        print(f"smoke run: figures -> {figures}, executed notebooks -> {rendered}", flush=True)
-    rendered = Path(rendered or FIGURES / "rendered")
+    params = check_parameters(nbs, dict(params or {}))
+    smoke, rendered, figures, temps = plan_outputs(smoke, params, rendered, figures, force)
+    try:
+        if smoke:
+            params["SMOKE"] = True
+            print(f"smoke run: figures -> {figures}, executed notebooks -> {rendered}"
+                  + (" (temporary, removed afterwards)" if temps else ""), flush=True)
+        return _run(pm, nbs, smoke, params, Path(rendered or FIGURES / "rendered"), figures, html_export, kernel,
+                    log_output)
+    finally:
+        for t in temps:
+            shutil.rmtree(t, ignore_errors=True)
+
+
+def _run(pm, nbs, smoke, params, rendered: Path, figures, html_export, kernel, log_output) -> dict:
     rendered.mkdir(parents=True, exist_ok=True)
     env_backup = dict(os.environ)
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -121,12 +212,7 @@ def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_e
     if figures:
         os.environ["LIB_FIGURES_DIR"] = str(figures)
     times_path = rendered / "times.json"
-    times = {}
-    if times_path.is_file():
-        try:
-            times = read_json(times_path, "notebook times")
-        except ValueError as e:
-            print(f"warning: {e}; starting a new one", file=sys.stderr)
+    mine = {}
     failures = []
     try:
         for nb in nbs:
@@ -144,14 +230,19 @@ def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_e
                 ok = False
                 failures.append(f"{nb.name}: {type(e).__name__}: {e}")
             dt = time.time() - t0
-            times[nb.stem] = {"seconds": round(dt, 1), "ok": ok, "smoke": smoke}
+            mine[nb.stem] = {"seconds": round(dt, 1), "ok": ok, "smoke": smoke}
             if html_export and out.exists():
                 export_html(out, out.with_suffix(".html"))
             print(f"{'ok    ' if ok else 'FAILED'} {nb.stem:32s} {dt:7.1f} s", flush=True)
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
-    atomic_write_json(times_path, times)
+    try:  # under a lock: another run sharing this folder keeps its entries
+        times = merge_json(times_path, mine, "notebook times")
+    except ValueError as e:
+        print(f"warning: {e}; starting a new one", file=sys.stderr)
+        times_path.unlink()
+        times = merge_json(times_path, mine, "notebook times")
     if html_export:
         write_index(rendered, times)
     if failures:
