@@ -255,3 +255,22 @@ def test_zero_mask_drives_dropped_channels_to_zero(tux32):
     r = S.guided_backward(m, targets, 1, mask=mask, masked="zero", **kw)
     dropped = phi(m, r.samples, 0.1, n_noise=2, seed=1)[:, sparse].sum(1)
     assert (dropped <= 0.05 * t[:, sparse].sum(1)).all(), (dropped, t[:, sparse].sum(1))
+
+
+def test_outside_01_is_the_share_clamped():
+    """info["outside_01"]: the share of pixel values the final clamp moved (here a denoiser returning 1.5 or
+    the input's mean-free part: all, or some, of them)."""
+    class Const(torch.nn.Module):
+        def __init__(self, inner, value):
+            super().__init__()
+            self.inner, self.config, self.value = inner, inner.config, value
+
+        def forward(self, y):
+            return self.inner(y) * 0 + self.value
+
+    torch.manual_seed(0)
+    tiny = UNet(preset("tiny")).eval()
+    r = S.sample_unconditional(Const(tiny, 1.5), n=2, max_steps=2, generator=gen(), progress=False)
+    assert r.info["outside_01"] == 1.0 and float(r.samples.max()) == 1.0
+    r = S.sample_unconditional(Const(tiny, 0.5), n=2, max_steps=2, generator=gen(), progress=False)
+    assert r.info["outside_01"] == 0.0

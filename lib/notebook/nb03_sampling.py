@@ -1,10 +1,14 @@
 """Measurements and figures of notebook 03 (self-guided reconstruction): distances to the target, the
-cost/accuracy table row of a sampler run, phi error and PSNR against nfe, diversity against distance."""
+cost/accuracy table row of a sampler run, phi error and PSNR against nfe, diversity against distance, and
+the samples' quality as a kernel distance to held-out images (`sample_quality`)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from lib.measure.kept import kept_table
+from lib.core.metrics import gaussian_blur
+from lib.measure.kept import features, kept_table
+from lib.measure.kernel_distance import kid_test
 from lib.notebook.plots import show_images
 from lib.representation.phi import phi
 from lib.sampling import samplers as S
@@ -127,3 +131,83 @@ def plot_subspaces(targets, guided, n_guided: int, subs: dict, n_sub: int, split
             s = subs[name].samples[i * n_sub:(i + 1) * n_sub]
             show_images(axes[i, j + 2], s, n_sub, f"{name} ({len(split[name])})" if i == 0 else None)
     return fig
+
+
+QUALITY_SPACES = ("pixels", "features")
+
+
+def sample_quality(model, pool, sets: dict, exclude=(), n_real: int = 250, blur: float = 1.0, seed: int = 0,
+                   n_resamples: int = 200) -> list[dict]:
+    """How far each set of samples is from real images: KID (`lib.measure.kernel_distance.kid_test`) against a
+    reference half of the held-out ``pool`` (N, C, H, W), in pixel space and in the readers' feature space
+    (phi at the analysis sigma, `lib.measure.kept.features`). ``sets``: {name: SampleResult}. Two references
+    measured the same way: the other, disjoint half of the pool ("real halves": the floor a perfect sampler
+    reaches) and that half blurred with a Gaussian of std ``blur`` pixels ("blurred": a known-bad sampler).
+    The halves hold ``n_real`` images each (fewer if the pool is small), drawn with ``seed`` from the pool
+    without the indices ``exclude`` (the guided samples' targets, which samples may copy).
+
+    One row per set and reference: set, n, kid_pixels / kid_features with ci_low, ci_high, null_95 (each
+    space's {key: value} under "pixels" and "features"), and outside_01: the share of the set's pixel values
+    outside [0, 1] before the sampler's clamp (NaN for real images)."""
+    keep = np.setdiff1d(np.arange(len(pool)), np.asarray(exclude, dtype=int))
+    half = min(int(n_real), len(keep) // 2)
+    if half < 4:
+        raise ValueError(f"pool: expected at least 8 images outside `exclude` for two real halves, got {len(keep)}")
+    pick = np.random.default_rng(seed).permutation(keep)
+    ref, other = pool[torch.as_tensor(pick[:half])].float(), pool[torch.as_tensor(pick[half:2 * half])].float()
+    named = {"real halves": other, "blurred": gaussian_blur(other, blur).clamp(0, 1),
+             **{k: r.samples.float() for k, r in sets.items()}}
+    allx = torch.cat([ref, *named.values()])
+    feats = {"pixels": allx.flatten(1).numpy(), "features": features(model, allx, seed=seed)["probe"]}
+    ends = np.cumsum([half] + [len(v) for v in named.values()])
+    rows = []
+    for i, name in enumerate(named):
+        row = {"set": name, "n": len(named[name]), "n_reference": half,
+               "outside_01": float(sets[name].info.get("outside_01", float("nan"))) if name in sets else float("nan")}
+        for space in QUALITY_SPACES:
+            f = feats[space]
+            row[space] = kid_test(f[ends[i]:ends[i + 1]], f[:half], n_resamples=n_resamples, seed=seed)
+        rows.append(row)
+    return rows
+
+
+def quality_display(rows: list[dict]) -> list[dict]:
+    """The sample-quality table as printable rows: KID [95% interval] and the permutation null per space."""
+    def cell(q):
+        return f"{q['kid']:.3g} [{q['ci_low']:.3g}, {q['ci_high']:.3g}]"
+    out = []
+    for r in rows:
+        out.append({"set": r["set"], "n": r["n"],
+                    **{f"KID {s} [95% CI]": cell(r[s]) for s in QUALITY_SPACES},
+                    **{f"null 95% ({s})": f"{r[s]['null_95']:.3g}" for s in QUALITY_SPACES},
+                    "outside [0, 1] before clip": "–" if r["outside_01"] != r["outside_01"] else f"{r['outside_01']:.2%}"})
+    return out
+
+
+def quality_numbers(rows: list[dict]) -> dict:
+    """The sample-quality table as notebook 03's key numbers: kid_<space>_<set> (set names with spaces as
+    underscores: real_halves), its _ci_low, _ci_high, _null_95, outside_01_<set> for sampled sets, and
+    kid_n_reference."""
+    out = {"kid_n_reference": rows[0]["n_reference"] if rows else 0}
+    for r in rows:
+        name = r["set"].replace(" ", "_")
+        for s in QUALITY_SPACES:
+            out[f"kid_{s}_{name}"] = r[s]["kid"]
+            out.update({f"kid_{s}_{name}_{k}": r[s][k] for k in ("ci_low", "ci_high", "null_95")})
+        if r["outside_01"] == r["outside_01"]:
+            out[f"outside_01_{name}"] = r["outside_01"]
+    return out
+
+
+def quality_note(rows: list[dict]) -> str:
+    """One verdict line: each set's KID in both spaces against the real-halves floor and the blurred images,
+    and the share of pixels the samplers clamped."""
+    R = {r["set"]: r for r in rows}
+    parts = []
+    for s in QUALITY_SPACES:
+        sets = ", ".join(f"{k} {r[s]['kid']:.3g} [{r[s]['ci_low']:.3g}, {r[s]['ci_high']:.3g}]"
+                         for k, r in R.items() if k not in ("real halves", "blurred"))
+        parts.append(f"in {s}: {sets}; real halves {R['real halves'][s]['kid']:.3g} (the floor), blurred "
+                     f"{R['blurred'][s]['kid']:.3g}")
+    clip = ", ".join(f"{k} {r['outside_01']:.2%}" for k, r in R.items() if r["outside_01"] == r["outside_01"])
+    return "KID to held-out images " + "; ".join(parts) + f". Pixel values outside [0, 1] before clipping: {clip}."

@@ -43,7 +43,7 @@ EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image,
 
 @dataclass
 class SampleResult:
-    samples: torch.Tensor          # (N, C, H, W) float in [0, 1], CPU; N = targets x samples, target-major
+    samples: torch.Tensor          # (N, C, H, W) in [0, 1] (clamped: info["outside_01"]), CPU; targets x samples
     nfe: int                       # network evaluations (forwards and backwards, per batch call)
     sigmas: torch.Tensor           # (steps, N) effective sigma ||y - D(y)|| / sqrt(dim) per step and image
     final_sigma: torch.Tensor      # (N,) effective sigma of the returned sample: ||x - D(x)|| / sqrt(dim)
@@ -82,8 +82,10 @@ def _check_finite(y, step, sigma):
 
 
 def _finish(model, x, nfe, sigmas, steps, t0, target=None, mask=None, block="mid", n_noise=10, info=None, amp=False):
-    """Clamp, measure final_sigma and phi_rel_err (not counted in nfe), pack a SampleResult."""
+    """Clamp, measure final_sigma and phi_rel_err (not counted in nfe), pack a SampleResult.
+    ``info["outside_01"]``: the share of pixel values outside [0, 1] before this clamp (the only one)."""
     wall = time.perf_counter() - t0
+    outside = float(((x < 0) | (x > 1)).float().mean())
     x = x.clamp(0, 1)
     final = _eff_sigma(x, _denoise(model, x, amp)).cpu()
     err = None
@@ -92,7 +94,8 @@ def _finish(model, x, nfe, sigmas, steps, t0, target=None, mask=None, block="mid
         t = target(EVAL_SIGMA).repeat_interleave(S, 0) * mask
         p = phi_of(model, x, EVAL_SIGMA, n_noise=n_noise, blocks=block, seed=12345, amp=amp) * mask
         err = (p - t).norm(dim=1) / t.norm(dim=1).clamp_min(1e-12)
-    info = dict(info or {}, target_nfe=getattr(target, "nfe", 0), target_s=getattr(target, "seconds", 0.0))
+    info = dict(info or {}, target_nfe=getattr(target, "nfe", 0), target_s=getattr(target, "seconds", 0.0),
+                outside_01=outside)
     sig = torch.stack(sigmas) if sigmas else torch.zeros(0, x.shape[0])
     return SampleResult(x.cpu(), int(nfe), sig, final, err, int(steps), wall, info)
 
