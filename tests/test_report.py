@@ -76,6 +76,46 @@ def test_scorecard_null_and_smoke(tmp_path):
     assert r["ours"] == report.NOT_MEASURED and r["verdict"] == report.NOT_MEASURED and r["smoke"]
 
 
+def test_scorecard_has_a_verdict_column_per_checkpoint(tmp_path):
+    """tuxphoto and CIFAR-10 side by side: a CIFAR-10 notebook that ran shows its own verdict (linked to its
+    page) even without tuxphoto's background keys; one that did not run reads "not run"."""
+    purity = {"trained_top_class_purity": 0.4, "chance_class_purity": 0.1, "untrained_top_class_purity": 0.2,
+              "pixels_top_class_purity": 0.15}
+    _runs(tmp_path, {**purity, "trained_top_background_purity": 0.9, "chance_background_purity": 0.2,
+                     "claim_purity": False}, run="02_channel_selectivity")
+    runs = _runs(tmp_path, {**purity, "claim_purity": True}, run="cifar10/02_channel_selectivity")
+    rows = {r["claim"]: r for r in report.scorecard(runs)}
+    pur = rows["Specialized channels respond to shared content (class)"]
+    assert list(pur["columns"]) == ["tuxphoto", "CIFAR-10"]
+    tux, cif = pur["columns"]["tuxphoto"], pur["columns"]["CIFAR-10"]
+    assert tux["verdict"] == pur["verdict"] == "does not hold" and tux["ours"].endswith("background 0.90 (chance 0.20)")
+    assert cif["verdict"] == "holds" and cif["run"] == "cifar10/02_channel_selectivity" and cif["ran"]
+    assert cif["ours"] == "class purity of top images 0.40 (chance 0.10)"  # class only: no background part
+    probe = rows["A linear probe reads the class from phi better than from the controls"]["columns"]
+    assert probe["CIFAR-10"]["verdict"] == report.NOT_RUN and probe["tuxphoto"]["verdict"] == report.NOT_MEASURED
+    md = report.scorecard_markdown(report.scorecard(runs))
+    assert md.splitlines()[0].endswith("| tuxphoto | CIFAR-10 |") and md.count("\n") == len(report.CLAIMS) + 1
+    assert "[**holds**](figures/site/cifar10_02_channel_selectivity.html)" in md
+    counts = report.verdict_counts(report.scorecard(runs))
+    assert counts.endswith("CIFAR-10: 1 of 16 claims hold, 0 do not hold or are degenerate, 2 not measured, 13 not run")
+    # a run page of the CIFAR-10 checkpoint shows that run's verdicts; the index links to it
+    site.build_site(tmp_path)
+    page = (tmp_path / "site" / "cifar10_02_channel_selectivity.html").read_text()
+    assert "<h2>Verdicts</h2>" in page and "class purity of top images 0.40" in page and "Factors on this dataset" in page
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert index.count('href="cifar10_02_channel_selectivity.html"') >= 2 and "<th>CIFAR-10</th>" in index
+
+
+def test_committed_scorecard_shows_both_checkpoints():
+    """The README's scorecard has the two verdict columns, and every CIFAR-10 notebook that ran has a page."""
+    text = (ROOT / "README.md").read_text()
+    assert "| tuxphoto | CIFAR-10 |" in text
+    for d in sorted((FIGURES / "cifar10").glob("[0-9][0-9]_*")):
+        if (d / "numbers.json").is_file():
+            assert (FIGURES / "site" / f"cifar10_{d.name}.html").is_file(), d.name
+            assert f"figures/site/cifar10_{d.name}.html" in text, d.name
+
+
 def test_render_readme_replaces_only_blocks():
     text = "a\n<!-- numbers:begin (x) -->\nold\n<!-- numbers:end -->\nb\n"
     out = report.render_readme(text, {"numbers": "new | table"})

@@ -27,6 +27,12 @@ class Notebook:
     teaches: str             # one line: what a reader learns from it
     paper: str               # the paper figures it reproduces
     figures: dict
+    # what it reads on a dataset without tuxphoto's background and instance labels (CIFAR-10: the class only);
+    # shown on the site's pages of runs on other checkpoints (figures/<variant>/NN_*)
+    factors_note: str = ""
+
+
+CLASS_ONLY = "CIFAR-10 labels only the class, so "
 
 
 NOTEBOOKS: dict[str, Notebook] = {
@@ -102,7 +108,9 @@ NOTEBOOKS: dict[str, Notebook] = {
             "fig5_union_of_subspaces": Fig("Two classes on the two specialized channels that separate them best "
                                            "and one common channel, trained (top) and untrained with the same "
                                            "selection (bottom).", "Fig. 5", sigma="SIGMA"),
-        }),
+        },
+        CLASS_ONLY + "the top images' purity is the class purity alone (no background or instance purity); the "
+        "criterion reads the class on every dataset."),
     "03_self_guided_reconstruction": Notebook(
         "Self-guided reconstruction from phi",
         "that samples drawn with the same network, guided only by an image's phi, keep its global structure, "
@@ -129,7 +137,9 @@ NOTEBOOKS: dict[str, Notebook] = {
             "diversity_vs_distance": Fig("Per target: distance among samples (diversity) against distance to the "
                                          "target; grey crosses: unconditional samples.",
                                          sigma="target φ(x, σ) at every σ of the schedule"),
-        }),
+        },
+        CLASS_ONLY + "the kept factor (on tuxphoto the background, the factor its readers read best) is the class: "
+        "the claim asks whether samples keep their target's class."),
     "04_distances": Notebook(
         "Distances in phi space and between conditional densities",
         "whether Euclidean distance between phi's finds same-class neighbours and tracks the distance between "
@@ -146,7 +156,8 @@ NOTEBOOKS: dict[str, Notebook] = {
                                                 "(divided by the median) with the AUC of distance as a same-class "
                                                 "detector.", "Fig. 8 (semantic distances, ours)",
                                                 sigma="PHI_SIGMA"),
-        }),
+        },
+        CLASS_ONLY + "the same-pair AUCs are for the class only; the criterion reads the class on every dataset."),
     "05_clustering": Notebook(
         "Clustering phi",
         "what k-means clusters of phi group together (class, object, background), how well clusters and classes "
@@ -161,7 +172,9 @@ NOTEBOOKS: dict[str, Notebook] = {
                                    sigma="PHI_SIGMA"),
             "fig15_tsne": Fig("One t-SNE embedding of phi coloured by the largest clusters (left) and by class "
                               "(right).", "Fig. 15", sigma="PHI_SIGMA"),
-        }),
+        },
+        CLASS_ONLY + "clusters are scored against the class only (no background or instance AMI); the criterion "
+        "reads the class on every dataset."),
     "06_linear_probe": Notebook(
         "Linear probe",
         "how linearly decodable class and background are from phi of every block, with a tuned probe on a train "
@@ -171,7 +184,8 @@ NOTEBOOKS: dict[str, Notebook] = {
             "linear_probe_accuracy": Fig("Held-out accuracy of a ridge probe fitted on the train split, with 95% "
                                          "intervals, and kNN accuracy (black ticks) per representation (red: the "
                                          "middle block).", "linear probe (authors' scripts)", sigma="SIGMA"),
-        }),
+        },
+        CLASS_ONLY + "the probe reads the class only (no background row)."),
     "07_explorer": Notebook(
         "Interactive explorer of phi",
         "how to browse held-out images through phi in JupyterLab: channels, what drives them, neighbours, "

@@ -7,11 +7,14 @@ The README holds blocks between marker comments, ``<!-- NAME:begin -->`` ... ``<
 rewritten from committed files only (never typed by hand):
 
 - ``notebooks``: one line per notebook, what it teaches (`lib.notebook.catalog`);
-- ``numbers``: the scorecard, one row per claim of the paper: the paper's number where it has one, ours,
-  the controls (untrained network, pixels), and the verdict the notebook wrote (`CLAIMS`);
+- ``numbers``: the scorecard, one row per claim of the paper: the paper's number where it has one, ours and
+  the controls (untrained network, pixels) on the default checkpoint, and one verdict column per checkpoint
+  (`CHECKPOINT_COLUMNS`: tuxphoto from figures/NN_*, CIFAR-10 from figures/cifar10/NN_*), each the verdict
+  the notebook wrote on that checkpoint (`CLAIMS`);
 - ``study``: the factor study's table and findings from figures/evidence/study.jsonl (`lib.training.study`).
 
-A claim whose numbers are missing (a notebook that has not written that key yet) shows "not measured".
+A claim whose numbers are missing (a notebook that has not written that key yet) shows "not measured"; a
+notebook that has not been run on a checkpoint of `CHECKPOINT_COLUMNS` beyond the first shows "not run" there.
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ from lib.training import study
 
 README = ROOT / "README.md"
 NOT_MEASURED = "not measured"
+NOT_RUN = "not run"
+# The scorecard's verdict columns: (the figures/ subfolder holding that checkpoint's runs, "" = figures/NN_*
+# itself; the column's label). Notebooks on CIFAR-10 read the class where tuxphoto has more factors.
+CHECKPOINT_COLUMNS = (("", "tuxphoto"), ("cifar10", "CIFAR-10"))
 VERDICT_TEXT = {True: "holds", False: "does not hold"}
 
 
@@ -41,6 +48,7 @@ class Claim:
     ours: str                # a format template over the run's numbers
     controls: str = ""       # idem: untrained network, pixels, chance
     verdict: str = ""        # the key of the notebook's boolean verdict
+    optional: str = ""       # appended to ``ours`` where its keys exist (factors only some datasets have)
 
 
 CLAIMS: list[Claim] = [
@@ -74,9 +82,9 @@ CLAIMS: list[Claim] = [
           "claim_specialized"),
     Claim("Specialized channels respond to shared content (class)", "02_channel_selectivity", "Fig. 3",
           "top images share content",
-          "class purity of top images {trained_top_class_purity:.2f} (chance {chance_class_purity:.2f}); "
-          "background {trained_top_background_purity:.2f} (chance {chance_background_purity:.2f})",
-          "untrained {untrained_top_class_purity:.2f}, pixels {pixels_top_class_purity:.2f}", "claim_purity"),
+          "class purity of top images {trained_top_class_purity:.2f} (chance {chance_class_purity:.2f})",
+          "untrained {untrained_top_class_purity:.2f}, pixels {pixels_top_class_purity:.2f}", "claim_purity",
+          "; background {trained_top_background_purity:.2f} (chance {chance_background_purity:.2f})"),
     Claim("Two classes live on their own channels (union of subspaces)", "02_channel_selectivity", "Fig. 5",
           "each class near zero on the other's channel",
           "AUC {pair_auc_trained[0]:.2f} / {pair_auc_trained[1]:.2f}",
@@ -103,9 +111,9 @@ CLAIMS: list[Claim] = [
           "untrained {auc_class_untrained:.3f} / {nn1_same_class_untrained:.0%}, pixels {auc_class_pixels:.3f} / "
           "{nn1_same_class_pixels:.0%}", "claim_distance_semantic"),
     Claim("k-means clusters of phi partly align with classes", "05_clustering", "Fig. 6", "partly aligned",
-          "class AMI {ami_class_trained:.3f} (standardized {ami_class_trained_standardized:.3f}), background AMI "
-          "{ami_background_trained:.3f}",
-          "class AMI untrained {ami_class_untrained:.3f}, pixels {ami_class_pixels:.3f}", "claim_clusters_semantic"),
+          "class AMI {ami_class_trained:.3f} (standardized {ami_class_trained_standardized:.3f})",
+          "class AMI untrained {ami_class_untrained:.3f}, pixels {ami_class_pixels:.3f}", "claim_clusters_semantic",
+          ", background AMI {ami_background_trained:.3f}"),
     Claim("Clusters are well separated, classes are not", "05_clustering", "Fig. 6",
           "clusters at ratio 2-4 and above, classes ≈ 1",
           "median ratio: clusters {separation_median_trained_clusters:.2f}, classes "
@@ -146,22 +154,42 @@ def fill(template: str, numbers: dict | None) -> str:
         return NOT_MEASURED
 
 
-def scorecard(runs: dict, claims=CLAIMS) -> list[dict]:
-    """One row per claim: claim, paper figure, paper, ours, controls, verdict ("holds", "does not hold",
-    "not measured"), run, and whether that run was a SMOKE run. ``runs``: `lib.notebook.numbers.find_numbers`."""
+def run_id(variant: str, stem: str) -> str:
+    """The run id of notebook ``stem`` on a checkpoint column's ``variant`` ("" -> "06_x", "cifar10" ->
+    "cifar10/06_x")."""
+    return f"{variant}/{stem}" if variant else stem
+
+
+def _claim_row(c: Claim, runs: dict, variant: str) -> dict:
+    run = run_id(variant, c.run)
+    data = runs.get(run)
+    nums = (data or {}).get("numbers")
+    v = (nums or {}).get(c.verdict) if c.verdict else None
+    # a boolean criterion, or the notebook's own word ("degenerate": phi does not vary across images)
+    verdict = VERDICT_TEXT[v] if isinstance(v, bool) else (v if isinstance(v, str) and v else NOT_MEASURED)
+    ours = fill(c.ours, nums)
+    if ours == NOT_MEASURED:
+        verdict = NOT_MEASURED
+    elif c.optional and fill(c.optional, nums) != NOT_MEASURED:
+        ours += fill(c.optional, nums)
+    if data is None and variant:
+        verdict = NOT_RUN
+    return {"claim": c.claim, "paper figure": c.paper_figure, "paper": c.paper or "–", "ours": ours,
+            "controls": fill(c.controls, nums) or "–", "verdict": verdict, "run": run,
+            "smoke": bool((data or {}).get("run", {}).get("smoke")), "ran": data is not None}
+
+
+def scorecard(runs: dict, claims=CLAIMS, variant: str = "", columns=CHECKPOINT_COLUMNS) -> list[dict]:
+    """One row per claim on the checkpoint whose runs live in figures/<variant>/ ("": figures/NN_* itself):
+    claim, paper figure, paper, ours, controls, verdict ("holds", "does not hold", the notebook's own word,
+    "not measured"; "not run" where a ``variant``'s notebook has no numbers.json), run, whether that run was a
+    SMOKE run, whether it ran; and ``columns``: {label: that claim's row on each checkpoint of ``columns``}.
+    ``runs``: `lib.notebook.numbers.find_numbers`."""
     rows = []
     for c in claims:
-        data = runs.get(c.run)
-        nums = (data or {}).get("numbers")
-        v = (nums or {}).get(c.verdict) if c.verdict else None
-        # a boolean criterion, or the notebook's own word ("degenerate": phi does not vary across images)
-        verdict = VERDICT_TEXT[v] if isinstance(v, bool) else (v if isinstance(v, str) and v else NOT_MEASURED)
-        ours = fill(c.ours, nums)
-        if ours == NOT_MEASURED:
-            verdict = NOT_MEASURED
-        rows.append({"claim": c.claim, "paper figure": c.paper_figure, "paper": c.paper or "–", "ours": ours,
-                     "controls": fill(c.controls, nums) or "–", "verdict": verdict, "run": c.run,
-                     "smoke": bool((data or {}).get("run", {}).get("smoke"))})
+        row = _claim_row(c, runs, variant)
+        row["columns"] = {label: _claim_row(c, runs, v) for v, label in columns}
+        rows.append(row)
     return rows
 
 
@@ -169,17 +197,29 @@ def _md(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
+def _verdict_md(col: dict, link: bool) -> str:
+    """A verdict cell: bold where measured, "(SMOKE run)" after a SMOKE run, linked to the run's page."""
+    v = col["verdict"]
+    if v in (NOT_MEASURED, NOT_RUN):
+        return v
+    v = f"**{v}**" + (" (SMOKE run)" if col["smoke"] else "")
+    return f"[{v}](figures/site/{site_page(col['run'])})" if link else v
+
+
 def scorecard_markdown(rows: list[dict], link_runs: bool = True) -> str:
-    lines = ["| claim | paper | paper's number | ours | controls | verdict |", "|---|---|---|---|---|---|"]
+    """The scorecard as a Markdown table: the claim (linked to its page), the paper, ours and the controls
+    on the first checkpoint column, then one verdict column per checkpoint (later ones linked to their page)."""
+    labels = list(rows[0]["columns"]) if rows else [label for _, label in CHECKPOINT_COLUMNS]
+    first = labels[0] if labels else ""
+    lines = [f"| claim | paper | paper's number | ours ({first}) | controls | " + " | ".join(labels) + " |",
+             "|---|---|---|---|---|" + "---|" * len(labels)]
     for r in rows:
-        v = r["verdict"] if r["verdict"] == NOT_MEASURED else f"**{r['verdict']}**"
-        if r["smoke"]:
-            v += " (SMOKE run)"
         claim = _md(r["claim"])
         if link_runs:
             claim += f" ([{r['run'].split('/')[-1][:2]}](figures/site/{site_page(r['run'])}))"
+        cols = [_verdict_md(col, link_runs and i > 0) for i, col in enumerate(r["columns"].values())]
         lines.append(f"| {claim} | {_md(r['paper figure'])} | {_md(r['paper'])} | {_md(r['ours'])} | "
-                     f"{_md(r['controls'])} | {v} |")
+                     f"{_md(r['controls'])} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
@@ -207,15 +247,28 @@ def provenance(runs: dict) -> str:
     return "; ".join(parts)
 
 
+def verdict_counts(rows: list[dict]) -> str:
+    """Per checkpoint column: how many claims hold, do not hold (or are degenerate), are not measured or not run."""
+    parts = []
+    for label in (rows[0]["columns"] if rows else {}):
+        vs = [r["columns"][label]["verdict"] for r in rows]
+        held, idle = vs.count("holds"), vs.count(NOT_MEASURED) + vs.count(NOT_RUN)
+        text = f"{label}: {held} of {len(vs)} claims hold, {len(vs) - held - idle} do not hold or are degenerate"
+        for word in (NOT_MEASURED, NOT_RUN):
+            if vs.count(word):
+                text += f", {vs.count(word)} {word}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
 def numbers_block(runs: dict) -> str:
     rows = scorecard(runs)
-    held = [r["claim"] for r in rows if r["verdict"] == "holds"]
-    fails = [r["claim"] for r in rows if r["verdict"] not in ("holds", NOT_MEASURED)]
     lines = [f"Checkpoints: {provenance(runs)}." if runs else "No numbers.json yet: run `make figures`.", "",
              scorecard_markdown(rows), "",
-             f"Holds on the shipped models: {len(held)} of {len(rows)} claims; does not hold or degenerate: {len(fails)}; "
-             f"not measured: {len(rows) - len(held) - len(fails)}. The verdict is the notebook's own criterion "
-             "(stated in its closing cell); each claim links to its page of the results site."]
+             f"On the shipped models: {verdict_counts(rows)}. The verdict is the notebook's own criterion "
+             "(stated in its closing cell); \"ours\" and the controls are the first checkpoint's numbers; each "
+             "claim links to its page of the results site, each later checkpoint's verdict to that run's page "
+             "(where a criterion reads tuxphoto's background or instance, CIFAR-10 has only its classes to read)."]
     return "\n".join(lines)
 
 

@@ -1,7 +1,9 @@
 """The committed results site: figures/site/index.html plus one page per notebook run, opened offline.
 
 `build_site()` (run by `python -m scripts.report`, the last step of `make figures`) writes, from committed files
-only: the scorecard (`lib.publish.readme`), each run's provenance and key numbers (figures/<run>/numbers.json),
+only: the scorecard (`lib.publish.readme`, one verdict column per checkpoint, each linked to its run's page),
+one page per run of every checkpoint (figures/NN_* and figures/<variant>/NN_*, e.g. figures/cifar10/06_x,
+with that run's own verdicts), each run's provenance and key numbers (figures/<run>/numbers.json),
 the notebook's introduction (its first markdown cell), and every figure of the run with its caption and
 paper counterpart (`lib.notebook.catalog`). Images are referenced as relative files (../<run>/<name>.png), never
 inlined; pages hold no timestamp, kernel id or absolute path, so rebuilding an unchanged repository leaves
@@ -17,7 +19,7 @@ from pathlib import Path
 from lib.core.paths import FIGURES, ROOT
 from lib.notebook.catalog import NOTEBOOKS
 from lib.notebook.numbers import find_numbers
-from lib.publish.readme import provenance, scorecard, site_page
+from lib.publish.readme import CHECKPOINT_COLUMNS, NOT_RUN, provenance, scorecard, site_page
 
 
 SITE = "site"
@@ -92,17 +94,30 @@ def _verdict_class(v: str) -> str:
     return {"holds": "holds", "does not hold": "fails"}.get(v, "na")
 
 
-def _scorecard_html(rows: list[dict], link: bool) -> str:
-    head = "<tr><th>claim</th><th>paper</th><th>paper's number</th><th>ours</th><th>controls</th><th>verdict</th></tr>"
+def _verdict_td(col: dict, link: bool) -> str:
+    v = _esc(col["verdict"] + (" (SMOKE run)" if col["smoke"] else ""))
+    if link and col["ran"]:
+        v = f"<a href=\"{_esc(site_page(col['run']))}\">{v}</a>"
+    return f"<td class=\"{_verdict_class(col['verdict'])}\">{v}</td>"
+
+
+def _scorecard_html(rows: list[dict], link: bool, columns: bool = True) -> str:
+    """The scorecard table; ``columns``: one verdict column per checkpoint (the index), else the rows' own
+    verdict (a run's page); ``link``: claims and verdicts linked to their run's page."""
+    labels = list(rows[0]["columns"]) if columns and rows else []
+    first = f" ({_esc(labels[0])})" if labels else ""
+    verdicts = "".join(f"<th>{_esc(label)}</th>" for label in labels) or "<th>verdict</th>"
+    head = (f"<tr><th>claim</th><th>paper</th><th>paper's number</th><th>ours{first}</th><th>controls</th>"
+            f"{verdicts}</tr>")
     body = []
     for r in rows:
         claim = _esc(r["claim"])
         if link:
             claim = f"<a href=\"{_esc(site_page(r['run']))}\">{claim}</a>"
-        v = r["verdict"] + (" (SMOKE run)" if r["smoke"] else "")
+        cells = "".join(_verdict_td(c, link and i > 0) for i, c in enumerate(r["columns"].values())) if labels \
+            else _verdict_td(r, False)
         body.append(f"<tr><td>{claim}</td><td>{_esc(r['paper figure'])}</td><td>{_esc(r['paper'])}</td>"
-                    f"<td>{_esc(r['ours'])}</td><td>{_esc(r['controls'])}</td>"
-                    f"<td class=\"{_verdict_class(r['verdict'])}\">{_esc(v)}</td></tr>")
+                    f"<td>{_esc(r['ours'])}</td><td>{_esc(r['controls'])}</td>{cells}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -153,8 +168,9 @@ def _label(run: str) -> str:
     return stem[:2] + (f" ({run.split('/')[0]})" if "/" in run else "")
 
 
-def run_page(run: str, figures: Path, data: dict, rows: list[dict], nav: str) -> str:
+def run_page(run: str, figures: Path, data: dict, numbers: dict, nav: str) -> str:
     stem = run.split("/")[-1]
+    variant = run.split("/")[0] if "/" in run else ""
     nb = NOTEBOOKS.get(stem)
     d = figures / run
     rel = "../" + run
@@ -167,10 +183,12 @@ def run_page(run: str, figures: Path, data: dict, rows: list[dict], nav: str) ->
                      f"<b>Notebook:</b> <a href=\"../../notebooks/{_esc(stem)}.ipynb\">notebooks/{_esc(stem)}.ipynb</a>"
                      "</p>")
     parts.append(_provenance(data.get("run", {})))
+    if variant and nb and nb.factors_note:
+        parts.append(f"<p class=\"prov\"><b>Factors on this dataset:</b> {_esc(nb.factors_note)}</p>")
     parts.append(_intro(stem))
-    mine = [r for r in rows if r["run"] == run]
+    mine = [r for r in scorecard(numbers, variant=variant) if r["run"] == run and r["verdict"] != NOT_RUN]
     if mine:
-        parts.append("<h2>Verdicts</h2>" + _scorecard_html(mine, link=False))
+        parts.append("<h2>Verdicts</h2>" + _scorecard_html(mine, link=False, columns=False))
     nums = data.get("numbers")
     if nums:
         trs = "".join(f"<tr><td><code>{_esc(k)}</code></td><td>{_esc(_value(v))}</td></tr>" for k, v in _flat(nums))
@@ -214,17 +232,23 @@ def index_page(runs: list[str], figures: Path, numbers: dict, rows: list[dict], 
         parts.append("<h2>The network</h2><figure><img src=\"../01_denoising_sparsity/fig1_network.png\" "
                      "alt=\"fig1_network\"><figcaption>The default checkpoint's UNet, drawn from its configuration "
                      "(<code>lib.notebook.schematic</code>); phi is read at the middle block B.</figcaption></figure>")
-    trs = []
-    for r in runs:
-        stem = r.split("/")[-1]
-        nb = NOTEBOOKS.get(stem)
-        run = numbers.get(r, {}).get("run", {})
-        n_fig = len(list((figures / r).glob("*.png")))
-        trs.append(f"<tr><td><a href=\"{_esc(site_page(r))}\">{_esc(r)}</a></td><td>{_esc(nb.paper if nb else '')}</td>"
-                   f"<td>{_esc(nb.teaches if nb else '')}</td><td><code>{_esc(run.get('checkpoint', '–'))}</code></td>"
-                   f"<td>{n_fig}</td></tr>")
-    parts.append("<h2>Notebooks</h2><table><tr><th>page</th><th>paper</th><th>what it teaches</th>"
-                 f"<th>checkpoint</th><th>figures</th></tr>{''.join(trs)}</table>")
+    labels = dict(CHECKPOINT_COLUMNS)
+    for variant in sorted({r.split("/")[0] if "/" in r else "" for r in runs}, key=lambda v: (v not in labels, v)):
+        trs = []
+        for r in runs:
+            if (r.split("/")[0] if "/" in r else "") != variant:
+                continue
+            stem = r.split("/")[-1]
+            nb = NOTEBOOKS.get(stem)
+            run = numbers.get(r, {}).get("run", {})
+            n_fig = len(list((figures / r).glob("*.png")))
+            trs.append(f"<tr><td><a href=\"{_esc(site_page(r))}\">{_esc(r)}</a></td><td>{_esc(nb.paper if nb else '')}</td>"
+                       f"<td>{_esc(nb.teaches if nb else '')}</td><td><code>{_esc(run.get('checkpoint', '–'))}</code></td>"
+                       f"<td>{n_fig}</td></tr>")
+        where = f"figures/{variant}/" if variant else "figures/"
+        parts.append(f"<h2>Notebooks: {_esc(labels.get(variant, variant))} ({_esc(where)}NN_*)</h2>"
+                     "<table><tr><th>page</th><th>paper</th><th>what it teaches</th>"
+                     f"<th>checkpoint</th><th>figures</th></tr>{''.join(trs)}</table>")
     return _page("Results", "\n".join(parts), nav)
 
 
@@ -239,7 +263,7 @@ def build_site(figures=FIGURES, check: bool = False) -> list[str]:
     want = {"style.css": STYLE.lstrip(),
             "index.html": index_page(runs, figures, numbers, rows, _nav(pages, "index.html"))}
     for r, (href, _) in zip(runs, pages):
-        want[href] = run_page(r, figures, numbers.get(r, {}), rows, _nav(pages, href))
+        want[href] = run_page(r, figures, numbers.get(r, {}), numbers, _nav(pages, href))
     changed = []
     for name, text in want.items():
         p = out / name
