@@ -160,6 +160,17 @@ def test_continue_on_other_images_is_refused_then_recorded(tmp_path):
     assert any("data_sha256" in h["changed"] for h in meta["history"])
     r = train(*args(tmp_path / "c", cache, total_images=32, **kw), "--continue", str(stem), check=False)
     assert r.returncode != 0 and "training images differ" in r.stderr
+    moved = tmp_path / "moved"
+    root.rename(moved)  # the same images under another path: a changed spec, recorded; the fingerprint decides
+    r = train(*args(tmp_path / "d", cache, total_images=64, **{**kw, "dataset": f"folder:{moved}"}),
+              "--continue", str(tmp_path / "b" / "model"), check=False)
+    assert r.returncode != 0 and "dataset" in r.stderr and "--allow-changes" in r.stderr
+    r = train(*args(tmp_path / "d", cache, total_images=64, **{**kw, "dataset": f"folder:{moved}"}),
+              "--continue", str(tmp_path / "b" / "model"), "--allow-changes", check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = load_model(tmp_path / "d" / "model").checkpoint_metadata
+    assert meta["history"][-1]["changed"]["dataset"] == [f"folder:{root}", f"folder:{moved}"]
+    assert meta["lineage"][-1]["data_sha256"] == meta["lineage"][-2]["data_sha256"]  # the same images
 
 
 def test_reestimate_adam_leaves_the_weights_and_fills_the_moments():

@@ -421,12 +421,18 @@ class Trainer:
             raise ValueError(f"--continue {stem}: {checkpoint_file(stem, '.json')} has no training metadata "
                              f"(train_config, step); only checkpoints shipped from a training run can be continued")
         old = TrainConfig(**meta["train_config"])
-        if old.compatible() != self.cfg.compatible():
-            diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
+        # the data spec may name the same images at another place (another machine's copy): the fingerprint of
+        # the images decides (_check_data); the spec change itself is a recorded change
+        fixed = {k: v for k, v in old.compatible().items() if k != "dataset"}
+        now = self.cfg.compatible()
+        if any(now[k] != v for k, v in fixed.items()):
+            diff = {k: (v, now[k]) for k, v in fixed.items() if now[k] != v}
             raise ValueError(f"--continue {stem}: the checkpoint was trained with other settings {diff} (checkpoint, "
                              f"now); continue it with its own config (its train_config is in {checkpoint_file(stem, '.json')})")
         new = self.cfg.schedule_fields()
         changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        if old.dataset != self.cfg.dataset:
+            changed["dataset"] = [old.dataset, self.cfg.dataset]
         changed.pop("compile", None)  # how the forward runs, not what it computes
         if changed and not self.allow_changes:
             raise ValueError(f"--continue {stem}: changed settings {changed} (checkpoint, now) change the training "
