@@ -68,7 +68,10 @@ def sigma(text) -> float:
     """A noise level in image units ([0, 1] images): finite, >= 0 and not in 0-255 units."""
     from lib.representation.phi import check_sigma
     v = _float(text, 0.0)
-    return check_sigma(v, "sigma")
+    try:
+        return check_sigma(v, "sigma")
+    except ValueError as e:
+        raise ValueError(str(e).removeprefix("sigma: ")) from None
 
 
 sigma_arg = arg_type(sigma)

@@ -4,25 +4,39 @@ A thin command over `lib.training.evidence`; its docstring says what the command
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from lib.core.paths import FIGURES
+from lib.core.checks import run_cli
 from lib.training.evidence import default_evidence, snapshot_curves
+from scripts import checkpoint_arg, existing_dir, out_dir, Parser, positive_int
+
+
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
+    p.add_argument("--snapshots", type=existing_dir, help="a run's snapshots/ folder: write curves to --out")
+    p.add_argument("--out", type=out_dir,
+                   help="folder for evidence.jsonl and evidence_curves.png (required with --snapshots; the committed "
+                        "ones are figures/evidence)")
+    p.add_argument("-n", type=positive_int, default=1000, help="held-out images")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", default="data/checkpoints/tux32")
-    p.add_argument("--snapshots", help="a run's snapshots/ folder: write curves to --out")
-    p.add_argument("--out", default=str(FIGURES / "evidence"))
-    p.add_argument("-n", type=int, default=1000, help="held-out images")
+    p = parser()
     a = p.parse_args(argv)
     if a.snapshots:
+        if not a.out:
+            p.error("argument --out: required with --snapshots (give --out figures/evidence to replace the committed "
+                    "curves)")
+        if not any(Path(a.snapshots).glob("*.safetensors")):
+            p.error(f"argument --snapshots: no snapshots (*.safetensors) in {a.snapshots}")
         snapshot_curves(Path(a.snapshots), Path(a.out), n=a.n)
+    elif a.out:
+        p.error("argument --out: only used with --snapshots")
     print(json.dumps(default_evidence(a.checkpoint, n=a.n)))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

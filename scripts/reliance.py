@@ -8,16 +8,18 @@ Held-out images (the test split of the dataset spec), noise draws fixed by --see
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from lib.core.checks import run_cli
+from lib.core.checks import read_json, run_cli
+from lib.core.paths import resolve
 from lib.core.device import apply_threads
 from lib.core.files import atomic_write_bytes
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
-from lib.model.checkpoint import load_model
+from lib.model.checkpoint import load_model, read_config
+from scripts import (checkpoint_arg, dataset_arg, no_duplicates, nonneg_int, out_dir, Parser, positive_int,
+                     resolved, sigma_arg)
 from lib.training.curves import run_labels
 from lib.training.lineage import weights_fingerprint
 
@@ -29,21 +31,40 @@ def run_folder(stem: Path) -> Path:
     return stem.parent if stem.name == "model" else stem
 
 
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoints", nargs="+", type=checkpoint_arg, help="checkpoint stems, e.g. data/checkpoints/tux32")
+    p.add_argument("--dataset", required=True, type=dataset_arg, help="dataset spec of the held-out images")
+    p.add_argument("--n", type=positive_int, default=256, help="held-out images (default 256)")
+    p.add_argument("--sigmas", type=sigma_arg, nargs="+", default=list(RELIANCE_SIGMAS),
+                   help="noise levels, each in (0, the checkpoint's training sigma_max]")
+    p.add_argument("--seed", type=nonneg_int, default=4321, help="noise seed")
+    p.add_argument("--out", required=True, type=out_dir, help="folder for reliance.json and reliance.md")
+    p.add_argument("--threads", type=nonneg_int, default=0)
+    return p
+
+
+def check_args(p: Parser, a) -> None:
+    """Before any work: no checkpoint twice, no sigma twice, every sigma inside every checkpoint's trained range."""
+    no_duplicates(p, "checkpoints", a.checkpoints, key=lambda c: resolved(resolve(c)))
+    no_duplicates(p, "--sigmas", a.sigmas)
+    for stem in a.checkpoints:
+        _, meta = read_config(resolve(stem))
+        top = float((meta.get("train_config") or {}).get("sigma_max", 1.0))
+        bad = [s for s in a.sigmas if not 0 < s <= top]
+        if bad:
+            p.error(f"argument --sigmas: {bad[0]:g} is outside the range {stem} was trained on (0, {top:g}]")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("checkpoints", nargs="+", help="checkpoint stems, e.g. data/checkpoints/tux32")
-    p.add_argument("--dataset", required=True, help="dataset spec of the held-out images")
-    p.add_argument("--n", type=int, default=256, help="held-out images (default 256)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(RELIANCE_SIGMAS))
-    p.add_argument("--seed", type=int, default=4321, help="noise seed")
-    p.add_argument("--out", required=True, help="folder for reliance.json and reliance.md")
-    p.add_argument("--threads", type=int, default=0)
+    p = parser()
     a = p.parse_args(argv)
+    check_args(p, a)
     apply_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "reliance.json"
-    tables = json.loads(path.read_text()) if path.is_file() else {}
+    tables = read_json(path, "reliance tables") if path.is_file() else {}
     weights_path = out / "reliance.weights.json"  # key -> weights sha256: a key is never reused for other weights
     weights = json.loads(weights_path.read_text()) if weights_path.is_file() else {}
     models = [load_model(stem).eval() for stem in a.checkpoints]

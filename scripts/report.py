@@ -4,20 +4,36 @@ A thin command over `lib.publish.readme`; its docstring says what the command co
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
+from lib.core.checks import run_cli
 from lib.core.paths import FIGURES
+from lib.notebook.numbers import find_numbers
 from lib.publish.readme import README, update_readme
+from scripts import existing_dir, existing_file, Parser, resolved
+
+
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="compare only; exit 1 if anything is stale")
+    p.add_argument("--figures", type=existing_dir, default=str(FIGURES),
+                   help="the figures folder the blocks and the site are made from (default figures/)")
+    p.add_argument("--readme", type=existing_file, default=str(README),
+                   help="the README to rewrite (the committed one only from the committed figures/)")
+    p.add_argument("--no-site", action="store_true")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--check", action="store_true", help="compare only; exit 1 if anything is stale")
-    p.add_argument("--figures", default=str(FIGURES))
-    p.add_argument("--readme", default=str(README))
-    p.add_argument("--no-site", action="store_true")
+    p = parser()
     a = p.parse_args(argv)
+    if not find_numbers(a.figures):
+        p.error(f"argument --figures: {a.figures} holds no NN_name/numbers.json (a typo? the notebooks write them: "
+                f"python -m scripts.notebooks)")
+    if not a.check and resolved(a.readme) == resolved(README) and resolved(a.figures) != resolved(FIGURES):
+        p.error(f"argument --figures: the committed README is generated from the committed {FIGURES} only; give "
+                f"--readme FILE to write another README from {a.figures}, or --check")
     ok = update_readme(a.readme, a.figures, check=a.check)
     print(("README blocks current" if ok else ("README blocks STALE" if a.check else "README blocks rewritten")))
     if not a.no_site:
@@ -30,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -141,3 +141,110 @@ def test_times_are_merged_by_concurrent_processes(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), f"p{k}"], cwd=ROOT) for k in range(8)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     assert len(read_json(path)) == 40
+
+
+# --------------------------------------------------------------- case 3: evidence never writes by default
+def _snapshots(tmp_path) -> Path:
+    import shutil
+    snaps = tmp_path / "run" / "snapshots"
+    snaps.mkdir(parents=True)
+    for ext in (".safetensors", ".json"):
+        shutil.copyfile(CHECKPOINTS / f"tiny16{ext}", snaps / f"img000000064{ext}")
+    return snaps
+
+
+def test_evidence_snapshots_need_an_explicit_out(tmp_path, monkeypatch, capsys):
+    """`scripts.evidence --snapshots RUN/snapshots` with the default --out once overwrote figures/evidence/."""
+    from scripts import evidence as evidence_cli
+    work = []
+    monkeypatch.setattr(evidence_cli, "snapshot_curves", lambda *a, **k: work.append(a))
+    monkeypatch.setattr(evidence_cli, "default_evidence", lambda *a, **k: work.append(a) or {})
+    snaps = _snapshots(tmp_path)
+    code, err = cli(evidence_cli.main, ["--snapshots", snaps], capsys)
+    assert code != 0 and "--out: required with --snapshots" in err and not work
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = cli(evidence_cli.main, ["--snapshots", empty, "--out", tmp_path / "o"], capsys)
+    assert code != 0 and re.search(r"--snapshots: no snapshots .* in .*empty", err) and not work
+    code, err = cli(evidence_cli.main, ["--snapshots", snaps, "--out", tmp_path / "o", "-n", "8"], capsys)
+    assert code == 0 and len(work) == 2, err
+
+
+def test_evidence_on_an_empty_folder_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-m", "scripts.evidence", "--snapshots", str(tmp_path / "empty"), "--out",
+                        str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------- case 4: report --figures with a typo
+def test_report_refuses_a_figures_folder_without_numbers(tmp_path, monkeypatch, capsys):
+    """`scripts.report --figures figurs` once replaced the README's scorecard with "No numbers.json yet" and
+    created figurs/site."""
+    from scripts import report as report_cli
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(report_cli.main, ["--figures", "figurs"], capsys)
+    assert code != 0 and "argument --figures: figurs: no such folder" in err and not (tmp_path / "figurs").exists()
+    (tmp_path / "empty").mkdir()
+    code, err = cli(report_cli.main, ["--figures", "empty"], capsys)
+    assert code != 0 and "--figures: empty holds no NN_name/numbers.json" in err
+    assert list((tmp_path / "empty").iterdir()) == []
+    import shutil
+    shutil.copytree(FIGURES / "01_denoising_sparsity", tmp_path / "figs" / "01_denoising_sparsity")
+    code, err = cli(report_cli.main, ["--figures", "figs"], capsys)
+    assert code != 0 and "the committed README is generated from the committed" in err
+    assert not (tmp_path / "figs" / "site").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    code, err = cli(report_cli.main, ["--figures", "figs", "--readme", readme], capsys)
+    assert code == 0, err
+    assert (tmp_path / "figs" / "site" / "index.html").is_file()
+
+
+# ----------------------------------------------------------- case 6: reliance sigmas in the trained range
+@pytest.mark.parametrize("sigmas, want", [(["25"], r"--sigmas: 25(\.0)? is far above"),
+                                          (["1e20"], r"--sigmas: 1e\+20 is far above"),
+                                          (["-1"], r"--sigmas: expected a finite number >= 0, got '-1'"),
+                                          (["0"], r"--sigmas: 0 is outside the range .*tiny16 was trained on \(0, 1\]"),
+                                          (["0.2", "1.5"], r"--sigmas: 1\.5 is outside the range"),
+                                          (["nan"], r"--sigmas: expected a finite number"),
+                                          (["0.2", "0.2"], r"--sigmas: 0\.2 given twice")])
+def test_reliance_sigmas_inside_the_checkpoints_range(tmp_path, monkeypatch, capsys, sigmas, want):
+    from scripts import reliance as reliance_cli
+    work = []
+    monkeypatch.setattr(reliance_cli, "reliance_by_block", lambda *a, **k: work.append(a) or {})
+    code, err = cli(reliance_cli.main, [TINY, "--dataset", "shapes", "--out", tmp_path / "o", "--n", "4",
+                                        "--sigmas", *sigmas], capsys)
+    assert code != 0 and re.search(want, err), err
+    assert err.count("\n") == 1 and not work and not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------- every JSON reader names file and line
+def test_json_readers_name_the_file_and_line(tmp_path, capsys):
+    from lib.model.checkpoint import load_model
+    from lib.notebook.numbers import read_numbers
+    from scripts import reliance as reliance_cli
+    torn = '{\n "numbers": {"a": 1,\n "b": '
+    (tmp_path / "numbers.json").write_text(torn)
+    with pytest.raises(ValueError, match=r"numbers\.json: .* not valid JSON .* line 3"):
+        read_numbers(tmp_path / "numbers.json")
+    import shutil
+    for ext in (".safetensors", ".json"):
+        shutil.copyfile(CHECKPOINTS / f"tiny16{ext}", tmp_path / f"m{ext}")
+    (tmp_path / "m.json").write_text('{"config": {\n"widths": [8, 16')
+    with pytest.raises(ValueError, match=r"m\.json: .*line 2"):
+        load_model(tmp_path / "m")
+    (tmp_path / "r.jsonl").write_text('{"a": 1}\n{"a": 2\n{"a": 3}\n')
+    with pytest.raises(ValueError, match=r"r\.jsonl: .*line 2 is not a JSON record"):
+        read_jsonl(tmp_path / "r.jsonl")
+    (tmp_path / "t.jsonl").write_text('{"a": 1}\n{"a": 2')
+    assert read_jsonl(tmp_path / "t.jsonl", skip_torn_last=True) == [{"a": 1}]
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "reliance.json").write_text('{"x": {\n')
+    code, err = cli(reliance_cli.main, [TINY, "--dataset", "shapes", "--out", out, "--n", "2", "--sigmas", "0.2"],
+                    capsys)
+    assert code != 0 and re.search(r"reliance\.json: reliance tables is not valid JSON .*line 2", err), err

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 
 
@@ -106,7 +107,8 @@ def write_numbers(ctx, numbers: dict, path=None) -> Path:
 
 
 def read_numbers(path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A numbers.json; a torn or corrupt file is a ValueError naming it and the line."""
+    return read_json(path, "key numbers (numbers.json)")
 
 
 def find_numbers(root=FIGURES) -> dict:

@@ -1,7 +1,7 @@
 """Evidence for the paper's effects, measured with the readout (lib.measure.readout) on fixed held-out images.
 
     python -m scripts.evidence                                  # default checkpoint, last line = flat JSON
-    python -m scripts.evidence --snapshots runs/tux32/snapshots # curves over training -> figures/evidence/
+    python -m scripts.evidence --snapshots runs/tux32/snapshots --out figures/evidence  # curves over training
 
 Per model, at the analysis noise level (lib.measure.readout.ANALYSIS_SIGMA, ANALYSIS_NOISE draws): the liveness of phi
 (fraction of its energy that varies across images), the median PR and effective channel count (PR x C) of the
