@@ -164,6 +164,33 @@ def test_training_pool_follows_the_files(tmp_path):
     assert not np.array_equal(first, second)
 
 
+def test_pool_follows_files_replaced_keeping_sizes_and_mtimes(tmp_path):
+    """Issue 27 case 7 (the pool cache): images replaced by others of the same size, their modification times
+    restored (cp -p, a restore, a sync), once kept the stale pool: its key held only paths, sizes and mtimes."""
+    import os
+    from PIL import Image
+    from lib.data.pools import open_pool, pool_ready
+    data = tmp_path / "d"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(11):
+            Image.new("RGB", (16, 16), (10 + i, 10, 240)).save(data / c / f"{i}.bmp")
+    spec, cache = f"folder:{data}", tmp_path / "cache"
+    first, _ = open_pool(spec, "train", 16, None, 0, cache, progress=False)
+    first = np.array(first)
+    stats = {f: f.stat() for f in data.rglob("*.bmp")}
+    for f, st in stats.items():
+        Image.new("RGB", (16, 16), (200, 30, 5)).save(f)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    assert not pool_ready(spec, "train", 16, None, 0, cache)
+    second, _ = open_pool(spec, "train", 16, None, 0, cache, progress=False)
+    from lib.data.datasets import load_dataset
+    assert np.array_equal(np.array(second), load_dataset(spec, size=16, split="train").images)
+    assert not np.array_equal(first, np.array(second))
+    assert pool_ready(spec, "train", 16, None, 0, cache)  # and reused while unchanged
+
+
 @pytest.mark.parametrize("word, want", [("off", "false"), ("no", "false"), ("0", "false"), ("False", "false"),
                                         ("on", "true"), ("yes", "true"), ("1", "true"), ("auto", "auto")])
 def test_amp_words(word, want):

@@ -7,8 +7,9 @@ in RAM (ImageNet 64x64).
 
 The first call converts the source once into ``<cache_dir>/<name>-<size>-<split>-<N>.u8.npy`` (+ ``.labels.npy``
 and a ``.json`` stamp holding every setting and a fingerprint of the source files: paths, sizes and mtimes,
-``lib.data.datasets.source_fingerprint``); later calls only map it, and a pool whose stamp differs (a file of a
-``folder:`` dataset replaced, another seed...) is converted again.
+``lib.data.datasets.source_fingerprint``, and their content, `content_fingerprint`); later calls only map it, and
+a pool whose stamp differs (a file of a ``folder:`` dataset replaced, even keeping its size and modification
+time; another seed...) is converted again.
 ImageNet 64x64 npz batches are streamed row chunk by row chunk (``lib.data.files``), so the conversion needs
 a few MB of RAM, not the 15.7 GB of the 1.28 M training images. Other datasets go through
 ``lib.data.datasets.load_dataset`` (in RAM) and are saved the same way. Writes go to a temporary name and are
@@ -18,6 +19,7 @@ renamed into place, so an interrupted conversion is redone, never half-used; sev
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,15 +31,42 @@ import numpy as np
 from lib.core.checks import load_npy
 from lib.core.files import atomic_write_json
 from lib.data import files as filedata
-from lib.data.datasets import load_dataset, source_fingerprint
+from lib.data.datasets import load_dataset, source_files, source_fingerprint
 from lib.data.imageset import parse_spec
 
 
+# content_fingerprint reads every byte of sources up to this size in all, else SAMPLE_BLOCKS blocks per file
+ALL_BYTES_UP_TO = 256 << 20
+SAMPLE_BLOCKS, BLOCK = 16, 4096
+
+
+def content_fingerprint(files: list[Path]) -> str:
+    """sha256 over the files' names, sizes and bytes: every byte when they hold at most ALL_BYTES_UP_TO in all
+    (a folder of images), else each file's first and last block and SAMPLE_BLOCKS - 2 evenly spaced ones (the
+    ImageNet batches). Unlike the paths/sizes/mtimes of `source_fingerprint`, it tells apart a file replaced
+    with another of the same size whose modification time was kept (a copy with ``cp -p``, a restore, a sync)."""
+    sizes = [f.stat().st_size for f in files]
+    every = sum(sizes) <= ALL_BYTES_UP_TO
+    h = hashlib.sha256()
+    for f, n in zip(files, sizes):
+        h.update(f"{f.name}\t{n}\n".encode())
+        with open(f, "rb") as fh:
+            if every or n <= SAMPLE_BLOCKS * BLOCK:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            else:
+                for k in range(SAMPLE_BLOCKS):
+                    fh.seek((n - BLOCK) * k // (SAMPLE_BLOCKS - 1))
+                    h.update(fh.read(BLOCK))
+    return f"{'all' if every else 'sampled'}:{h.hexdigest()}"
+
+
 def _source_stamp(spec: str, split: str, size: int, n: int | None, seed: int) -> dict:
-    """Every setting that changes the pool's rows, and the fingerprint of the files it is built from."""
+    """Every setting that changes the pool's rows, and the fingerprints (stat and content) of the files it is
+    built from."""
     n, seed = _normalize(spec, split, n, seed)
     return {"spec": spec, "split": split, "size": int(size), "n": n, "seed": int(seed), "format": "u8pool/2",
-            "source": source_fingerprint(spec, split)}
+            "source": {**source_fingerprint(spec, split), "content": content_fingerprint(source_files(spec, split))}}
 
 
 def _normalize(spec: str, split: str, n: int | None, seed: int) -> tuple[int | None, int]:
