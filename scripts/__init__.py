@@ -19,7 +19,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         head, _, rest = message.partition(": ")
-        if head.startswith("argument ") and rest.startswith(head[9:].split("/")[0] + " "):
+        if head.startswith("argument ") and rest.startswith(tuple(head[9:].split("/")[0] + c for c in " :")):
             message = rest  # the check named the argument already
         print("error: " + " ".join(message.split("\n")), file=sys.stderr)
         sys.exit(2)

@@ -4,23 +4,28 @@ A thin command over `lib.tools.bench`; its docstring says what the command compu
 """
 from __future__ import annotations
 
-import argparse
 import json
 
+from lib.core.checks import run_cli
 from lib.tools.bench import bench_contention, bench_core, bench_train_settings
 from lib.tools.sampler_bench import run as run_sampler_bench
+from scripts import checkpoint_arg, device_arg, Parser
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short timings and a tiny sampler batch")
     p.add_argument("--skip-sampler", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--checkpoint", default="data/checkpoints/tux32")
+    p.add_argument("--device", type=device_arg, default="auto")
+    p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
     p.add_argument("--skip-contention", action="store_true")
     p.add_argument("--skip-train-settings", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd training (about a minute of compiling)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
     res = bench_core(a.device, a.quick)
     print(json.dumps(res), flush=True)
     if not a.skip_train_settings:
@@ -35,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -7,39 +7,63 @@ and OUT/fits.json from all records of the runs named.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from lib.core.checks import run_cli
+from lib.core.checks import read_jsonl, run_cli
 from lib.publish.curve_plots import curves_markdown, save_curves
 from lib.training.curves import curve_table, fit_gap, GAP_KEYS, measure_run, run_labels
+from scripts import arg_type, dataset_arg, existing_dir, no_duplicates, out_dir, Parser, positive_int, resolved
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("runs", nargs="+", help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
-    p.add_argument("--out", required=True, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
-    p.add_argument("--n-test", type=int, default=2000, help="held-out images scored (default 2000)")
-    p.add_argument("--n-train", type=int, default=5000, help="train-split images the probes are fitted on")
-    p.add_argument("--dataset", help="dataset spec, if the run's images moved")
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", type=existing_dir,
+                   help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
+    p.add_argument("--out", required=True, type=out_dir, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
+    p.add_argument("--n-test", type=positive_int, default=2000, help="held-out images scored (default 2000)")
+    p.add_argument("--n-train", type=positive_int, default=5000, help="train-split images the probes are fitted on")
+    p.add_argument("--dataset", type=dataset_arg, help="dataset spec, if the run's images moved")
     p.add_argument("--no-measure", action="store_true", help="only redraw from curves.jsonl")
-    p.add_argument("--also", nargs="+", default=[], metavar="LABEL",
+    p.add_argument("--also", nargs="+", default=[], metavar="LABEL", type=arg_type(_label),
                    help="also draw these runs' records from curves.jsonl (runs whose folders are gone)")
     p.add_argument("--snapshots-only", action="store_true",
                    help="measure only the kept snapshots, not the current model (for a run still training)")
+    return p
+
+
+def _label(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise ValueError(f"expected a run label as curves.jsonl records it, got {text!r}")
+    return text
+
+
+def check_args(p: Parser, a) -> None:
+    """Before any work: every run a training run folder, none twice, and the records to redraw there."""
+    no_duplicates(p, "runs", a.runs, key=resolved)
+    no_duplicates(p, "--also", a.also)
+    for run in a.runs:
+        if not a.no_measure and not (Path(run) / "snapshots").is_dir() and not (Path(run) / "model.safetensors").is_file():
+            p.error(f"argument runs: {run} holds neither snapshots/ nor model.safetensors (not a training run folder?)")
+    if (a.no_measure or a.also) and not (Path(a.out) / "curves.jsonl").is_file():
+        p.error(f"argument --out: {Path(a.out) / 'curves.jsonl'} not found (--no-measure and --also redraw its records)")
+
+
+def main(argv=None):
+    p = parser()
     a = p.parse_args(argv)
+    check_args(p, a)
     out = Path(a.out)
     tables, fits = {}, {}
     for run, name in zip(a.runs, run_labels(a.runs)):
         if not a.no_measure:
             measure_run(run, out, a.n_test, a.n_train, dataset=a.dataset, current=not a.snapshots_only, label=name)
-        recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
+        recs = read_jsonl(out / "curves.jsonl", "curve records")
         recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
         tables[name] = curve_table(recs)
         fits[name] = {k: fit_gap(tables[name]["gaps"], k) for k in GAP_KEYS}
     for name in a.also:
-        recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines() if l.strip()]
+        recs = read_jsonl(out / "curves.jsonl", "curve records")
         recs = [r for r in recs if r["run"] == name and r["n_test"] == a.n_test and r["n_train"] == a.n_train]
         if not recs:
             p.error(f"--also {name}: {out / 'curves.jsonl'} has no records of that run")

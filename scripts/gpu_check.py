@@ -4,30 +4,46 @@ A thin command over `lib.tools.gpu_check`; its docstring says what the command c
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
 import torch
 
+from lib.core.checks import run_cli
 from lib.core.device import pick_device
+from lib.model.unet import PRESETS
 from lib.tools.gpu_check import device_name, extract_phase, kmeans_phase, peak_tflops, significant, SIZES, train_phase
+from scripts import arg_type, dataset_arg, device_arg, nonneg_int, out_dir, Parser, positive_float, positive_int
+
+
+def _size_type(full):
+    if isinstance(full, str):
+        def preset_name(text):
+            if text not in PRESETS:
+                raise ValueError(f"unknown preset {text!r}; presets: {', '.join(PRESETS)}")
+            return text
+        return arg_type(preset_name)
+    return positive_float if isinstance(full, float) else positive_int
+
+
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (runs on a CPU in seconds)")
+    p.add_argument("--device", type=device_arg, default="auto")
+    p.add_argument("--out", type=out_dir, default=None, help="working folder (default: a temporary one, deleted)")
+    for k, (full, quick) in SIZES.items():
+        p.add_argument("--" + k.replace("_", "-"), type=_size_type(full), default=None,
+                       help=f"(default {full}; --quick: {quick})")
+    p.add_argument("--dataset", type=dataset_arg, default="tuxphoto")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes (runs on a CPU in seconds)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="working folder (default: a temporary one, deleted)")
-    for k, (full, quick) in SIZES.items():
-        p.add_argument("--" + k.replace("_", "-"), type=type(full), default=None,
-                       help=f"(default {full}; --quick: {quick})")
-    p.add_argument("--dataset", default="tuxphoto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
+    a = parser().parse_args(argv)
     for k, (full, quick) in SIZES.items():
         if getattr(a, k) is None:
             setattr(a, k, quick if a.quick else full)
@@ -61,4 +77,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

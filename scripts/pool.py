@@ -8,24 +8,36 @@ import json
 
 import numpy as np
 
+from lib.core.checks import run_cli
 from lib.data.pools import open_pool, pool_paths
+from scripts import arg_type, dataset_arg, nonneg_int, out_dir, Parser, positive_int
+
+
+def parser() -> Parser:
+    p = Parser(description="Convert a dataset once into a memory-mappable uint8 pool "
+                           "(e.g. before a multi-node run without a shared data_cache).")
+    p.add_argument("dataset", type=dataset_arg, help="e.g. imagenet64:/data/imagenet64")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--size", type=arg_type(lambda s: _size(s)), default=64)
+    p.add_argument("--n", type=positive_int, default=None, help="first n images (default: all)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--cache-dir", type=out_dir, default="data/cache")
+    return p
+
+
+def _size(text) -> int:
+    v = positive_int(text)
+    if v < 8:
+        raise ValueError(f"expected an image size >= 8, got {v}")
+    return v
 
 
 def main(argv=None):
-    import argparse
-    p = argparse.ArgumentParser(description="Convert a dataset once into a memory-mappable uint8 pool "
-                                            "(e.g. before a multi-node run without a shared data_cache).")
-    p.add_argument("dataset", help="e.g. imagenet64:/data/imagenet64")
-    p.add_argument("--split", default="train", choices=["train", "test"])
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--n", type=int, default=None, help="first n images (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default="data/cache")
-    a = p.parse_args(argv)
+    a = parser().parse_args(argv)
     images, labels = open_pool(a.dataset, a.split, a.size, a.n, a.seed, a.cache_dir)
     print(json.dumps({"images": str(pool_paths(a.dataset, a.split, a.size, a.n, a.seed, a.cache_dir)["images"]),
                       "shape": list(images.shape), "classes": int(len(np.unique(labels)))}))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

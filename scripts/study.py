@@ -4,23 +4,34 @@ A thin command over `lib.training.study`; its docstring says what the command co
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from lib.core.checks import run_cli
 from lib.publish.study_plots import save_study_curves
-from lib.training.study import OUT, run, RUNS, STUDY, summarize
+from lib.training.study import load_study, OUT, run, RUNS, STUDY, summarize
+from scripts import existing_file, no_duplicates, out_dir, Parser, positive_int
+
+
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("command", choices=["run", "summary"])
+    p.add_argument("--only", nargs="+", help="run names (default: all, in the study's order)")
+    p.add_argument("--study", type=existing_file, default=str(STUDY))
+    p.add_argument("--runs-dir", type=out_dir, default=str(RUNS))
+    p.add_argument("--out", type=out_dir, default=str(OUT))
+    p.add_argument("--n-final", type=positive_int, default=2000, help="held-out images for the final table")
+    p.add_argument("--no-progress", action="store_true")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=["run", "summary"])
-    p.add_argument("--only", nargs="*", help="run names (default: all, in the study's order)")
-    p.add_argument("--study", default=str(STUDY))
-    p.add_argument("--runs-dir", default=str(RUNS))
-    p.add_argument("--out", default=str(OUT))
-    p.add_argument("--n-final", type=int, default=2000, help="held-out images for the final table")
-    p.add_argument("--no-progress", action="store_true")
+    p = parser()
     a = p.parse_args(argv)
+    no_duplicates(p, "--only", a.only)
+    _, runs = load_study(a.study)
+    unknown = [n for n in a.only or () if n not in runs]
+    if unknown:
+        p.error(f"argument --only: {unknown[0]!r} is not a run of {a.study}; runs: {', '.join(runs)}")
     if a.command == "run":
         run(a.only, a.study, a.runs_dir, progress=not a.no_progress)
     else:
@@ -30,4 +41,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

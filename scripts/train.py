@@ -10,16 +10,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 
 from lib.core.checks import parse_amp, parse_bool, read_json, run_cli
 from lib.model.checkpoint import checkpoint_file
+from lib.model.unet import PRESETS
 from lib.training.lineage import DEFAULT_REESTIMATE_STEPS
 from lib.training.trainer import TrainConfig, Trainer
+from scripts import _dataset, _device, _out_dir, Parser, positive_int
 
 
-def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
-    """The config, the Trainer's options (allow_changes, continue_from, reestimate_steps) and whether to show progress."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> Parser:
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of TrainConfig fields (command-line flags override it)")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -36,11 +38,17 @@ def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
     p.add_argument("--continue", dest="continue_from", metavar="CHECKPOINT",
                    help="start from a shipped checkpoint (data/checkpoints/NAME) as a new leg of its run: its weights, "
                         "images seen, data position and lineage (lib.training.lineage); rerun to resume")
-    p.add_argument("--reestimate-steps", type=int, default=DEFAULT_REESTIMATE_STEPS, metavar="K",
+    p.add_argument("--reestimate-steps", type=positive_int, default=DEFAULT_REESTIMATE_STEPS, metavar="K",
                    help="with --continue and no NAME.optim.safetensors: re-estimate Adam's moments on the last K "
                         f"batches at lr 0 (default {DEFAULT_REESTIMATE_STEPS})")
     p.add_argument("--allow-changes", action="store_true",
                    help="resume with changed lr/schedule/total_images/amp (recorded in the run's history)")
+    return p
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
+    """The config, the Trainer's options (allow_changes, continue_from, reestimate_steps) and whether to show progress."""
+    p = parser()
     a = p.parse_args(argv)
     base = {}
     if a.config:
@@ -58,6 +66,10 @@ def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
         cfg = TrainConfig(**{**base, **over})
     except ValueError as e:
         p.error(f"{e}" + (f" (config file {a.config} or the command line)" if a.config else ""))
+    try:
+        check_config(cfg)
+    except (ValueError, OSError) as e:
+        p.error(f"{e}" + (f" (config file {a.config} or the command line)" if a.config else ""))
     if a.continue_from is not None:
         for ext in (".safetensors", ".json"):
             if not checkpoint_file(a.continue_from, ext).is_file():
@@ -67,6 +79,26 @@ def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
         p.error(f"--reestimate-steps: expected a positive number of batches, got {a.reestimate_steps}")
     return cfg, {"allow_changes": a.allow_changes, "continue_from": a.continue_from,
                  "reestimate_steps": a.reestimate_steps}, not a.no_progress
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """What TrainConfig leaves to the run, checked before any work: the preset, the dataset spec, the device, the
+    folders, and the counts that must not be negative."""
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"preset: unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+    for name, check in (("dataset", _dataset), ("device", _device), ("out", _out_dir), ("data_cache", _out_dir)):
+        try:
+            check(getattr(cfg, name))
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{name}: {e}") from None
+    for name in ("seed", "snapshot_every_images", "evidence_every_images"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name}: expected an integer >= 0, got {getattr(cfg, name)}")
+    for name in ("n_evidence", "lr_step_images"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {getattr(cfg, name)}")
+    if not (math.isfinite(cfg.sigma_min) and cfg.sigma_min > 0):
+        raise ValueError(f"sigma_min: expected a finite number > 0, got {cfg.sigma_min!r}")
 
 
 def _arg(parse, flag):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 from lib.measure.readout import DEGENERATE_BELOW, untrained_twin
 from lib.model.checkpoint import load_model
@@ -29,10 +30,8 @@ OUT = FIGURES / "evidence"
 def load_study(path=STUDY) -> tuple[dict, dict]:
     """(base TrainConfig fields, {run name: overrides}) from a study JSON file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"study file not found: {path}")
-    s = json.loads(path.read_text())
-    if not isinstance(s.get("base"), dict) or not isinstance(s.get("runs"), dict) or not s["runs"]:
+    s = read_json(path, "study file")
+    if not isinstance(s, dict) or not isinstance(s.get("base"), dict) or not isinstance(s.get("runs"), dict) or not s["runs"]:
         raise ValueError(f"{path}: expected keys 'base' (object) and 'runs' (non-empty object)")
     return s["base"], s["runs"]
 
