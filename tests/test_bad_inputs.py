@@ -34,7 +34,8 @@ from lib.core.files import exclusive_lock
 from lib.data.datasets import load_dataset
 from lib.core.paths import CHECKPOINTS, FIGURES
 from lib.representation.cache import trained_phi
-from lib.representation.phi import denoise, phi
+from lib.measure.denoising import denoise
+from lib.representation.phi import phi
 from lib.model.unet import UNet, preset
 
 CASES = []

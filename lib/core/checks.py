@@ -7,6 +7,9 @@
     read_jsonl(path, "curve records")                (JSON lines; a bad line: error naming path and line number)
     load_npy(path, mmap_mode="r")                    (truncated or foreign .npy: error naming path)
     run_cli(main)                                    (a command's expected errors as one line, no traceback)
+    check_sigma(0.1, "sigma0")  -> 0.1                 (finite, >= 0, at most SIGMA_LIMIT: 25 is named a units mistake)
+    check_images(x, "target", channels=3, multiple=4)  (a float (N, C, H, W) batch in [0, 1]: error naming "target")
+    finite_images(x, "samples") -> float CPU tensor    (an (N, C, H, W) batch without NaN/inf, any range)
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 TRUE = ("true", "yes", "on", "1")
@@ -128,6 +132,55 @@ def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable .npy array (truncated or corrupt?): {e}") from None
 
+
+
+# Images are in [0, 1] and the networks are trained with sigma up to sigma_max = 1 (the samplers start at
+# most at 3, as some of the authors' figures do): a larger sigma is a units mistake (25 in 0-255 units is
+# 25/255 = 0.098 here) or garbage, and is refused rather than silently giving meaningless numbers.
+SIGMA_LIMIT = 3.0
+
+
+def check_sigma(sigma, name="sigma") -> float:
+    """A noise level as a float: finite, >= 0 and at most SIGMA_LIMIT (a larger one is named as a units mistake)."""
+    try:
+        s = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number >= 0, got {sigma!r}") from None
+    if not (s >= 0) or s != s or s == float("inf"):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {sigma!r}")
+    if s > SIGMA_LIMIT:
+        raise ValueError(f"{name}: {sigma!r} is far above the trained range (images are in [0, 1], at most "
+                         f"{SIGMA_LIMIT:g}); in 0-255 units divide by 255 (e.g. 25 -> {25 / 255:.3f})")
+    return s
+
+
+def check_images(x, name="images", channels=None, multiple=None, range01=True) -> None:
+    """Validate an N x C x H x W float batch; raise ValueError naming ``name`` and what was expected."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected shape (N, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if multiple is not None and (x.shape[2] % multiple or x.shape[3] % multiple):
+        raise ValueError(f"{name}: height and width must be divisible by {multiple} (2^levels of the "
+                         f"network), got {x.shape[2]}x{x.shape[3]}")
+    if x.numel() and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    if range01 and x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name}: expected values in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]")
+
+
+def finite_images(x, name) -> torch.Tensor:
+    """``x`` as a float CPU tensor after checking that it is an (N, C, H, W) tensor without NaN/inf (any range:
+    samples before a clamp, images of another scale)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"{name}: expected an image tensor (N, C, H, W), got {type(x).__name__} {getattr(x, 'shape', '')}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name}: holds NaN/inf values")
+    return x.float().cpu()
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, TimeoutError, NotADirectoryError,
                    IsADirectoryError)

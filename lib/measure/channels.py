@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from scipy import stats as _stats
 
+from lib.core.checks import check_sigma
 from lib.model.hooks import resolve_blocks
 from lib.model.unet import block_aliases
-from lib.representation.phi import check_sigma, phi
+from lib.representation.phi import phi
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
            "split_channels", "kurtotic_channels", "liveness_fraction", "RARE_BELOW", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",

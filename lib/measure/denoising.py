@@ -1,23 +1,47 @@
-"""Denoising performance: held-out PSNR of input, denoiser and Gaussian-blur oracle across sigma."""
+"""Denoising performance: held-out PSNR of input, denoiser and Gaussian-blur oracle across sigma.
+
+The owner of "denoise in batches" (`denoise`) and "PSNR per sigma" (`psnr_table`, on noisy copies from
+`noisy_copies`); `tests/test_layers.py` fails on a second PSNR-per-sigma loop elsewhere in ``lib/`` (the one
+exception, ``lib.training.trainer.evaluate``, is named there with its reason)."""
 from __future__ import annotations
 
 import torch
 
+from lib.core.checks import check_images
+from lib.core.device import autocast
 from lib.core.metrics import blur_oracle, psnr
 from lib.data.datasets import load_dataset
 from lib.model.hooks import ReplaceOutput
-from lib.representation.phi import denoise
 
 
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
+@torch.inference_mode()
+def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False) -> torch.Tensor:
+    """D(y) in batches, on the model's device; returns a float32 CPU tensor."""
+    check_images(y, "y", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
+    if y.shape[0] == 0:
+        raise ValueError("y: empty batch (0 images)")
+    dev = next(model.parameters()).device
+    outs = []
+    for s in range(0, y.shape[0], batch_size):
+        with autocast(dev, amp):
+            outs.append(model(y[s:s + batch_size].to(dev)).float().cpu())
+    return torch.cat(outs)
+
+
+def noisy_copies(images: torch.Tensor, sigmas, seed: int):
+    """(sigma, images + sigma z) for each sigma, z drawn in turn from one generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(int(seed))
+    for s in sigmas:
+        yield s, images + float(s) * torch.randn(images.shape, generator=g)
+
+
 def psnr_table(model, images: torch.Tensor, sigmas=EVAL_SIGMAS, seed: int = 4321, amp=False) -> dict:
     """{str(sigma): {"input", "output", "blur_oracle", "blur_width"}} mean PSNR (dB) over ``images``."""
-    g = torch.Generator().manual_seed(int(seed))
     table = {}
-    for s in sigmas:
-        y = images + float(s) * torch.randn(images.shape, generator=g)
+    for s, y in noisy_copies(images, sigmas, seed):
         out = denoise(model, y, amp=amp).clamp(0, 1)
         ob, width = blur_oracle(y, images)
         table[str(s)] = {"input": round(psnr(y.clamp(0, 1), images).mean().item(), 2),
@@ -42,11 +66,9 @@ def block_reliance(model, images: torch.Tensor, sigmas=RELIANCE_SIGMAS, block: s
         raise ValueError(f"images: block_reliance swaps blocks between images, expected at least 2, got {images.shape[0]}")
     variants = {"swap_drop": lambda a: a.roll(1, 0),
                 "means_drop": lambda a: a.mean((2, 3), keepdim=True).expand_as(a).contiguous()}
-    g = torch.Generator().manual_seed(int(seed))
     n = images.shape[0]
     table = {}
-    for s in sigmas:
-        y = images + float(s) * torch.randn(images.shape, generator=g)
+    for s, y in noisy_copies(images, sigmas, seed):
         base = psnr(denoise(model, y, batch_size=n).clamp(0, 1), images).mean().item()
         row = {"output": round(base, 2)}
         for name, fn in variants.items():
@@ -83,9 +105,7 @@ def held_out_psnr_table(model, dataset: str, size: int, n: int = 512, sigmas=EVA
 
 def denoise_examples(model, images: torch.Tensor, sigmas, seed: int = 0):
     """Noisy inputs and outputs for each sigma: list of (sigma, noisy, denoised) tensors."""
-    g = torch.Generator().manual_seed(int(seed))
     out = []
-    for s in sigmas:
-        y = images + float(s) * torch.randn(images.shape, generator=g)
+    for s, y in noisy_copies(images, sigmas, seed):
         out.append((s, y.clamp(0, 1), denoise(model, y).clamp(0, 1)))
     return out

@@ -37,12 +37,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lib.core.checks import check_images, check_sigma
 from lib.core.device import autocast, per_sample_noise
 from lib.measure.channels import as_numpy
-from lib.measure.denoising import EVAL_SIGMAS
+from lib.measure.denoising import EVAL_SIGMAS, denoise
 from lib.model.hooks import resolve_blocks
-from lib.model.unet import check_images
-from lib.representation.phi import check_sigma, denoise, phi
+from lib.representation.phi import phi
 from lib.sampling.guidance import block_channels, project
 
 

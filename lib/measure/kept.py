@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.core.checks import finite_images
 from lib.measure.probe import wilson_interval
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, KNN_K, Classifier, fit_knn, fit_probe
 from lib.representation.phi import phi
@@ -60,17 +61,9 @@ def dataset_factors(data, names=KEPT_FACTORS) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_images(x, name):
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"{name}: expected an image tensor (N, C, H, W), got {type(x).__name__} {getattr(x, 'shape', '')}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: holds NaN/inf values")
-    return x.float().cpu()
-
-
 def features(model, images, sigma=ANALYSIS_SIGMA, n_noise=ANALYSIS_NOISE, seed=0) -> dict[str, np.ndarray]:
     """What the two readers see: {"probe": phi(x, sigma) (N, C), "knn": pixels (N, D)}."""
-    x = _check_images(images, "images")
+    x = finite_images(images, "images")
     return {"probe": phi(model, x, sigma, n_noise=n_noise, seed=seed).numpy(),
             "knn": x.flatten(1).numpy().astype(np.float64)}
 
@@ -136,8 +129,8 @@ def kept_table(model, readers: dict, pool, pool_factors: dict, target_idx, sampl
 
     pool: real held-out images (P, C, H, W), disjoint from the readers' training images; pool_factors:
     {factor: (P,)}; target_idx: (T,) indices of the targets in the pool; samples: (T x n_samples, ...)."""
-    pool = _check_images(pool, "pool")
-    samples = _check_images(samples, "samples")
+    pool = finite_images(pool, "pool")
+    samples = finite_images(samples, "samples")
     tidx = np.asarray(target_idx, dtype=int)
     if tidx.ndim != 1 or not len(tidx) or tidx.min() < 0 or tidx.max() >= len(pool):
         raise ValueError(f"target_idx: expected indices into the pool of {len(pool)} images, got {tidx}")
@@ -148,7 +141,7 @@ def kept_table(model, readers: dict, pool, pool_factors: dict, target_idx, sampl
         raise ValueError(f"samples: expected images of shape {tuple(pool.shape[1:])} like the pool, got {tuple(samples.shape[1:])}")
     pred_pool = predict(readers, model, pool)
     pred_s = predict(readers, model, samples)
-    pred_u = None if unconditional is None else predict(readers, model, _check_images(unconditional, "unconditional"))
+    pred_u = None if unconditional is None else predict(readers, model, finite_images(unconditional, "unconditional"))
     rows = []
     for name in readers:
         if name not in pool_factors:
@@ -191,7 +184,7 @@ def nearest_real(samples, pool, target_idx, n_samples: int) -> dict:
 
     Returns nearest_is_target (fraction of samples), target_rank_median (rank of the target among the pool
     by distance, 0 = nearest), chance (1 / pool size), distance_to_target and distance_to_nearest (means)."""
-    s, p = _check_images(samples, "samples").flatten(1), _check_images(pool, "pool").flatten(1)
+    s, p = finite_images(samples, "samples").flatten(1), finite_images(pool, "pool").flatten(1)
     tidx = torch.as_tensor(np.repeat(np.asarray(target_idx, dtype=int), n_samples))
     if len(tidx) != len(s):
         raise ValueError(f"samples: expected {len(tidx)} (targets x n_samples), got {len(s)}")

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.core.device import per_sample_noise
 from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
 from lib.measure.clustering import kmeans, limit_threads, scores
 from lib.measure.probe import wilson_interval
-from lib.model.hooks import BlockRecorder, resolve_blocks
+from lib.model.hooks import resolve_blocks
 from lib.model.unet import UNet
-from lib.representation.phi import phi
+from lib.representation.phi import noise_averaged, phi
 
 
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
@@ -327,27 +326,11 @@ def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False
     return out
 
 
-@torch.inference_mode()
 def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256) -> dict:
     """{block: (N, C) phi} for ``blocks`` and "output": D(x + sigma z) flattened (first draw), from one full
-    forward pass per batch of images x draws (noise of image i from its own seed, as in lib.representation.phi.phi)."""
-    names = resolve_blocks(model, blocks)
-    draws = 1 if sigma == 0 else int(n_noise)
-    dev = next(model.parameters()).device
-    acc = {k: [] for k in names + ["output"]}
-    step = max(1, batch_size // draws)
-    for i in range(0, len(x), step):
-        xb = x[i:i + step].to(dev)
-        b = len(xb)
-        y = xb.unsqueeze(1).expand(b, draws, *xb.shape[1:])
-        if sigma > 0:
-            y = y + sigma * per_sample_noise(b, xb.shape[1:], seed, draws=draws, offset=i).to(dev)
-        with BlockRecorder(model, names) as rec:
-            out = model(y.reshape(b * draws, *xb.shape[1:]))
-        for k in names:
-            acc[k].append(rec.outputs[k].float().mean((2, 3)).reshape(b, draws, -1).mean(1).cpu())
-        acc["output"].append(out.float().reshape(b, draws, -1)[:, 0].cpu())
-    return {k: torch.cat(v).numpy() for k, v in acc.items()}
+    forward pass per batch of images x draws (`lib.representation.phi.noise_averaged`, the loop phi runs)."""
+    (r,) = noise_averaged(model, x, [sigma], n_noise, resolve_blocks(model, blocks), seed, batch_size, output=True)
+    return {**{k: v.numpy() for k, v in r.outputs.items()}, "output": r.denoised.numpy()}
 
 
 def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise: int = 2,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.core.checks import check_field_types
+from lib.core.checks import check_field_types, check_images
 
 
 NORMS = ("scale", "bfbn", "batch", "none")
@@ -229,25 +229,6 @@ def block_label(block: str, levels: int = 3, mid: str = "B") -> str:
     if name[:3] in ("enc", "dec") and name[3:].isdigit():
         return ("E" if name[:3] == "enc" else "D") + name[3:]
     return block
-
-
-def check_images(x, name="images", channels=None, multiple=None, range01=True) -> None:
-    """Validate an N x C x H x W float batch; raise ValueError naming ``name`` and what was expected."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name}: expected shape (N, C, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name}: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-    if multiple is not None and (x.shape[2] % multiple or x.shape[3] % multiple):
-        raise ValueError(f"{name}: height and width must be divisible by {multiple} (2^levels of the "
-                         f"network), got {x.shape[2]}x{x.shape[3]}")
-    if x.numel() and not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or inf")
-    if range01 and x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: expected values in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]")
 
 
 PRESETS: dict[str, UNetConfig] = {

@@ -25,10 +25,11 @@ import torch
 
 from lib.core.device import per_sample_noise
 from lib.core.metrics import psnr
+from lib.measure.denoising import denoise
 from lib.measure.distances import nearest_neighbours
 from lib.model.hooks import BlockRecorder, resolve_blocks
 from lib.notebook.plots import image_grid, save_figure
-from lib.representation.phi import denoise, phi as phi_of
+from lib.representation.phi import phi as phi_of
 from lib.sampling import samplers as sampling
 
 

@@ -2,7 +2,7 @@
 
     python -m scripts.extract --checkpoint runs/imagenet64/model --dataset imagenet64:/data/imagenet64 \\
         --split train --sigmas 0 0.1 0.2 --n-noise 20 --blocks mid --out phi_cache/
-    torchrun --nproc_per_node=4 -m lib.representation.extract ...          # the same, sharded over 4 processes/GPUs
+    torchrun --nproc_per_node=4 -m scripts.extract ...          # the same, sharded over 4 processes/GPUs
 
     X = load_cache("phi_cache", "mid", 0.1)    # np.memmap float32 (N, C), read-only
     y = load_labels("phi_cache")               # int64 (N,)
@@ -18,9 +18,9 @@ Files in --out:
 Images are cut into chunks of ``chunk_size`` rows; rank r of W takes the chunks r, r+W, ... not yet done by
 anyone. A chunk is marked done (its rank's file rewritten atomically) only after its rows are flushed to
 disk, so a killed run resumes where it stopped, with any number of processes, and no row is written twice.
-The noise of image i is ``lib.core.device.per_sample_noise`` seeded by (seed, i) (the same draws at every
-sigma, as ``phi(..., seed=seed)`` uses), so the result does not depend on chunking, batching or sharding,
-and equals ``lib.representation.phi.phi(model, all_images, sigma, n_noise, blocks, seed=seed)``.
+The rows go through ``lib.representation.phi.noise_averaged``, the loop ``phi`` runs: the noise of image i is
+``lib.core.device.per_sample_noise`` seeded by (seed, i) (the same draws at every sigma), so the result does not
+depend on chunking, batching or sharding, and equals ``phi(model, all_images, sigma, n_noise, blocks, seed=seed)``.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.core.checks import load_npy, read_json
-from lib.core.device import amp_enabled, autocast, per_sample_noise, to_channels_last
+from lib.core.checks import check_sigma, load_npy, read_json
+from lib.core.device import amp_enabled
 from lib.core.files import atomic_write_bytes, atomic_write_json
 from lib.model.hooks import block_channels, resolve_blocks
 from lib.model.unet import block_aliases
-from lib.representation.phi import block_means, check_sigma
+from lib.representation.phi import noise_averaged
 
 
 FORMAT = "phi-cache/1"
@@ -129,7 +129,7 @@ def load_cache(out_dir, block: str = "mid", sigma: float = 0.0, allow_partial: b
         st = cache_status(out_dir)
         if not st["complete"]:
             raise ValueError(f"phi cache {str(out_dir)!r}: {st['n_chunks'] - st['done']} of {st['n_chunks']} "
-                             f"chunks not extracted yet (rerun the same lib.representation.extract command to finish, or pass "
+                             f"chunks not extracted yet (rerun the same `python -m scripts.extract` command to finish, or pass "
                              f"allow_partial=True)")
     path = Path(out_dir) / m["arrays"][b][s]
     arr = load_npy(path, mmap_mode="r")
@@ -175,56 +175,21 @@ def _create_npy(path: Path, shape, dtype=np.float32) -> None:
         os.unlink(tmp)
 
 
-def _noise_parts(pool, b: int, shape, seed: int, draws: int, offset: int, parts: int):
-    """Futures of per-image noise for images offset..offset+b, split across the thread pool."""
-    step = max(1, -(-b // parts))
-    return [pool.submit(per_sample_noise, min(step, b - s), shape, seed, draws, offset + s)
-            for s in range(0, b, step)]
-
-
 def phi_rows(model, images_u8: np.ndarray, offset: int, sigmas, n_noise: int, blocks, seed: int,
              batch_size: int = 512, amp="auto", pool: ThreadPoolExecutor | None = None,
              noise_parts: int = 1) -> dict:
     """phi of uint8 rows ``images_u8`` whose global indices start at ``offset``.
 
-    Returns {(block, sigma_key): float32 (n, C)}. Same arithmetic as ``lib.representation.phi.phi``; the noise
-    of every image is drawn once and reused at every sigma > 0."""
-    dev = next(model.parameters()).device
+    Returns {(block, sigma_key): float32 (n, C)}: `lib.representation.phi.noise_averaged` (the loop `phi` runs),
+    the noise of every image drawn once and reused at every sigma > 0, the next batch's noise drawn by ``pool``."""
+    if pool is None:
+        with ThreadPoolExecutor(1) as own:
+            return phi_rows(model, images_u8, offset, sigmas, n_noise, blocks, seed, batch_size, amp, own, noise_parts)
     names = resolve_blocks(model, blocks)
-    n, shape = len(images_u8), tuple(images_u8.shape[1:])
-    noisy = any(s > 0 for s in sigmas)
-    per = max(1, int(batch_size) // int(n_noise)) if noisy else int(batch_size)
-    own_pool = pool is None
-    pool = pool or ThreadPoolExecutor(1)
-    acc = {(b, sigma_key(s)): [] for b in names for s in sigmas}
-    starts = list(range(0, n, per))
-    nxt = _noise_parts(pool, min(per, n), shape, seed, n_noise, offset, noise_parts) if noisy and n else None
-    try:
-        with torch.inference_mode():
-            for j, s0 in enumerate(starts):
-                b = min(per, n - s0)
-                z = torch.cat([f.result() for f in nxt]) if noisy else None
-                if noisy and j + 1 < len(starts):  # prefetch the next batch's noise while the model runs
-                    s1 = starts[j + 1]
-                    nxt = _noise_parts(pool, min(per, n - s1), shape, seed, n_noise, offset + s1, noise_parts)
-                x = torch.from_numpy(np.array(images_u8[s0:s0 + b])).to(dev).float().div_(255.0)  # copy: memmaps are read-only
-                zd = z.to(dev, non_blocking=True) if noisy else None
-                for s in sigmas:
-                    draws = 1 if s == 0 else int(n_noise)
-                    y = x.unsqueeze(1).expand(b, draws, *shape)
-                    if s > 0:
-                        y = y + s * zd
-                    y = y.reshape(b * draws, *shape)
-                    if dev.type == "cuda":
-                        y = to_channels_last(y)
-                    with autocast(dev, amp):
-                        res = block_means(model, y, names)
-                    for k in names:
-                        acc[(k, sigma_key(s))].append(res[k].reshape(b, draws, -1).mean(1).cpu())
-    finally:
-        if own_pool:
-            pool.shutdown(wait=True)
-    return {k: torch.cat(v).numpy().astype(np.float32, copy=False) for k, v in acc.items()}
+    res = noise_averaged(model, images_u8, sigmas, int(n_noise), names, seed, batch_size, amp=amp, offset=offset,
+                         pool=pool, noise_parts=noise_parts, channels_last=True)
+    return {(b, sigma_key(s)): r.outputs[b].numpy().astype(np.float32, copy=False)
+            for b in names for s, r in zip(sigmas, res)}
 
 
 def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", seed: int = 0,

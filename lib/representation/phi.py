@@ -4,37 +4,27 @@
 
 estimated with ``n_noise`` draws (one at sigma = 0), batched over images x draws, stopping the forward
 pass after the deepest requested block.
+
+`noise_averaged` is the one images x noise-draws loop of the repository: `phi` (the notebooks and the
+measures), `lib.measure.readout` (its grid also needs the denoiser's output) and `lib.representation.extract`
+(whole datasets, several sigmas per pass, uint8 rows) all call it; `tests/test_layers.py` fails on a second
+one. The noise of image i comes from its own generator (`lib.core.device.per_sample_noise` seeded by
+(seed, i)), so results do not depend on the batch size, the chunking or the sharding.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
-from lib.core.device import autocast, base_seed, per_sample_noise
+from lib.core.checks import check_images, check_sigma
+from lib.core.device import autocast, base_seed, per_sample_noise, to_channels_last
 from lib.model.hooks import BlockRecorder, resolve_blocks
-from lib.model.unet import check_images
 
 
 def _model_device(model):
     return next(model.parameters()).device
-
-
-# Images are in [0, 1] and the networks are trained with sigma up to sigma_max = 1 (the samplers start at
-# most at 3, as some of the authors' figures do): a larger sigma is a units mistake (25 in 0-255 units is
-# 25/255 = 0.098 here) or garbage, and is refused rather than silently giving meaningless numbers.
-SIGMA_LIMIT = 3.0
-
-
-def check_sigma(sigma, name="sigma") -> float:
-    try:
-        s = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number >= 0, got {sigma!r}") from None
-    if not (s >= 0) or s != s or s == float("inf"):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {sigma!r}")
-    if s > SIGMA_LIMIT:
-        raise ValueError(f"{name}: {sigma!r} is far above the trained range (images are in [0, 1], at most "
-                         f"{SIGMA_LIMIT:g}); in 0-255 units divide by 255 (e.g. 25 -> {25 / 255:.3f})")
-    return s
 
 
 def block_means(model, y: torch.Tensor, blocks, grad: bool = False, inputs: bool = False):
@@ -50,6 +40,96 @@ def block_means(model, y: torch.Tensor, blocks, grad: bool = False, inputs: bool
     return outs
 
 
+@dataclass
+class NoiseAveraged:
+    """`noise_averaged`'s result at one sigma."""
+
+    outputs: dict[str, torch.Tensor]              # block -> (N, C): mean over positions and draws of its output
+    inputs: dict[str, torch.Tensor] | None = None  # the same for each block's input (inputs=True)
+    denoised: torch.Tensor | None = None          # (N, C*H*W): D(x + sigma z) of the first draw (output=True)
+
+
+def _batch(images, start: int, stop: int, dev) -> torch.Tensor:
+    """Rows start..stop as float32 in [0, 1] on ``dev``: a float tensor's rows, or uint8 rows (a memmap) / 255."""
+    if isinstance(images, np.ndarray):
+        return torch.from_numpy(np.array(images[start:stop])).to(dev).float().div_(255.0)  # copy: memmaps are read-only
+    return images[start:stop].to(dev, torch.float32)
+
+
+def _noise(pool, b: int, shape, seed: int, draws: int, offset: int, parts: int) -> list:
+    """Per-image noise for images offset..offset+b: futures split across ``pool``, or one tensor without a pool."""
+    if pool is None:
+        return [per_sample_noise(b, shape, seed, draws=draws, offset=offset)]
+    step = max(1, -(-b // parts))
+    return [pool.submit(per_sample_noise, min(step, b - s), shape, seed, draws, offset + s) for s in range(0, b, step)]
+
+
+def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch_size: int = 256,
+                   amp: bool | str = False, grad: bool = False, inputs: bool = False, output: bool = False,
+                   offset: int = 0, pool=None, noise_parts: int = 1, channels_last: bool = False,
+                   progress: bool = False) -> list[NoiseAveraged]:
+    """The images x noise-draws loop: for each batch of images and each sigma of ``sigmas``, the block means
+    of the noisy copies x + sigma z_k (k < n_noise; one clean copy at sigma = 0) averaged over the draws.
+
+    images: a float (N, C, H, W) tensor in [0, 1], or a uint8 ndarray (a memmap of a dataset) converted batch
+    by batch. Image i's noise is ``per_sample_noise`` seeded by (seed, offset + i), drawn once per batch and
+    reused at every sigma. Batches hold ``batch_size`` // n_noise images (all of ``batch_size`` when every
+    sigma is 0). grad: results on the model's device with their graph (no inference mode). output: the forward
+    runs to the end and each result also holds D(y) of the first draw. pool (a ThreadPoolExecutor) draws the
+    next batch's noise, split into ``noise_parts`` jobs, while the model runs. channels_last: on CUDA, the
+    batch in that memory format. Validation is the caller's. Returns one `NoiseAveraged` per sigma, on the
+    CPU unless grad."""
+    dev = _model_device(model)
+    names = resolve_blocks(model, blocks)
+    n, shape = len(images), tuple(images.shape[1:])
+    noisy = any(s > 0 for s in sigmas)
+    per = max(1, int(batch_size) // int(n_noise)) if noisy else int(batch_size)
+    starts = list(range(0, n, per))
+    acc = [{"outputs": {k: [] for k in names}, "inputs": {k: [] for k in names}, "denoised": []} for _ in sigmas]
+    it = starts
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(starts, desc=f"phi sigma={sigmas[0]:.3g}" if len(sigmas) == 1 else "phi", leave=False)
+    nxt = _noise(pool, min(per, n), shape, seed, n_noise, offset, noise_parts) if noisy and n else None
+    with torch.enable_grad() if grad else torch.inference_mode():
+        for j, s0 in enumerate(it):
+            b = min(per, n - s0)
+            z = None
+            if noisy:
+                z = torch.cat([f if pool is None else f.result() for f in nxt])
+                if j + 1 < len(starts):  # with a pool: the next batch's noise is drawn while the model runs
+                    s1 = starts[j + 1]
+                    nxt = _noise(pool, min(per, n - s1), shape, seed, n_noise, offset + s1, noise_parts)
+                z = z.to(dev, non_blocking=True)
+            x = _batch(images, s0, s0 + b, dev)
+            for a, s in zip(acc, sigmas):
+                draws = 1 if s == 0 else int(n_noise)
+                y = x.unsqueeze(1).expand(b, draws, *shape)
+                if s > 0:
+                    y = y + s * z
+                y = y.reshape(b * draws, *shape)
+                if channels_last and dev.type == "cuda":
+                    y = to_channels_last(y)
+                with autocast(dev, amp):
+                    if output:
+                        with BlockRecorder(model, names, inputs=inputs) as rec:
+                            d = model(y)
+                        outs = {k: rec.outputs[k].float().mean(dim=(2, 3)) for k in names}
+                        ins = {k: rec.inputs[k].float().mean(dim=(2, 3)) for k in names} if inputs else None
+                        a["denoised"].append(d.float().reshape(b, draws, -1)[:, 0].cpu())
+                    else:
+                        res = block_means(model, y, names, grad=grad, inputs=inputs)
+                        outs, ins = res if inputs else (res, None)
+                for k in names:
+                    v = outs[k].reshape(b, draws, -1).mean(1)
+                    a["outputs"][k].append(v if grad else v.cpu())
+                    if inputs:
+                        a["inputs"][k].append(ins[k].reshape(b, draws, -1).mean(1).cpu())
+    return [NoiseAveraged({k: torch.cat(v) for k, v in a["outputs"].items()},
+                          {k: torch.cat(v) for k, v in a["inputs"].items()} if inputs else None,
+                          torch.cat(a["denoised"]) if output else None) for a in acc]
+
+
 def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, blocks="mid",
         generator: torch.Generator | None = None, seed: int | None = None, batch_size: int = 256,
         grad: bool = False, amp: bool | str = False, inputs: bool = False, progress: bool = False):
@@ -59,7 +139,7 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
     model's device when grad=True); a list -> dict {block: tensor}. inputs=True also returns the
     means of each block's input, as a second dict keyed like the first.
     Noise of image i comes from its own generator (seed from ``generator`` or ``seed``), so results do
-    not depend on ``batch_size``.
+    not depend on ``batch_size``. The loop is `noise_averaged`.
     """
     single = isinstance(blocks, str)
     names = resolve_blocks(model, blocks)
@@ -71,53 +151,9 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     if images.shape[0] == 0:
         raise ValueError("images: empty batch (0 images); phi needs at least one image")
-    draws = 1 if sigma == 0 else int(n_noise)
-    dev = _model_device(model)
-    s0 = base_seed(generator, seed)
-    n = images.shape[0]
-    imgs_per_batch = max(1, int(batch_size) // draws)
-    acc = {k: [] for k in names}
-    acc_in = {k: [] for k in names}
-    it = range(0, n, imgs_per_batch)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"phi sigma={sigma:.3g}", leave=False)
-    ctx = torch.enable_grad() if grad else torch.inference_mode()
-    with ctx:
-        for start in it:
-            x = images[start:start + imgs_per_batch].to(dev, torch.float32)
-            b = x.shape[0]
-            y = x.unsqueeze(1).expand(b, draws, *x.shape[1:])
-            if sigma > 0:
-                z = per_sample_noise(b, x.shape[1:], s0, draws=draws, offset=start).to(dev)
-                y = y + sigma * z
-            y = y.reshape(b * draws, *x.shape[1:])
-            with autocast(dev, amp):
-                res = block_means(model, y, names, grad=grad, inputs=inputs)
-            outs, ins = res if inputs else (res, None)
-            for k in names:
-                v = outs[k].reshape(b, draws, -1).mean(1)
-                acc[k].append(v if grad else v.cpu())
-                if inputs:
-                    acc_in[k].append(ins[k].reshape(b, draws, -1).mean(1).cpu())
-    out = {k: torch.cat(v) for k, v in acc.items()}
-    if single:
-        out = out[names[0]]
+    (r,) = noise_averaged(model, images, [sigma], int(n_noise), names, base_seed(generator, seed), int(batch_size),
+                          amp=amp, grad=grad, inputs=inputs, progress=progress)
+    out = r.outputs[names[0]] if single else r.outputs
     if inputs:
-        ins = {k: torch.cat(v) for k, v in acc_in.items()}
-        return out, (ins[names[0]] if single else ins)
+        return out, (r.inputs[names[0]] if single else r.inputs)
     return out
-
-
-@torch.inference_mode()
-def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False) -> torch.Tensor:
-    """D(y) in batches, on the model's device; returns a float32 CPU tensor."""
-    check_images(y, "y", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
-    if y.shape[0] == 0:
-        raise ValueError("y: empty batch (0 images)")
-    dev = _model_device(model)
-    outs = []
-    for s in range(0, y.shape[0], batch_size):
-        with autocast(dev, amp):
-            outs.append(model(y[s:s + batch_size].to(dev)).float().cpu())
-    return torch.cat(outs)

@@ -10,9 +10,9 @@ import time
 
 import torch
 
+from lib.core.checks import check_images
 from lib.core.device import autocast
 from lib.model.hooks import block_channels as all_block_channels, BlockRecorder, resolve_blocks
-from lib.model.unet import check_images
 from lib.representation.phi import phi as phi_of
 
 
