@@ -46,7 +46,8 @@ def check_args(p: Parser, a) -> None:
         if not a.no_measure and not (Path(run) / "snapshots").is_dir() and not (Path(run) / "model.safetensors").is_file():
             p.error(f"argument runs: {run} holds neither snapshots/ nor model.safetensors (not a training run folder?)")
     if (a.no_measure or a.also) and not (Path(a.out) / "curves.jsonl").is_file():
-        p.error(f"argument --out: {Path(a.out) / 'curves.jsonl'} not found (--no-measure and --also redraw its records)")
+        p.error(f"argument {'--no-measure' if a.no_measure else '--also'}: {Path(a.out) / 'curves.jsonl'} not found "
+                f"(--no-measure and --also redraw its records)")
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ from lib.core.device import apply_threads
 from lib.core.files import atomic_write_bytes
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
-from lib.model.checkpoint import load_model, read_config
+from lib.model.checkpoint import checkpoint_file, load_model, read_config
 from scripts import (checkpoint_arg, dataset_arg, no_duplicates, nonneg_int, out_dir, Parser, positive_int,
                      resolved, sigma_arg)
 from lib.training.curves import run_labels
@@ -46,7 +46,7 @@ def parser() -> Parser:
 
 def check_args(p: Parser, a) -> None:
     """Before any work: no checkpoint twice, no sigma twice, every sigma inside every checkpoint's trained range."""
-    no_duplicates(p, "checkpoints", a.checkpoints, key=lambda c: resolved(resolve(c)))
+    no_duplicates(p, "checkpoints", a.checkpoints, key=lambda c: resolved(checkpoint_file(resolve(c), ".json")))
     no_duplicates(p, "--sigmas", a.sigmas)
     for stem in a.checkpoints:
         _, meta = read_config(resolve(stem))

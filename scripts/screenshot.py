@@ -33,7 +33,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     out = a.out or str(SCREENSHOT)
     if a.smoke and any(inside(out, t) for t in tracked_outputs()):
-        p.error(f"argument --out: a --smoke screenshot (tiny model) would overwrite the committed {out}; give --out "
+        p.error(f"argument --smoke: a smoke screenshot (tiny model) would overwrite the committed {out}; give --out "
                 f"elsewhere")
     print(screenshot(out, a.smoke))
 

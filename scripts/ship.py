@@ -43,8 +43,8 @@ def main(argv=None):
     if a.card_only:
         for flag in ("name", "snapshot", "readout", "with_optimizer", "force"):
             if getattr(a, flag):
-                p.error(f"argument --{flag.replace('_', '-')}: not used with --card-only (which rewrites the card of "
-                        f"the checkpoint RUN)")
+                p.error(f"argument --card-only: rewrites the card of the checkpoint RUN; --{flag.replace('_', '-')} "
+                        f"is not used with it")
         check(p, "run", checkpoint_arg, a.run)
         stem = refresh_card(Path(a.run))
         print(checkpoint_file(stem, ".md").read_text())

@@ -159,9 +159,11 @@ def plan_outputs(smoke: bool, params: dict, rendered=None, figures=None, force: 
     """(smoke, rendered, figures, temporary folders) after the checks that keep the committed figures/ for the
     full pipeline: ``-p SMOKE True`` is a smoke run; a smoke run ignores -p CHECKPOINT (refused); a smoke run, or a
     run with changed parameters on the default figures/, may write there only with ``force``."""
+    asked = "--smoke" if smoke else ""
     if "SMOKE" in params:
         if smoke and params["SMOKE"] is False:
             raise ValueError("-p SMOKE False: contradicts --smoke; give one of them")
+        asked = asked or ("-p SMOKE True" if params["SMOKE"] else "")
         smoke = smoke or bool(params["SMOKE"])
     if smoke and "CHECKPOINT" in params:
         raise ValueError(f"-p CHECKPOINT: a smoke run uses the tiny checkpoint and would ignore "
@@ -172,7 +174,8 @@ def plan_outputs(smoke: bool, params: dict, rendered=None, figures=None, force: 
     if smoke:
         if figures is not None and committed and not force:
             raise ValueError(f"--figures {figures}: a --smoke run (tiny model) would overwrite the committed "
-                             f"figures in {FIGURES}; write them elsewhere or pass --force")
+                             f"figures in {FIGURES}" + (f" ({asked} asks for one)" if asked != "--smoke" else "")
+                             + "; write them elsewhere or pass --force")
         if rendered is None:
             rendered = tempfile.mkdtemp(prefix="lib-smoke-rendered-")
             temps.append(rendered)
