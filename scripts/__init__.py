@@ -66,7 +66,11 @@ positive_float = arg_type(lambda s: _float(s, 0.0, strict=True))
 
 def sigma(text) -> float:
     """A noise level in image units ([0, 1] images): finite, >= 0 and not in 0-255 units."""
-    from lib.representation.phi import check_sigma
+    from lib.core import checks
+    if hasattr(checks, "check_sigma"):  # its home once lib.representation.phi's check moves into lib.core.checks
+        check_sigma = checks.check_sigma
+    else:
+        from lib.representation.phi import check_sigma
     v = _float(text, 0.0)
     try:
         return check_sigma(v, "sigma")
