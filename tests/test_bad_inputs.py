@@ -460,17 +460,19 @@ def empty_target(t):
 
 @case("samplers", ValueError, r"sigma0: 25(\.0)? is far above .*0-255 units")
 def sigma0_in_255_units(t):
-    return lambda: sampling.sample_unconditional(t.s.model, n=1, sigma0=25, progress=False)
+    return lambda: sampling.AscentSchedule(sigma0=25)
 
 
 @case("samplers", ValueError, r"schedule: expected a 1-d sequence of sigmas > 0")
 def schedule_with_zero(t):
-    return lambda: sampling.guided_backward(t.s.model, torch.zeros(32), schedule=[1.0, 0.0], progress=False)
+    return lambda: sampling.guided_backward(t.s.model, sampling.flat_start(t.s.model, 1), [1.0, 0.0], torch.zeros(32),
+                                            progress=False)
 
 
 @case("samplers", ValueError, r"schedule: 30(\.0)? is far above")
 def schedule_in_255_units(t):
-    return lambda: sampling.guided_backward(t.s.model, torch.zeros(32), schedule=[30.0, 3.0], progress=False)
+    return lambda: sampling.guided_backward(t.s.model, sampling.flat_start(t.s.model, 1), [30.0, 3.0], torch.zeros(32),
+                                            progress=False)
 
 
 @case("samplers", ValueError, r"n_samples: expected an integer >= 1, got 0")
@@ -480,7 +482,7 @@ def no_samples(t):
 
 @case("samplers", ValueError, r"mask: expected shape \(32,\)")
 def mask_wrong_shape(t):
-    return lambda: sampling.self_guided(t.s.model, torch.zeros(32), mask=torch.ones(5), progress=False)
+    return lambda: sampling.self_guided(t.s.model, torch.zeros(32), guide=dict(mask=torch.ones(5)), progress=False)
 
 
 @case("samplers", ValueError, r"preset/form: .*got preset='quick'")
@@ -490,7 +492,7 @@ def unknown_preset(t):
 
 @case("samplers", ValueError, r"sigma_L: expected > 0")
 def sigma_L_zero(t):
-    return lambda: sampling.sample_unconditional(t.s.model, n=1, sigma_L=0, progress=False)
+    return lambda: sampling.AscentSchedule(sigma_L=0)
 
 
 # ------------------------------------------------------------------------------------------- analyses

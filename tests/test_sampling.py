@@ -9,7 +9,28 @@ from lib.data.datasets import load_dataset
 from lib.representation.phi import phi
 from lib.model.unet import UNet, preset
 
-FAST = dict(schedule=[1.0, 0.3, 0.05], method="newton", proj_iters=2, proj_lr=1.0, proj_max_move=1.0)
+SCHED = [1.0, 0.3, 0.05]
+NEWTON = S.Projection(method="newton", iters=2, lr=1.0, max_move=1.0)
+FAST = dict(projection=NEWTON)
+
+
+def start(model, targets, n_samples=1):
+    """The flat mid-grey starting images for ``n_samples`` per target (T from images, a phi tensor or a target)."""
+    T = targets.n if isinstance(targets, S.PhiTarget) else targets.shape[0] if targets.ndim > 1 else 1
+    shape = tuple(targets.shape[1:]) if isinstance(targets, torch.Tensor) and targets.ndim == 4 else None
+    return S.flat_start(model, T * n_samples, shape=shape)
+
+
+def backward(model, targets, n_samples=1, schedule=SCHED, **kw):
+    return S.guided_backward(model, start(model, targets, n_samples), schedule, targets, **kw)
+
+
+def ascent(model, targets, n_samples=1, schedule=None, **kw):
+    return S.guided_ascent(model, start(model, targets, n_samples), schedule, targets, **kw)
+
+
+def unconditional(model, n, schedule, **kw):
+    return S.sample_unconditional(model, S.flat_start(model, n), schedule, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +61,7 @@ def gen(seed=0):
 
 
 def test_backward_shapes_and_nfe(model, targets):
-    r = S.guided_backward(model, targets, n_samples=3, generator=gen(), progress=False, **FAST)
+    r = backward(model, targets, 3, generator=gen(), progress=False, **FAST)
     assert r.samples.shape == (6, 3, 16, 16) and r.samples.device.type == "cpu"
     assert 0 <= r.samples.min() and r.samples.max() <= 1 and torch.isfinite(r.samples).all()
     # per step: projection = 3 forwards-to-mid + 2 backwards, then 1 full forward -> 6; 3 steps
@@ -50,77 +71,82 @@ def test_backward_shapes_and_nfe(model, targets):
 
 
 def test_unconditional_nfe_and_stopping(model):
-    r = S.sample_unconditional(model, n=2, shape=(3, 16, 16), sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=7,
-                               generator=gen(), progress=False)
+    r = unconditional(model, 2, S.AscentSchedule(sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=7), generator=gen(),
+                      progress=False)
     assert r.steps == 7 and r.nfe == 8  # one forward per step + the final D(y) of unfinished images
     assert r.sigmas.shape == (7, 2) and r.phi_rel_err is None
     calls = []
-    r = S.sample_unconditional(model, n=3, sigma_L=0.3, h0=0.5, beta=0.5, max_steps=200, generator=gen(),
-                               progress=False, callback=calls.append)
-    assert r.nfe == r.steps == len(calls) < 200 and set(calls[0]) >= {"step", "y", "sigma", "x0"}
+    r = unconditional(model, 3, S.AscentSchedule(sigma_L=0.3, h0=0.5, beta=0.5, max_steps=200), generator=gen(),
+                      progress=False, callback=calls.append)
+    assert r.nfe == r.steps == len(calls) < 200 and isinstance(calls[0], S.Step)
+    assert [c.step for c in calls] == list(range(r.steps)) and [c.nfe for c in calls] == list(range(1, r.steps + 1))
     last = r.sigmas[-1]
     assert (last < 0.3).all() and (r.sigmas[-2] >= 0.3).any()
     for i in range(3):  # an image stops updating once below sigma_L: its recorded sigma stays put
         k = int((r.sigmas[:, i] < 0.3).nonzero()[0])
         assert (r.sigmas[k:, i] == r.sigmas[k, i]).all()
-    assert calls[-1]["y"].shape[0] <= 3
+    assert calls[-1].y.shape[0] == calls[-1].active.shape[0] <= 3
 
 
 def test_forward_form_nfe(model, targets):
-    r = S.guided_ascent(model, targets[:1], n_samples=2, sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=4,
-                        method="newton", proj_iters=1, proj_lr=1.0, generator=gen(), progress=False)
+    r = ascent(model, targets[:1], 2, S.AscentSchedule(sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=4),
+               projection=S.Projection(method="newton", iters=1, lr=1.0), generator=gen(), progress=False)
     assert r.steps == 4 and r.nfe == 4 * (3 + 1) + 1  # projection 2 fwd + 1 bwd, score 1 fwd; final D(y)
 
 
 def test_determinism_and_batch_independence(model, targets):
-    a = S.guided_backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
-    b = S.guided_backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
-    c = S.guided_backward(model, targets, 2, generator=gen(4), progress=False, **FAST).samples
+    a = backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
+    b = backward(model, targets, 2, generator=gen(3), progress=False, **FAST).samples
+    c = backward(model, targets, 2, generator=gen(4), progress=False, **FAST).samples
     assert torch.equal(a, b) and not torch.allclose(a, c)
-    u2 = S.sample_unconditional(model, n=2, h0=0.5, beta=0.5, max_steps=5, generator=gen(), progress=False)
-    u3 = S.sample_unconditional(model, n=3, h0=0.5, beta=0.5, max_steps=5, generator=gen(), progress=False)
+    sch = S.AscentSchedule(h0=0.5, beta=0.5, max_steps=5)
+    u2 = unconditional(model, 2, sch, generator=gen(), progress=False)
+    u3 = unconditional(model, 3, sch, generator=gen(), progress=False)
     torch.testing.assert_close(u2.samples, u3.samples[:2], atol=1e-5, rtol=0)
 
 
 def test_guidance_reduces_phi_error(model, targets):
-    guided = S.guided_backward(model, targets, 2, generator=gen(), progress=False, **FAST)
-    free = S.guided_backward(model, targets, 2, generator=gen(), progress=False, **dict(FAST, proj_iters=0))
+    guided = backward(model, targets, 2, generator=gen(), progress=False, **FAST)
+    free = backward(model, targets, 2, generator=gen(), progress=False, projection=S.Projection(iters=0))
     assert guided.phi_rel_err.mean() < 0.7 * free.phi_rel_err.mean()
     ref = S.self_guided(model, targets[:1], 1, preset="reference", generator=gen(), progress=False,
-                        schedule=[1.0, 0.3, 0.05], proj_iters=20)
+                        schedule=[1.0, 0.3, 0.05], projection=dict(iters=20))
     assert ref.phi_rel_err.mean() < free.phi_rel_err[:2].mean()
 
 
 def test_sigma_scaled_lr(model, targets):
-    """proj_lr x sigma_k ** lr_sigma_power is the same as the explicit per-step list, in both forms."""
-    kw = dict(schedule=[1.0, 0.25, 0.0625], method="adam", proj_iters=3, progress=False)  # exact in float32
-    a = S.guided_backward(model, targets, 2, proj_lr=0.05, lr_sigma_power=0.5, generator=gen(), **kw)
-    b = S.guided_backward(model, targets, 2, proj_lr=[0.05 * s ** 0.5 for s in kw["schedule"]], generator=gen(), **kw)
-    c = S.guided_backward(model, targets, 2, proj_lr=0.05, generator=gen(), **kw)
+    """projection.lr x sigma_k ** lr_sigma_power is the same as the explicit per-step list, in both forms."""
+    sched = [1.0, 0.25, 0.0625]  # exact in float32
+    kw = dict(schedule=sched, progress=False)
+    a = backward(model, targets, 2, projection=S.Projection(iters=3, lr=0.05, lr_sigma_power=0.5), generator=gen(), **kw)
+    b = backward(model, targets, 2, projection=S.Projection(iters=3, lr=tuple(0.05 * s ** 0.5 for s in sched)),
+                 generator=gen(), **kw)
+    c = backward(model, targets, 2, projection=S.Projection(iters=3, lr=0.05), generator=gen(), **kw)
     assert torch.equal(a.samples, b.samples) and a.nfe == b.nfe == c.nfe
     assert not torch.allclose(a.samples, c.samples)
-    fa = dict(sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=3, proj_iters=2, progress=False)
-    f1 = S.guided_ascent(model, targets[:1], 2, proj_lr=0.05, lr_sigma_power=0.5, generator=gen(), **fa)
-    f0 = S.guided_ascent(model, targets[:1], 2, proj_lr=0.05, generator=gen(), **fa)
+    sch = S.AscentSchedule(sigma_L=1e-6, h0=0.5, beta=0.5, max_steps=3)
+    f1 = ascent(model, targets[:1], 2, sch, projection=S.Projection(iters=2, lr=0.05, lr_sigma_power=0.5),
+                generator=gen(), progress=False)
+    f0 = ascent(model, targets[:1], 2, sch, projection=S.Projection(iters=2, lr=0.05), generator=gen(), progress=False)
     assert f1.nfe == f0.nfe and torch.isfinite(f1.samples).all() and not torch.allclose(f1.samples, f0.samples)
     for bad in (0.0, -1.0, [0.01, 0.01], [0.01, float("nan"), 0.01]):
-        with pytest.raises(ValueError, match="proj_lr"):
-            S.guided_backward(model, targets, 1, proj_lr=bad, **kw)
+        with pytest.raises(ValueError, match="projection.lr"):
+            backward(model, targets, 1, projection=S.Projection(iters=3, lr=bad), **kw)
 
 
 def test_polish(model, targets):
     """The noise-averaged polish costs 2 x draws calls per iteration, is seeded, and lowers the phi error."""
     kw = dict(FAST, progress=False)
-    pk = dict(polish_iters=5, polish_draws=3, polish_lr=0.01)
-    plain = S.guided_backward(model, targets, 2, generator=gen(), **kw)
-    pol = S.guided_backward(model, targets, 2, generator=gen(), **pk, **kw)
-    again = S.guided_backward(model, targets, 2, generator=gen(), **pk, **kw)
+    pk = dict(polish=S.Polish(iters=5, draws=3, lr=0.01))
+    plain = backward(model, targets, 2, generator=gen(), **kw)
+    pol = backward(model, targets, 2, generator=gen(), **pk, **kw)
+    again = backward(model, targets, 2, generator=gen(), **pk, **kw)
     assert pol.nfe == plain.nfe + 5 * 2 * 3 and torch.equal(pol.samples, again.samples)
     assert pol.phi_rel_err.mean() < plain.phi_rel_err.mean()
-    one = S.guided_backward(model, targets[:1], 2, generator=gen(), **pk, **kw)
+    one = backward(model, targets[:1], 2, generator=gen(), **pk, **kw)
     torch.testing.assert_close(one.samples, pol.samples[:2], atol=1e-4, rtol=0)  # batch-independent draws
     with pytest.raises(ValueError, match="polish"):
-        S.guided_backward(model, targets, 1, generator=gen(), polish_iters=2, polish_draws=0, **kw)
+        S.Polish(iters=2, draws=0)
 
 
 def test_fast_preset_guides(model, targets):
@@ -128,7 +154,7 @@ def test_fast_preset_guides(model, targets):
     sched = torch.logspace(0, math.log10(0.03), 8).tolist()
     fast = S.self_guided(model, targets, 2, preset="fast", generator=gen(), progress=False, schedule=sched)
     free = S.self_guided(model, targets, 2, preset="fast", generator=gen(), progress=False, schedule=sched,
-                         proj_iters=0, polish_iters=0)  # no guidance at all
+                         projection=dict(iters=0), polish=0)  # no guidance at all
     assert fast.phi_rel_err.mean() < 0.7 * free.phi_rel_err.mean()
 
 
@@ -140,7 +166,7 @@ def test_project_adam_stops_at_tolerance(model, targets):
 
 
 def test_mask_topk_centroid(model, targets):
-    C = S.block_channels(model)
+    C = S.channel_count(model)
     t = phi(model, targets, 0.0, n_noise=1)
     mask = S.topk_mask(t, 5)
     assert mask.shape == (2, C) and (mask.sum(1) == 5).all()
@@ -150,11 +176,11 @@ def test_mask_topk_centroid(model, targets):
     off = t + 10.0 * (1 - mask)
     y2, _, _, l0, _ = S.project(model, y, off, mask, method="newton", iters=2)
     assert torch.allclose(l0, torch.zeros(2), atol=1e-10) and torch.equal(y2, y)
-    r = S.guided_backward(model, off, 1, mask=mask, generator=gen(), progress=False, **FAST)
+    r = backward(model, off, 1, guide=S.Guide(mask=mask), generator=gen(), progress=False, **FAST)
     assert r.samples.shape == (2, 3, 16, 16) and torch.isfinite(r.phi_rel_err).all()
     cen = S.centroid_target(model, targets, n_noise=2)
     torch.testing.assert_close(cen(0.1), phi(model, targets, 0.1, n_noise=2).mean(0, keepdim=True))
-    r = S.guided_backward(model, cen, 3, generator=gen(), progress=False, **FAST)
+    r = backward(model, cen, 3, generator=gen(), progress=False, **FAST)
     assert r.samples.shape == (3, 3, 16, 16)
     # a callable target and the on-demand grid interpolate between grid sigmas
     it = S.make_target(model, targets, n_noise=2)
@@ -166,27 +192,34 @@ def test_mask_topk_centroid(model, targets):
 
 
 def test_bad_inputs(model, targets):
-    C = S.block_channels(model)
+    C = S.channel_count(model)
     kw = dict(progress=False, **FAST)
+    x = S.flat_start(model, 2)
     with pytest.raises(ValueError, match="target"):
-        S.guided_backward(model, targets[:, :1], **kw)
+        S.guided_backward(model, x, SCHED, targets[:, :1], **kw)
     with pytest.raises(ValueError, match="target"):
-        S.guided_backward(model, targets[:, :, :12, :12], **kw)
+        S.guided_backward(model, x, SCHED, targets[:, :, :12, :12], **kw)
     with pytest.raises(ValueError, match="target"):
-        S.guided_backward(model, torch.rand(2, C + 1), **kw)
+        S.guided_backward(model, x, SCHED, torch.rand(2, C + 1), **kw)
     with pytest.raises(ValueError, match="mask"):
-        S.guided_backward(model, targets, mask=torch.ones(C - 1), **kw)
+        S.guided_backward(model, x, SCHED, targets, guide=S.Guide(mask=torch.ones(C - 1)), **kw)
+    with pytest.raises(ValueError, match="x: expected n_samples starting images per target"):
+        S.guided_backward(model, S.flat_start(model, 3), SCHED, targets, **kw)
+    with pytest.raises(ValueError, match="x: expected 3 channels"):
+        S.guided_backward(model, x[:, :1], SCHED, targets, **kw)
+    with pytest.raises(ValueError, match="schedule: expected an AscentSchedule"):
+        S.guided_ascent(model, x, SCHED, targets, progress=False)
     for k in (0, C + 1):
         with pytest.raises(ValueError, match="k"):
             S.topk_mask(torch.rand(C), k)
     with pytest.raises(ValueError, match="sigma0"):
-        S.sample_unconditional(model, sigma0=0.05, sigma_L=0.05, progress=False)
+        S.AscentSchedule(sigma0=0.05, sigma_L=0.05)
     with pytest.raises(ValueError, match="sigma0"):
-        S.guided_ascent(model, targets, sigma0=0.01, sigma_L=0.05, progress=False)
+        S.AscentSchedule(sigma0=0.01, sigma_L=0.05)
     with pytest.raises(ValueError, match="block"):
-        S.guided_backward(model, targets, block="enc9", **kw)
+        S.guided_backward(model, x, SCHED, targets, guide=S.Guide(block="enc9"), **kw)
     with pytest.raises(ValueError, match="n_samples"):
-        S.guided_backward(model, targets, n_samples=0, **kw)
+        S.self_guided(model, targets, n_samples=0, progress=False)
     with pytest.raises(ValueError, match="preset"):
         S.self_guided(model, targets, preset="slow", progress=False)
 
@@ -197,9 +230,9 @@ def test_divergence_raises(targets):
     with torch.no_grad():
         bad.dec1[-1][0].weight.fill_(float("nan"))  # D(y) is NaN, the middle block is fine
     with pytest.raises(FloatingPointError, match="step 0"):
-        S.guided_backward(bad, targets, progress=False, **FAST)
+        backward(bad, targets, progress=False, **FAST)
     with pytest.raises(FloatingPointError, match="sigma"):
-        S.sample_unconditional(bad, n=2, max_steps=3, progress=False)
+        unconditional(bad, 2, S.AscentSchedule(max_steps=3), progress=False)
 
 
 def _block_mean(model, y):
@@ -218,7 +251,7 @@ def test_apply_mask_modes(model, targets):
     assert torch.equal(wf, mask) and torch.equal(tf(0.3), t)
     assert S.apply_mask(S.make_target(model, t), None, "zero")[0](0.3) is not None
     with pytest.raises(ValueError, match="masked"):
-        S.guided_backward(model, t, 1, mask=mask, masked="none", progress=False, **FAST)
+        backward(model, t, 1, guide=S.Guide(mask=mask, masked="none"), progress=False, **FAST)
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +284,8 @@ def test_zero_mask_drives_dropped_channels_to_zero(tux32):
     assert (after["zero"] <= 0.25 * before).all(), (before, after)
     assert (after["free"] >= 0.9 * before).all(), (before, after)
     # through the sampler: the sample's phi on the dropped channels is near zero (the target has them on)
-    kw = dict(progress=False, generator=gen(), schedule=[1.0, 0.3, 0.1], proj_iters=10, proj_lr=0.01)
-    r = S.guided_backward(m, targets, 1, mask=mask, masked="zero", **kw)
+    kw = dict(progress=False, generator=gen(), schedule=[1.0, 0.3, 0.1], projection=S.Projection(iters=10, lr=0.01))
+    r = backward(m, targets, 1, guide=S.Guide(mask=mask, masked="zero"), **kw)
     dropped = phi(m, r.samples, 0.1, n_noise=2, seed=1)[:, sparse].sum(1)
     assert (dropped <= 0.05 * t[:, sparse].sum(1)).all(), (dropped, t[:, sparse].sum(1))
 
@@ -270,7 +303,7 @@ def test_outside_01_is_the_share_clamped():
 
     torch.manual_seed(0)
     tiny = UNet(preset("tiny")).eval()
-    r = S.sample_unconditional(Const(tiny, 1.5), n=2, max_steps=2, generator=gen(), progress=False)
+    r = unconditional(Const(tiny, 1.5), 2, S.AscentSchedule(max_steps=2), generator=gen(), progress=False)
     assert r.info["outside_01"] == 1.0 and float(r.samples.max()) == 1.0
-    r = S.sample_unconditional(Const(tiny, 0.5), n=2, max_steps=2, generator=gen(), progress=False)
+    r = unconditional(Const(tiny, 0.5), 2, S.AscentSchedule(max_steps=2), generator=gen(), progress=False)
     assert r.info["outside_01"] == 0.0

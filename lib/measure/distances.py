@@ -43,7 +43,7 @@ from lib.measure.channels import as_numpy
 from lib.measure.denoising import EVAL_SIGMAS, denoise
 from lib.model.hooks import resolve_blocks
 from lib.representation.phi import phi
-from lib.sampling.guidance import block_channels, project
+from lib.sampling.guidance import channel_count, project
 
 
 __all__ = ["pairwise_distances", "nearest_neighbours", "class_distance_distributions", "distance_auc",
@@ -180,8 +180,8 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
         raise ValueError(f"target: expected an ({y.shape[0]}, C) tensor, got {getattr(target, 'shape', type(target))}")
     if int(steps) < 0:
         raise ValueError(f"steps: expected >= 0, got {steps!r}")
-    if target.shape[1] != block_channels(model, name):
-        raise ValueError(f"target: expected shape ({y.shape[0]}, {block_channels(model, name)}) for block "
+    if target.shape[1] != channel_count(model, name):
+        raise ValueError(f"target: expected shape ({y.shape[0]}, {channel_count(model, name)}) for block "
                          f"{block!r}, got {tuple(target.shape)}")
     dev = next(model.parameters()).device
     tgt = target.detach().to(dev, torch.float32)

@@ -12,9 +12,8 @@ from lib.core.metrics import gaussian_blur
 from lib.measure.kept import features, kept_table
 from lib.measure.kernel_distance import kid_test
 from lib.notebook.plots import show_images
-from lib.representation.phi import phi
 from lib.sampling import samplers as S
-from lib.sampling.guidance import block_channels
+from lib.sampling.guidance import channel_count
 from lib.sampling.quality import dropped_share, summarize
 
 
@@ -32,7 +31,7 @@ def summary_row(model, name: str, r: S.SampleResult, targets: torch.Tensor, n_sa
     T = targets.shape[0]
     m = summarize(r, targets, n_samples, digits=False)
     rel = float(r.phi_rel_err.mean())
-    t_norm = torch.linalg.vector_norm(phi(model, targets, S.EVAL_SIGMA, n_noise=10, seed=0), dim=1).mean().item()
+    t_norm = torch.linalg.vector_norm(S.targets_phi(model, targets, 10), dim=1).mean().item()
     return {"preset": name, "NFE": m["nfe"], "wall s / target": (r.wall_s - tracker_seconds) / T,
             "phi rel err": rel, "phi err / spread": rel * t_norm / spread,
             "PSNR to target": m["psnr"], "final eff. sigma": m["final_sigma"]}
@@ -99,13 +98,13 @@ def subspace_kept(model, images, kept_idx, split: dict, readers: dict, best: dic
     the other channels driven to zero (masked="zero"), the kept-factor row of the ``best`` factor and reader
     (lib.measure.kept.kept_table) and the share of the targets' activity the dropped channels keep
     (lib.sampling.quality.dropped_share). Returns ({name: SampleResult}, [row per subspace])."""
-    targets, C = images[kept_idx], block_channels(model)
+    targets, C = images[kept_idx], channel_count(model)
     subs, rows = {}, []
     for name in SUBSPACES:
         mask = torch.zeros(C)
         mask[torch.as_tensor(split[name])] = 1
         subs[name] = S.self_guided(model, targets, n_samples, preset="fast", mean=mean,
-                                   generator=torch.Generator().manual_seed(seed), mask=mask, **overrides)
+                                   generator=torch.Generator().manual_seed(seed), guide=dict(mask=mask), **overrides)
         r = kept_table(model, {best["factor"]: readers[best["factor"]]}, images, factors, kept_idx, subs[name].samples,
                        n_samples, unconditional, seed=seed)
         share = dropped_share(model, subs[name].samples, targets, n_samples, mask)

@@ -155,19 +155,21 @@ class Explorer:
             chans = self.mask_channels()
             mask = torch.zeros(self.n_channels)
             mask[chans] = 1.0
-        sched = self.sampler_kwargs.get("schedule",
-                                        sampling.PRESETS.get(("backward", self.preset), {}).get("schedule"))
+        preset = sampling.PRESETS.get(("backward", self.preset))
+        sched = self.sampler_kwargs.get("schedule", preset.schedule if preset else None)
         self.progress.max = len(sched) if sched is not None else 100
         self.progress.value = 0
         self.recon_button.disabled = True
         self.status.value = "reconstructing..."
 
-        def tick(d):
-            self.progress.value = min(self.progress.max, int(d.get("step", 0)) + 1)
+        def tick(s: sampling.Step):
+            self.progress.value = min(self.progress.max, s.step + 1)
 
         try:
             g = torch.Generator().manual_seed(self.seed)
-            kw = dict(self.sampler_kwargs, **({} if mask is None else {"mask": mask}))
+            kw = dict(self.sampler_kwargs)
+            if mask is not None:
+                kw["guide"] = dict(kw.get("guide") or {}, mask=mask)
             res = sampling.self_guided(self.model, self.images[index:index + 1], n, preset=self.preset,
                                        generator=g, callback=tick, progress=False, **kw)
         finally:

@@ -12,7 +12,7 @@ import torch
 
 from lib.core.checks import check_images
 from lib.core.device import autocast
-from lib.model.hooks import block_channels as all_block_channels, BlockRecorder, resolve_blocks
+from lib.model.hooks import block_channels, BlockRecorder, resolve_blocks
 from lib.representation.phi import phi as phi_of
 
 
@@ -120,10 +120,12 @@ def apply_mask(target: PhiTarget, mask, mode: str = "zero") -> tuple[PhiTarget, 
     return MaskedTarget(target, m), torch.ones_like(m)
 
 
-def block_channels(model, block="mid") -> int:
-    """Channel count of one ``block`` (raises ValueError if unknown)."""
+def channel_count(model, block="mid") -> int:
+    """Channel count of one ``block`` (raises ValueError if unknown); `lib.model.hooks.block_channels` gives
+    {block: count} for several."""
     name = check_block(model, block)
-    return all_block_channels(model, name)[name]
+    return block_channels(model, name)[name]
+
 
 def check_block(model, block):
     try:
@@ -135,7 +137,7 @@ def check_block(model, block):
 def make_target(model, target, block="mid", n_noise=10, seed=0, amp=False) -> PhiTarget:
     """Images (T, C, H, W) in [0, 1] -> ImageTarget; tensor (T, C) or (C,) -> ConstantTarget;
     callable sigma -> (T, C) -> CallableTarget; a PhiTarget passes through. Validates sizes."""
-    C = block_channels(model, block)
+    C = channel_count(model, block)
     if isinstance(target, PhiTarget):
         t = target
     elif callable(target):

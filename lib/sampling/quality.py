@@ -7,7 +7,6 @@ import itertools
 import torch
 
 from lib.core.metrics import psnr
-from lib.representation.phi import phi
 from lib.sampling import samplers as S
 
 
@@ -20,20 +19,21 @@ def diversity(samples: torch.Tensor, n_samples: int) -> torch.Tensor:
     return torch.stack([(x[:, i] - x[:, j]).pow(2).mean(1).sqrt() for i, j in pairs], 1).mean(1)
 
 
-def ascent_steps(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, adaptive_h=True) -> int:
-    """Steps of the coarse-to-fine ascent if the effective sigma shrinks exactly by (1 - beta h_t)."""
-    s, t = sigma0, 0
-    while s >= sigma_L:
+def ascent_steps(schedule: S.AscentSchedule) -> int:
+    """Steps of the coarse-to-fine ascent along ``schedule`` if the effective sigma shrinks exactly by
+    (1 - beta h_t) (max_steps ignored)."""
+    s, t, h0 = schedule.sigma0, 0, schedule.h0
+    while s >= schedule.sigma_L:
         t += 1
-        h = h0 * t / (1 + h0 * (t - 1)) if adaptive_h else h0
-        s *= 1 - beta * h
+        h = h0 * t / (1 + h0 * (t - 1)) if schedule.adaptive_h else h0
+        s *= 1 - schedule.beta * h
     return t
 
 
-def phi_spread(model, images, sigma=S.EVAL_SIGMA, n_noise=10) -> float:
+def phi_spread(model, images, sigma=S.PHI_ERROR_SIGMA, n_noise=10) -> float:
     """Mean distance of phi(x, sigma) to the mean phi over ``images``: the typical scale of phi differences
     between images (phi has a large common component, so ||phi|| alone makes every error look small)."""
-    p = phi(model, images, sigma, n_noise=n_noise, seed=0)
+    p = S.targets_phi(model, images, n_noise, sigma=sigma)
     return (p - p.mean(0)).norm(dim=1).mean().item()
 
 
@@ -45,9 +45,8 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
     ref = targets.repeat_interleave(n_samples, 0)
     extra = {}
     if model is not None and spread:
-        pt = phi(model, targets, S.EVAL_SIGMA, n_noise=10, seed=0).repeat_interleave(n_samples, 0)
-        ps = phi(model, r.samples, S.EVAL_SIGMA, n_noise=10, seed=12345)
-        extra["phi_err_rel_spread"] = ((ps - pt).norm(dim=1) / spread).mean().item()
+        pt = S.targets_phi(model, targets, 10).repeat_interleave(n_samples, 0)
+        extra["phi_err_rel_spread"] = (S.phi_error(model, r.samples, pt, 10, relative=False) / spread).mean().item()
     out = dict(nfe=r.nfe, wall_s=r.wall_s, phi_rel_err=r.phi_rel_err.mean().item(), **extra,
                psnr=psnr(r.samples, ref).mean().item(), final_sigma=r.final_sigma.mean().item(),
                diversity=diversity(r.samples, n_samples).mean().item(),
@@ -59,13 +58,13 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
 
 
 def dropped_share(model, samples: torch.Tensor, targets: torch.Tensor, n_samples: int, mask,
-                  sigma=S.EVAL_SIGMA, n_noise=4) -> float:
+                  sigma=S.PHI_ERROR_SIGMA, n_noise=4) -> float:
     """How far a subspace projection drove the channels its 0/1 ``mask`` (C,) drops toward zero: the
     samples' phi summed over the dropped channels, over the same sum for their targets (1: as on the
     targets, 0: switched off). phi is non-negative (the block ends in a ReLU), so sums do not cancel."""
     drop = torch.as_tensor(mask).reshape(-1) == 0
     if not drop.any():
         return float("nan")
-    pt = phi(model, targets, sigma, n_noise=n_noise, seed=0).repeat_interleave(n_samples, 0)
-    ps = phi(model, samples, sigma, n_noise=n_noise, seed=12345)
+    pt = S.targets_phi(model, targets, n_noise, sigma=sigma).repeat_interleave(n_samples, 0)
+    ps = S.samples_phi(model, samples, n_noise, sigma=sigma)
     return float(ps[:, drop].sum() / pt[:, drop].sum().clamp_min(1e-12))

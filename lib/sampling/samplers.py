@@ -1,22 +1,39 @@
 """Samplers that use the blind denoiser D as a score (docs/method.md section 6), k-diffusion style.
 
-Every sampler has one signature style and returns a `SampleResult`:
+Every sampler has one signature (docs/design.md, "Samplers") and returns a `SampleResult`:
 
-    sampler(model, <inputs>, <settings...>, generator=None, callback=None, progress=True) -> SampleResult
+    sampler(model, x, schedule[, target], *, <option groups>, generator=None, callback=None, progress=True,
+            amp=False) -> SampleResult
 
+- ``x``: the starting image (N, C, H, W), on any device; `flat_start` gives the authors' flat image of the
+  dataset's mean colour. A guided sampler draws N // T samples for each of the T targets, target-major.
+- ``schedule``: explicit. A 1-d sequence of sigmas for the fixed-schedule sampler (`lib.sampling.schedules`),
+  an `AscentSchedule` (sigma0, sigma_L, step sizes, max_steps) for the adaptive coarse-to-fine ascent.
+- ``target`` (guided samplers): anything `make_target` accepts (below).
+- option groups, each a dataclass: `Guide` (the block, the draws and seed of the target's phi, a channel
+  mask), `Projection` (the phi projection of each step), `Polish` (the noise-averaged polish; None: none).
+- ``callback(Step)`` after every step: one payload for every sampler, `Step` (step counted from 0: the row
+  of ``SampleResult.sigmas``, nfe so far, sigma, y, x0, active rows).
+- ``generator`` seeds every draw (per image, so a sample does not depend on the batch); ``progress``: a tqdm bar.
+
+Samplers:
 - `sample_unconditional` unconditional stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021)
-- `guided_ascent`     self-guided reconstruction, "forward" form: ascent with a phi projection before each step
+- `guided_ascent`     self-guided reconstruction, "forward" form: the ascent with a phi projection before each step
 - `guided_backward`   self-guided reconstruction, "backward" form: fixed sigma schedule, renoise-project-denoise
-- `self_guided`       either form with a named preset: "reference" (the authors' settings) or "fast" (ours)
+Around them:
+- `self_guided`       a front end, not a sampler: a named preset ("reference": the authors' settings, "fast":
+                      ours) of either form; it builds the start, schedule and option groups and calls one
+- `phi_error`         the one phi error of samples against a target phi (``SampleResult.phi_rel_err``,
+                      `Tracker`, `lib.sampling.quality`), at PHI_ERROR_SIGMA with the samples' own draws
 - `Tracker`           a callback measuring phi error and PSNR of the running estimate against nfe
 
 A phi target is anything `make_target` accepts: clean target images (phi(x_c, sigma) computed on demand
-on a log-spaced sigma grid with ``n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
+on a log-spaced sigma grid with ``Guide.n_noise`` draws, cached, and interpolated in log sigma), a (T, C) or
 (C,) phi vector (used at every sigma: an approximation, since phi(x_c, sigma) changes with sigma), or a
-callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants. A 0/1 channel ``mask``
-restricts the guidance to a subspace; ``masked="zero"`` (default, the authors' way) drives the dropped
-channels' block means to zero, ``masked="free"`` leaves them out of the loss (`apply_mask`). Targets, masks and the
-projection live in `lib.sampling.guidance` and are re-exported here.
+callable sigma -> (T, C). `centroid_target`, `topk_mask` build the figure variants. A 0/1 channel
+``Guide.mask`` restricts the guidance to a subspace; ``masked="zero"`` (default, the authors' way) drives the
+dropped channels' block means to zero, ``masked="free"`` leaves them out of the loss (`apply_mask`). Targets,
+masks and the projection live in `lib.sampling.guidance` and are re-exported here.
 
 Costs: ``nfe`` counts network calls per batch: a full forward, a forward stopped after the block, and a
 backward pass each count 1. Computing the target phi (``info["target_nfe"]``) and the final measurements
@@ -24,36 +41,170 @@ backward pass each count 1. Computing the target phi (``info["target_nfe"]``) an
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 
+from lib.core.checks import check_images, check_sigma
 from lib.core.device import autocast, base_seed, per_sample_noise
 from lib.core.metrics import psnr
-from lib.representation.phi import check_sigma, phi as phi_of
+from lib.representation.phi import phi as phi_of
 from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, MASK_MODES, MaskedTarget, PhiTarget,  # noqa: F401
-                       apply_mask, check_block, expand_mask, block_channels, centroid_target, make_target, project, project_averaged, topk_mask)
+                       apply_mask, channel_count, check_block, expand_mask, centroid_target, make_target, project,
+                       project_averaged, topk_mask)
 from lib.sampling.schedules import geometric_sigmas, linear_sigmas
 
 
-EVAL_SIGMA = 0.02  # phi_rel_err is measured at this sigma (small: ~clean image, inside the training range)
+PHI_ERROR_SIGMA = 0.02  # phi errors are measured at this sigma (small: ~clean image, inside the training range)
+SAMPLES_SEED = 12345    # the noise draws of phi(samples) in every phi error (`samples_phi`)
+TARGETS_SEED = 0        # the noise draws of phi(target images) measured against them (`targets_phi`)
 
 
 @dataclass
 class SampleResult:
+    """What a sampler returns: the samples, their cost and what they achieved."""
+
     samples: torch.Tensor          # (N, C, H, W) in [0, 1] (clamped: info["outside_01"]), CPU; targets x samples
     nfe: int                       # network evaluations (forwards and backwards, per batch call)
     sigmas: torch.Tensor           # (steps, N) effective sigma ||y - D(y)|| / sqrt(dim) per step and image
     final_sigma: torch.Tensor      # (N,) effective sigma of the returned sample: ||x - D(x)|| / sqrt(dim)
-    phi_rel_err: torch.Tensor | None  # (N,) ||phi(x, EVAL_SIGMA) - target|| / ||target|| (loss channels)
+    phi_rel_err: torch.Tensor | None  # (N,) `phi_error` against the target at PHI_ERROR_SIGMA (loss channels)
     steps: int
     wall_s: float                  # sampling time incl. computing the target phi, excl. final measurements
     info: dict = field(default_factory=dict)
 
 
+@dataclass
+class Step:
+    """The callback payload, the same for every sampler, after each step."""
+
+    step: int                      # 0 for the first step: row ``step`` of SampleResult.sigmas
+    nfe: int                       # network calls so far
+    sigma: torch.Tensor            # (n,) effective sigma ||y - D(y)|| / sqrt(dim) of the images of this step
+    y: torch.Tensor                # (n, C, H, W) what the denoiser saw (after the projection, in guided samplers)
+    x0: torch.Tensor               # (n, C, H, W) D(y): the current estimate of the clean images
+    active: torch.Tensor           # (n,) their rows in the batch (the ascent drops the images that have converged)
+
+
+# ------------------------------------------------------------------------------------- option groups
+@dataclass(frozen=True)
+class AscentSchedule:
+    """The coarse-to-fine ascent's schedule (docs/method.md 6): from sigma0 until an image's effective sigma
+    falls below sigma_L (at most ``max_steps`` steps), step size h_t = h0 t / (1 + h0 (t - 1)) (h0 when not
+    ``adaptive_h``), injected noise set by beta (1: none, small: much)."""
+
+    sigma0: float = 1.0
+    sigma_L: float = 0.01
+    h0: float = 0.01
+    beta: float = 0.01
+    adaptive_h: bool = True
+    max_steps: int = 10000
+
+    def __post_init__(self):
+        check_sigma(self.sigma0, "sigma0")
+        if not (self.sigma_L > 0):
+            raise ValueError(f"sigma_L: expected > 0, got {self.sigma_L!r}")
+        if not (self.sigma0 > self.sigma_L):
+            raise ValueError(f"sigma0: expected sigma0 > sigma_L, got sigma0={self.sigma0!r}, sigma_L={self.sigma_L!r}")
+        if not (0 < self.h0 <= 1 and 0 < self.beta <= 1):
+            raise ValueError(f"h0, beta: expected in (0, 1], got h0={self.h0!r}, beta={self.beta!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Guide:
+    """What a guided sampler matches: phi of ``block``; an image target's phi from ``n_noise`` draws with
+    ``seed`` (also the draws of the final phi error); a 0/1 channel ``mask`` ((C,) or (T, C); None: all
+    channels) and what happens to the channels it drops (``masked``, `apply_mask`)."""
+
+    block: str = "mid"
+    n_noise: int = 10
+    seed: int = 0
+    mask: torch.Tensor | None = None
+    masked: str = "zero"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The phi projection of each step (`project`): ``method`` "adam" (the authors': each image stops when its
+    loss is below ``tol`` x its first loss) or "newton"; at most ``iters`` iterations with step size ``lr``
+    x sigma ** ``lr_sigma_power`` (0: the authors' constant lr). In the fixed-schedule sampler ``iters`` and
+    ``lr`` may also be one value per schedule step. ``max_move`` clips each projection step of an image to
+    max_move x sigma x sqrt(dim) (None: no clip, except the ascent's Newton steps, clipped at 1 x sigma)."""
+
+    method: str = "adam"
+    iters: int | tuple = 100
+    lr: float | tuple = 0.01
+    tol: float = 0.01
+    max_move: float | None = None
+    lr_sigma_power: float = 0.0
+
+
+@dataclass(frozen=True)
+class Polish:
+    """Ours: after the last step, `project_averaged` moves the returned images so that phi(x, sigma_last),
+    averaged over ``draws`` fresh noise draws, matches the target: ``iters`` Adam steps of size ``lr``
+    (2 x draws network calls each). iters = 0: no polish."""
+
+    iters: int = 16
+    draws: int = 2
+    lr: float = 0.003
+
+    def __post_init__(self):
+        if not (isinstance(self.draws, int) and self.draws >= 1 and self.lr > 0 and int(self.iters) >= 0):
+            raise ValueError(f"polish: expected iters >= 0, draws an integer >= 1 and lr > 0, got iters={self.iters!r}, "
+                             f"draws={self.draws!r}, lr={self.lr!r}")
+
+
+# ------------------------------------------------------------------------------------- the phi error
+def samples_phi(model, samples, n_noise=10, block="mid", sigma=PHI_ERROR_SIGMA, amp=False) -> torch.Tensor:
+    """phi of samples as every measure of a sampler reads it: at ``sigma`` with the samples' draws (SAMPLES_SEED)."""
+    return phi_of(model, samples, sigma, n_noise=n_noise, blocks=block, seed=SAMPLES_SEED, amp=amp)
+
+
+def targets_phi(model, targets, n_noise=10, block="mid", sigma=PHI_ERROR_SIGMA) -> torch.Tensor:
+    """phi of target images as the measures compare samples with it: at ``sigma``, other draws (TARGETS_SEED)."""
+    return phi_of(model, targets, sigma, n_noise=n_noise, blocks=block, seed=TARGETS_SEED)
+
+
+def phi_error(model, samples, target_phi, n_noise=10, block="mid", mask=None, relative=True, amp=False) -> torch.Tensor:
+    """(N,) ||phi(samples, PHI_ERROR_SIGMA) - target_phi|| over the channels of a 0/1 ``mask`` (N, C) (all by
+    default), divided by ||target_phi|| on them when ``relative``. ``target_phi``: (N, C), one row per sample.
+    phi of the samples comes from `samples_phi`, so every phi error in the repository uses the same draws."""
+    p, t = samples_phi(model, samples, n_noise, block, amp=amp), target_phi
+    if mask is not None:
+        p, t = p * mask, t * mask
+    err = (p - t).norm(dim=1)
+    return err / t.norm(dim=1).clamp_min(1e-12) if relative else err
+
+
 # ------------------------------------------------------------------------------------- helpers
+def flat_start(model, n: int, mean=None, shape=None) -> torch.Tensor:
+    """The authors' starting image: ``n`` copies (CPU) of a flat image of the channel means ``mean`` (a number
+    or one per channel; 0.5 by default) of ``shape`` (C, H, W; the model's image size by default)."""
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    if shape is None:
+        shape = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    shape = tuple(shape)
+    mu = torch.full((shape[0],), 0.5) if mean is None else torch.as_tensor(mean).float().reshape(-1)
+    if mu.numel() == 1:
+        mu = mu.expand(shape[0])
+    if mu.numel() != shape[0]:
+        raise ValueError(f"mean: expected a number or {shape[0]} channel means, got {mu.numel()} values")
+    return mu.view(1, -1, 1, 1).expand(n, *shape).clone()
+
+
+def _begin(model, x) -> torch.Tensor:
+    """The starting image, checked, as a float32 copy on the model's device."""
+    check_images(x, "x", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
+    if x.shape[0] == 0:
+        raise ValueError("x: empty batch (0 images); the starting image has one row per sample")
+    return x.detach().to(next(model.parameters()).device, torch.float32).clone()
+
+
 def _denoise(model, y, amp):
     with torch.no_grad(), autocast(y.device, amp):
         return model(y).float()
@@ -67,70 +218,71 @@ def _noise(n, shape, seed, step, device):
     return per_sample_noise(n, shape, (seed * 1_000_003 + step) % 2**62).squeeze(1).to(device)
 
 
-def _start(n, shape, mean, device):
-    mu = torch.full((shape[0],), 0.5) if mean is None else torch.as_tensor(mean).float().reshape(-1)
-    if mu.numel() == 1:
-        mu = mu.expand(shape[0])
-    if mu.numel() != shape[0]:
-        raise ValueError(f"mean: expected a number or {shape[0]} channel means, got {mu.numel()} values")
-    return mu.view(1, -1, 1, 1).expand(n, *shape).clone().to(device)
-
-
 def _check_finite(y, step, sigma):
     if not torch.isfinite(y).all():
         raise FloatingPointError(f"sampler diverged at step {step} (sigma {float(sigma.max()):.4g}): NaN/inf in y")
 
 
-def _finish(model, x, nfe, sigmas, steps, t0, target=None, mask=None, block="mid", n_noise=10, info=None, amp=False):
+def _finish(model, x, nfe, sigmas, steps, t0, guided=None, info=None, amp=False):
     """Clamp, measure final_sigma and phi_rel_err (not counted in nfe), pack a SampleResult.
     ``info["outside_01"]``: the share of pixel values outside [0, 1] before this clamp (the only one)."""
     wall = time.perf_counter() - t0
     outside = float(((x < 0) | (x > 1)).float().mean())
     x = x.clamp(0, 1)
     final = _eff_sigma(x, _denoise(model, x, amp)).cpu()
-    err = None
-    if target is not None:
-        S = x.shape[0] // target.n
-        t = target(EVAL_SIGMA).repeat_interleave(S, 0) * mask
-        p = phi_of(model, x, EVAL_SIGMA, n_noise=n_noise, blocks=block, seed=12345, amp=amp) * mask
-        err = (p - t).norm(dim=1) / t.norm(dim=1).clamp_min(1e-12)
+    err, target = None, None
+    if guided is not None:
+        target, mask, guide = guided.target, guided.mask, guided.guide
+        t = target(PHI_ERROR_SIGMA).repeat_interleave(x.shape[0] // target.n, 0)
+        err = phi_error(model, x, t, guide.n_noise, guided.block, mask, amp=amp)
     info = dict(info or {}, target_nfe=getattr(target, "nfe", 0), target_s=getattr(target, "seconds", 0.0),
                 outside_01=outside)
     sig = torch.stack(sigmas) if sigmas else torch.zeros(0, x.shape[0])
     return SampleResult(x.cpu(), int(nfe), sig, final, err, int(steps), wall, info)
 
 
-def _setup(model, target, n_samples, block, n_noise, mask, seed_t, amp, masked="zero"):
-    block = check_block(model, block)
-    if not (isinstance(n_samples, int) and n_samples >= 1):
-        raise ValueError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
-    tgt, m = apply_mask(make_target(model, target, block, n_noise, seed_t, amp), mask, masked)
-    return block, tgt, m.repeat_interleave(n_samples, 0)
+@dataclass
+class _Guided:
+    """A guided sampler's resolved target: the block, the (masked) target, the loss mask per row, samples per target."""
+
+    guide: Guide
+    block: str
+    target: PhiTarget
+    mask: torch.Tensor
+    n_samples: int
 
 
-def _shape(model, target, shape):
-    if shape is not None:
-        return tuple(shape)
-    if getattr(target, "shape", None):  # an ImageTarget, or a MaskedTarget around one
-        return tuple(target.shape)
-    s = model.config.image_size
-    return (model.config.in_channels, s, s)
+def _guided(model, target, x, guide: Guide, amp) -> _Guided:
+    block = check_block(model, guide.block)
+    tgt, m = apply_mask(make_target(model, target, block, guide.n_noise, guide.seed, amp), guide.mask, guide.masked)
+    if x.shape[0] % tgt.n:
+        raise ValueError(f"x: expected n_samples starting images per target ({tgt.n} targets, target-major), "
+                         f"got {x.shape[0]} rows")
+    n_samples = x.shape[0] // tgt.n
+    return _Guided(guide, block, tgt, m.repeat_interleave(n_samples, 0), n_samples)
 
 
-def _check_sigmas(sigma0, sigma_L):
-    check_sigma(sigma0, "sigma0")
-    if not (sigma_L > 0):
-        raise ValueError(f"sigma_L: expected > 0, got {sigma_L!r}")
-    if not (sigma0 > sigma_L):
-        raise ValueError(f"sigma0: expected sigma0 > sigma_L, got sigma0={sigma0!r}, sigma_L={sigma_L!r}")
-
-
-def _per_step(v, n, name):
-    """A float, or a sequence of n positive floats -> list of n floats."""
-    vals = [float(v)] * n if isinstance(v, (int, float)) else [float(a) for a in v]
-    if len(vals) != n or not all(math.isfinite(a) and a > 0 for a in vals):
+def _per_step(v, n, name, integer=False):
+    """A number, or a sequence of n numbers -> list of n (positive floats; integers >= 0 when ``integer``)."""
+    one = isinstance(v, int) if integer else isinstance(v, (int, float))
+    vals = [v] * n if one else list(v) if isinstance(v, (list, tuple)) else None
+    if integer:
+        ok = vals is not None and len(vals) == n and all(isinstance(a, int) and a >= 0 for a in vals)
+        if not ok:
+            raise ValueError(f"{name}: expected an integer >= 0 or one per schedule step, got {v!r}")
+        return [int(a) for a in vals]
+    vals = None if vals is None else [float(a) for a in vals]
+    if vals is None or len(vals) != n or not all(math.isfinite(a) and a > 0 for a in vals):
         raise ValueError(f"{name}: expected a number > 0 or one per schedule step, got {v!r}")
     return vals
+
+
+def _sigmas(schedule) -> torch.Tensor:
+    sched = torch.as_tensor(schedule, dtype=torch.float32)
+    if sched.ndim != 1 or sched.numel() < 1 or not (sched > 0).all() or not torch.isfinite(sched).all():
+        raise ValueError(f"schedule: expected a 1-d sequence of sigmas > 0, got {schedule!r}")
+    check_sigma(float(sched.max()), "schedule")
+    return sched
 
 
 def _bar(progress, total, desc):
@@ -138,49 +290,47 @@ def _bar(progress, total, desc):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
 
-def _polish(model, x, tgt, n_samples, m_dev, sigma, seed, base, iters, draws, lr, block, amp):
-    """Ours: `project_averaged` moves the returned images so that phi(x, sigma), averaged over ``draws``
-    fresh noise draws (seeded per image from ``base`` on), matches the target. Returns (x, nfe)."""
-    if not (isinstance(draws, int) and draws >= 1 and lr > 0):
-        raise ValueError(f"polish_draws, polish_lr: expected an integer >= 1 and a number > 0, got {draws!r}, {lr!r}")
+def _polish(model, x, g: _Guided, polish: Polish, sigma, seed, base, amp):
+    """`Polish` of the returned images at ``sigma``, noise draws seeded per image from ``base`` on. Returns (x, nfe)."""
     N, shape, dev = x.shape[0], tuple(x.shape[1:]), x.device
+    draws = polish.draws
 
     def noise(j):  # the draws of polish step j
         return torch.stack([_noise(N, shape, seed, base + j * draws + i, dev) for i in range(draws)])
-    tv = tgt(sigma).repeat_interleave(n_samples, 0).to(dev)
-    x, c, _ = project_averaged(model, x, tv, m_dev, sigma, noise, int(iters), lr, block, amp)
+    tv = g.target(sigma).repeat_interleave(g.n_samples, 0).to(dev)
+    x, c, _ = project_averaged(model, x, tv, g.mask.to(dev), sigma, noise, int(polish.iters), polish.lr, g.block, amp)
     _check_finite(x, base, torch.tensor(sigma))
     return x, c
 
 
 # -------------------------------------------------------------------------------------- samplers
-def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
-           adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True, amp=False,
-           _guide=None):
+def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, amp, guide=None, desc="ascent"):
     """Stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021; docs/method.md 6).
 
-    y <- mean + sigma0 z; each step: h_t = h0 t / (1 + h0 (t - 1)) (or h0 if not adaptive_h),
+    y <- x + sigma0 z; each step: h_t = h0 t / (1 + h0 (t - 1)) (or h0 if not adaptive_h),
     f = y - D(y), sigma_t = ||f|| / sqrt(dim), gamma = sigma_t sqrt((1 - beta h)^2 - (1 - h)^2),
     y <- y - h f + gamma z. An image stops (and leaves the batch) once sigma_t < sigma_L; returns D(y).
-    One full forward per step. Internal: returns (x, nfe, sigmas, steps, t0); see `sample_unconditional`."""
-    _check_sigmas(sigma0, sigma_L)
-    if not (0 < h0 <= 1 and 0 < beta <= 1):
-        raise ValueError(f"h0, beta: expected in (0, 1], got h0={h0!r}, beta={beta!r}")
-    shape = shape or (model.config.in_channels, model.config.image_size, model.config.image_size)
-    dev, t0 = next(model.parameters()).device, time.perf_counter()
+    One full forward per step; ``guide(y, active, sigma) -> (y, nfe)`` projects y before the score step.
+    Internal: returns (x, nfe, sigmas, steps, t0)."""
+    sch = schedule
+    if not isinstance(sch, AscentSchedule):
+        raise ValueError(f"schedule: expected an AscentSchedule for the ascent, got {type(sch).__name__}")
+    t0 = time.perf_counter()
+    y = _begin(model, x)
+    n, shape, dev = y.shape[0], tuple(y.shape[1:]), y.device
     seed = base_seed(generator)
-    y = _start(n, shape, mean, dev) + sigma0 * _noise(n, shape, seed, 0, dev)
+    y = y + sch.sigma0 * _noise(n, shape, seed, 0, dev)
     out = torch.empty_like(y)
     active = torch.arange(n, device=dev)
-    last = torch.full((n,), float(sigma0))
+    last = torch.full((n,), float(sch.sigma0))
     sigmas, nfe, t = [], 0, 0
-    bar = _bar(progress, None, "ascent")
-    while active.numel() and t < max_steps:
+    bar = _bar(progress, None, desc)
+    while active.numel() and t < sch.max_steps:
         t += 1
-        h = h0 * t / (1 + h0 * (t - 1)) if adaptive_h else h0
+        h = sch.h0 * t / (1 + sch.h0 * (t - 1)) if sch.adaptive_h else sch.h0
         ya = y[active]
-        if _guide is not None:  # forward-form projection before the score step (guided_ascent)
-            ya, k = _guide(ya, active, last[active.cpu()].to(dev))
+        if guide is not None:  # forward-form projection before the score step (guided_ascent)
+            ya, k = guide(ya, active, last[active.cpu()].to(dev))
             nfe += k
         d = _denoise(model, ya, amp)
         nfe += 1
@@ -188,10 +338,10 @@ def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01
         last[active.cpu()] = s.cpu()
         sigmas.append(last.clone())
         if callback is not None:
-            callback(dict(step=t, y=ya, sigma=s, x0=d, active=active, nfe=nfe))
-        stop = s < sigma_L
+            callback(Step(step=t - 1, nfe=nfe, sigma=s, y=ya, x0=d, active=active))
+        stop = s < sch.sigma_L
         out[active[stop]] = d[stop]
-        gamma = s * math.sqrt(max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0))
+        gamma = s * math.sqrt(max((1 - sch.beta * h) ** 2 - (1 - h) ** 2, 0.0))
         z = _noise(n, shape, seed, t, dev)[active]
         ya = ya - h * (ya - d) + gamma.view(-1, 1, 1, 1) * z
         _check_finite(ya, t, s)
@@ -206,110 +356,104 @@ def _ascent(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01
     return out, nfe, sigmas, t, t0
 
 
-def sample_unconditional(model, n=8, shape=None, mean=None, sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01,
-                         adaptive_h=True, max_steps=10000, generator=None, callback=None, progress=True,
+def sample_unconditional(model, x, schedule: AscentSchedule, *, generator=None, callback=None, progress=True,
                          amp=False) -> SampleResult:
-    """Unconditional samples by stochastic coarse-to-fine ascent (`_ascent`); nfe = one forward per step
-    (+1 if max_steps stops images early)."""
-    x, nfe, sigmas, t, t0 = _ascent(model, n, shape, mean, sigma0, sigma_L, h0, beta, adaptive_h, max_steps,
-                                   generator, callback, progress, amp)
-    return _finish(model, x, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"))
+    """Unconditional samples by stochastic coarse-to-fine ascent (`_ascent`) from the starting images ``x``
+    (N, C, H, W) along ``schedule``; nfe = one forward per step (+1 if max_steps stops images early)."""
+    out, nfe, sigmas, t, t0 = _ascent(model, x, schedule, generator, callback, progress, amp)
+    return _finish(model, out, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"))
 
 
-def guided_ascent(model, target, n_samples=1, mean=None, sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01,
-                  adaptive_h=True, max_steps=10000, method="adam", proj_iters=100, proj_lr=0.01, proj_tol=0.01,
-                  lr_sigma_power=0.0, polish_iters=0, polish_draws=4, polish_lr=0.003, mask=None, masked="zero",
-                  block="mid", n_noise=10, target_seed=0, generator=None, callback=None, progress=True,
-                  amp=False) -> SampleResult:
+def guided_ascent(model, x, schedule: AscentSchedule, target, *, guide: Guide = Guide(),
+                  projection: Projection = Projection(), polish: Polish | None = None, generator=None, callback=None,
+                  progress=True, amp=False) -> SampleResult:
     """Self-guided reconstruction, "forward" form (docs/method.md 6): `_ascent` where, before each score step,
     y is projected (`project`) so its spatial block mean matches phi(x_c, sigma_t), sigma_t being the
     image's effective sigma at its previous step (sigma0 at the first), with step size
-    ``proj_lr`` x sigma_t ** ``lr_sigma_power`` per image. Per step: projection
-    (1 + 2 x iterations) + 1 forward. ``polish_iters`` > 0: the polish of `guided_backward` at sigma_L.
-    ``mask`` / ``masked``: the channel subspace (`apply_mask`).
-    Returns samples for T targets x n_samples, target-major."""
-    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp, masked)
-    _check_sigmas(sigma0, sigma_L)
-    dev, N = next(model.parameters()).device, tgt.n * n_samples
-    m_dev, its = m.to(dev), []
+    ``projection.lr`` x sigma_t ** ``projection.lr_sigma_power`` per image. Per step: projection
+    (1 + 2 x iterations) + 1 forward. ``polish``: the polish of `guided_backward`, at sigma_L.
+    Returns N = rows of ``x`` samples, N // T per target, target-major."""
+    g = _guided(model, target, x, guide, amp)
+    proj = projection
+    if not isinstance(proj.iters, int) or not isinstance(proj.lr, (int, float)):
+        raise ValueError(f"projection: the ascent takes one iters and one lr for every step, got iters={proj.iters!r}, "
+                         f"lr={proj.lr!r}")
+    dev = next(model.parameters()).device
+    m_dev, its = g.mask.to(dev), []
 
-    def guide(ya, active, sig):
-        tv = torch.stack([tgt(float(s))[i // n_samples] for s, i in zip(sig.tolist(), active.tolist())])
-        lr = proj_lr * sig.float() ** lr_sigma_power if lr_sigma_power else proj_lr
-        ya, k, used, _, _ = project(model, ya, tv.to(dev), m_dev[active], block, method, proj_iters, lr,
-                                    proj_tol, max_move=sig if method == "newton" else None, amp=amp)
+    def project_step(ya, active, sig):
+        tv = torch.stack([g.target(float(s))[i // g.n_samples] for s, i in zip(sig.tolist(), active.tolist())])
+        lr = proj.lr * sig.float() ** proj.lr_sigma_power if proj.lr_sigma_power else proj.lr
+        if proj.method == "newton":
+            mm = sig if proj.max_move is None else proj.max_move * sig
+        else:
+            mm = None if proj.max_move is None else proj.max_move * sig
+        ya, k, used, _, _ = project(model, ya, tv.to(dev), m_dev[active], g.block, proj.method, proj.iters, lr,
+                                    proj.tol, max_move=mm, amp=amp)
         its.append(used.float().mean().item())
         return ya, k
 
-    x, nfe, sigmas, t, t0 = _ascent(model, N, _shape(model, tgt, None), mean, sigma0, sigma_L, h0, beta,
-                                   adaptive_h, max_steps, generator, callback, progress, amp, _guide=guide)
-    if polish_iters:
-        x, c = _polish(model, x, tgt, n_samples, m_dev, float(sigma_L), base_seed(generator), 0, polish_iters,
-                       polish_draws, polish_lr, block, amp)
+    out, nfe, sigmas, t, t0 = _ascent(model, x, schedule, generator, callback, progress, amp, guide=project_step,
+                                      desc="guided_ascent")
+    if polish is not None and polish.iters:
+        out, c = _polish(model, out, g, polish, float(schedule.sigma_L), base_seed(generator), 0, amp)
         nfe += c
-    return _finish(model, x, nfe, sigmas, t, t0, tgt, m, block, n_noise, amp=amp,
+    return _finish(model, out, nfe, sigmas, t, t0, g, amp=amp,
                    info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))))
 
 
-def guided_backward(model, target, n_samples=1, schedule=None, mean=None, method="adam", proj_iters=100,
-                    proj_lr=0.01, proj_tol=0.01, proj_max_move=None, lr_sigma_power=0.0, polish_iters=0,
-                    polish_draws=4, polish_lr=0.003, mask=None, masked="zero", block="mid", n_noise=10,
-                    target_seed=0, generator=None, callback=None, progress=True, amp=False) -> SampleResult:
+def guided_backward(model, x, schedule, target, *, guide: Guide = Guide(), projection: Projection = Projection(),
+                    polish: Polish | None = None, generator=None, callback=None, progress=True,
+                    amp=False) -> SampleResult:
     """Self-guided reconstruction, "backward" (fixed schedule) form (docs/method.md 6).
 
-    x <- mean colour image; for sigma_k in ``schedule`` (default linspace(1, 0.03, 100)):
-    x_tilde = x + sigma_k z; project x_tilde onto phi(x_c, sigma_k) (`project`); x = D(x_tilde).
-    Per step: projection (1 + 2 x iterations) + 1 forward. ``proj_iters``: an int or one per step.
-    Step size of the projection at sigma_k: ``proj_lr`` (a float or one per step) x sigma_k ** ``lr_sigma_power``
-    (0: the authors' constant lr; 0.5 shrinks Adam's per-pixel step with the noise level, see PRESETS).
-    ``proj_max_move`` (a factor of sigma_k) clips each projection step.
-    ``mask`` / ``masked``: the channel subspace and what happens to the dropped channels (`apply_mask`).
-    Polish (``polish_iters`` > 0, ours):
-    after the last step, `project_averaged` moves the returned x itself so that phi(x, sigma_last), averaged
-    over ``polish_draws`` fresh noise draws, matches the target (2 x polish_draws calls per iteration).
-    Returns samples for T targets x n_samples, target-major."""
-    block, tgt, m = _setup(model, target, n_samples, block, n_noise, mask, target_seed, amp, masked)
-    sched = linear_sigmas() if schedule is None else torch.as_tensor(schedule, dtype=torch.float32)
-    if sched.ndim != 1 or sched.numel() < 1 or not (sched > 0).all() or not torch.isfinite(sched).all():
-        raise ValueError(f"schedule: expected a 1-d sequence of sigmas > 0, got {schedule!r}")
-    check_sigma(float(sched.max()), "schedule")
-    iters = [int(proj_iters)] * len(sched) if isinstance(proj_iters, int) else [int(i) for i in proj_iters]
-    if len(iters) != len(sched) or min(iters) < 0:
-        raise ValueError(f"proj_iters: expected an integer >= 0 or one per schedule step, got {proj_iters!r}")
-    lrs = _per_step(proj_lr, len(sched), "proj_lr")
-    dev, t0, N = next(model.parameters()).device, time.perf_counter(), tgt.n * n_samples
-    shape, seed, m_dev = _shape(model, tgt, None), base_seed(generator), m.to(dev)
-    x = _start(N, shape, mean, dev)
-    sigmas, nfe, its = [], 0, []
+    From the starting images ``x``, for sigma_k in ``schedule`` (the authors': `linear_sigmas`, 1 -> 0.03 in 100
+    steps): x_tilde = x + sigma_k z; project x_tilde onto phi(x_c, sigma_k) (`project`); x = D(x_tilde).
+    Per step: projection (1 + 2 x iterations) + 1 forward. ``projection.iters`` and ``projection.lr``: a value
+    or one per step; the step size at sigma_k is lr x sigma_k ** ``lr_sigma_power`` (0: the authors' constant
+    lr; 0.5 shrinks Adam's per-pixel step with the noise level, see PRESETS); ``max_move`` (a factor of
+    sigma_k) clips each projection step. ``polish`` (ours; None: none): after the last step, `project_averaged`
+    moves the returned x itself so that phi(x, sigma_last), averaged over fresh noise draws, matches the target.
+    Returns N = rows of ``x`` samples, N // T per target, target-major."""
+    g = _guided(model, target, x, guide, amp)
+    sched = _sigmas(schedule)
+    proj = projection
+    iters = _per_step(proj.iters, len(sched), "projection.iters", integer=True)
+    lrs = _per_step(proj.lr, len(sched), "projection.lr")
+    t0 = time.perf_counter()
+    y0 = _begin(model, x)
+    N, shape, dev = y0.shape[0], tuple(y0.shape[1:]), y0.device
+    seed, m_dev = base_seed(generator), g.mask.to(dev)
+    sigmas, nfe, its, xk = [], 0, [], y0
+    rows = torch.arange(N, device=dev)
     bar = _bar(progress, len(sched), "guided_backward")
     for k, sk in enumerate(sched.tolist()):
-        y = x + sk * _noise(N, shape, seed, k, dev)
-        tv = tgt(sk).repeat_interleave(n_samples, 0).to(dev)
-        mm = None if proj_max_move is None else proj_max_move * sk
-        lr = lrs[k] * sk ** lr_sigma_power
-        y, c, used, _, _ = project(model, y, tv, m_dev, block, method, iters[k], lr, proj_tol, mm, amp)
-        x = _denoise(model, y, amp)
+        y = xk + sk * _noise(N, shape, seed, k, dev)
+        tv = g.target(sk).repeat_interleave(g.n_samples, 0).to(dev)
+        mm = None if proj.max_move is None else proj.max_move * sk
+        lr = lrs[k] * sk ** proj.lr_sigma_power
+        y, c, used, _, _ = project(model, y, tv, m_dev, g.block, proj.method, iters[k], lr, proj.tol, mm, amp)
+        xk = _denoise(model, y, amp)
         nfe += c + 1
         its.append(used.float().mean().item())
-        s = _eff_sigma(y, x)
-        _check_finite(x, k, s)
+        s = _eff_sigma(y, xk)
+        _check_finite(xk, k, s)
         sigmas.append(s.cpu())
         if callback is not None:
-            callback(dict(step=k, y=y, sigma=s, x0=x, nfe=nfe))
+            callback(Step(step=k, nfe=nfe, sigma=s, y=y, x0=xk, active=rows))
         bar.update(1)
     bar.close()
-    if polish_iters:
-        x, c = _polish(model, x, tgt, n_samples, m_dev, float(sched[-1]), seed, len(sched), polish_iters,
-                       polish_draws, polish_lr, block, amp)
+    if polish is not None and polish.iters:
+        xk, c = _polish(model, xk, g, polish, float(sched[-1]), seed, len(sched), amp)
         nfe += c
-    return _finish(model, x, nfe, sigmas, len(sched), t0, tgt, m, block, n_noise, amp=amp,
+    return _finish(model, xk, nfe, sigmas, len(sched), t0, g, amp=amp,
                    info=dict(sampler="guided_backward", mean_proj_iters=sum(its) / max(1, len(its))))
 
 
 class Tracker:
     """A callback recording, every ``every`` steps, the cumulative nfe and the quality of the current
-    denoised estimate x0 against target images: phi relative error (at EVAL_SIGMA, ``n_noise`` draws)
-    and PSNR. Samples are target-major, ``n_samples`` per target. Costs extra network calls (not in nfe).
+    denoised estimate x0 against target images: `phi_error` (``n_noise`` draws) and PSNR. Samples are
+    target-major, ``n_samples`` per target. Costs extra network calls (not in nfe).
 
         tr = Tracker(model, targets, n_samples=8); self_guided(..., callback=tr); tr.rows -> list of dicts
     """
@@ -317,78 +461,103 @@ class Tracker:
     def __init__(self, model, targets, n_samples=1, every=5, n_noise=4, block="mid"):
         self.model, self.every, self.n_noise, self.block = model, int(every), int(n_noise), block
         self.targets = targets.repeat_interleave(n_samples, 0)
-        self.t_phi = phi_of(model, self.targets, EVAL_SIGMA, n_noise=n_noise, blocks=block, seed=0)
+        self.t_phi = targets_phi(model, self.targets, n_noise, block)
         self.rows, self.seconds = [], 0.0  # seconds spent here (subtract from the sampler's wall_s)
 
-    def __call__(self, d):
-        if d["step"] % self.every:
+    def __call__(self, s: Step):
+        if s.step % self.every:
             return
         t0 = time.perf_counter()
-        x = d["x0"].detach().float().cpu().clamp(0, 1)
-        p = phi_of(self.model, x, EVAL_SIGMA, n_noise=self.n_noise, blocks=self.block, seed=12345)
-        idx = d["active"].cpu() if "active" in d else torch.arange(len(x))
-        t = self.t_phi[idx]
-        self.rows.append(dict(step=d["step"], nfe=d["nfe"], sigma=float(d["sigma"].mean()),
-                              phi_rel_err=float(((p - t).norm(dim=1) / t.norm(dim=1)).mean()),
+        x = s.x0.detach().float().cpu().clamp(0, 1)
+        idx = s.active.cpu()
+        err = phi_error(self.model, x, self.t_phi[idx], self.n_noise, self.block)
+        self.rows.append(dict(step=s.step, nfe=s.nfe, sigma=float(s.sigma.mean()), phi_rel_err=float(err.mean()),
                               psnr=float(psnr(x, self.targets[idx]).mean())))
         self.seconds += time.perf_counter() - t0
 
 
+# ------------------------------------------------------------------------------------------ presets
+@dataclass(frozen=True)
+class Preset:
+    """A named self-guided setting: the schedule (sigmas, or an AscentSchedule for the forward form) and options."""
+
+    schedule: tuple | AscentSchedule
+    projection: Projection
+    polish: Polish | None = None
+
+
 PRESETS = {
     # The authors' settings (docs/method.md 6).
-    ("backward", "reference"): dict(schedule=linear_sigmas().tolist(), method="adam",
-                                    proj_iters=100, proj_lr=0.01, proj_tol=0.01),
-    ("forward", "reference"): dict(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01, method="adam",
-                                   proj_iters=100, proj_lr=0.01, proj_tol=0.01),
-    # Ours, measured on the shipped tux32 (lib/tools/sampler_bench.py: 8 held-out tuxphoto targets x 2 samples,
-    # seeds 0 and 1, same batch for every preset). Three changes to the reference: (1) 28 log-spaced sigmas
-    # (the reference spends most of its 100 linear steps at high sigma, where phi matters least); (2) at most
-    # 5 Adam iterations per projection with a step that shrinks with the noise, lr 0.07 sqrt(sigma_k) (a
-    # constant lr made the low-sigma projections overshoot, and the reference runs to its 100-iteration cap
-    # at almost every step: 88 iterations on average); (3) a polish: 16 Adam steps (lr 0.003) on the returned
-    # image so that its phi at the last sigma, averaged over 2 fresh noise draws, matches the target
-    # (`project_averaged`; 4 calls per step). Cost: 28 x (1 + 2 x 5 + 1) + 16 x 4 = 400 NFE per batch against
-    # 20200 for the reference (50.5x fewer).
-    # Measured (seed 0 / seed 1; explore runs on a busy 2-core CPU, `make bench` re-measures):
-    #   reference (20200 NFE): phi rel err 0.0341 / 0.0402, diversity 0.222 / 0.215, PSNR to target 13.1 / 12.8
-    #   this preset (400 NFE): phi rel err 0.0319 / 0.0305, diversity 0.225 / 0.258, PSNR to target 11.7 / 10.9
-    # Rejected on the same batch (NFE; phi rel err; diversity, per seed): the previous fast preset (30 steps,
-    # 10 iterations, lr 0.05 sqrt(sigma), polish 20 x 4 draws; 820; 0.028 / 0.031; 0.252 / 0.248); fewer steps
-    # with more iterations (10-15 steps; 380-408; 0.031-0.046; 0.185-0.217: too little diversity); 30 steps with
-    # 3-4 iterations (400-420; 0.034-0.066; 0.16-0.17); no polish (360; 0.079-0.106); lr 0.1 sqrt(sigma)
-    # (400; 0.030-0.038; 0.23-0.28, but PSNR to target 10.1-10.6 and a higher final effective sigma).
-    ("backward", "fast"): dict(schedule=geometric_sigmas(1.0, 0.03, 28).tolist(), method="adam",
-                               proj_iters=5, proj_lr=0.07, lr_sigma_power=0.5, proj_tol=0.01,
-                               polish_iters=16, polish_draws=2, polish_lr=0.003),
-    # Forward form, ours, on the same batch. The previous fast forward preset (h0 0.2, beta 0.1, 10 iterations at a
-    # constant lr 0.02, never benchmarked) did not converge: each projection put back more than the ascent step
-    # removed, the effective sigma stalled near 0.08 and after 300 steps the phi rel err was 0.74 / 0.62. With
-    # a projection step proportional to the noise (lr 0.05 sigma_t), 5 iterations, larger ascent steps (h0 0.3,
-    # beta 0.15) and the backward form's polish (12 steps x 4 draws) the ascent reaches sigma_L = 0.05 in about
-    # 35 steps: 432 NFE, phi rel err 0.060 / 0.067, diversity 0.175 / 0.193 (seeds 0 / 1). That is 47x fewer
-    # calls than the backward reference but a 1.7x larger phi error and less diversity: the backward form is
-    # the one to use. Also measured: lr 0.05 sqrt(sigma_t) 720 NFE, 0.051 / 0.063; lr 0.1 sqrt(sigma_t) did not
-    # converge within 150 steps (1600-1900 NFE, 0.11-0.13); polish 30 x 2 draws 348-370 NFE, 0.061-0.093.
+    ("backward", "reference"): Preset(tuple(linear_sigmas().tolist()),
+                                      Projection(method="adam", iters=100, lr=0.01, tol=0.01)),
+    ("forward", "reference"): Preset(AscentSchedule(sigma0=1.0, sigma_L=0.05, h0=0.01, beta=0.01),
+                                     Projection(method="adam", iters=100, lr=0.01, tol=0.01)),
+    # Ours, chosen on the shipped tux32 with `python -m scripts.bench_sampler` (lib/tools/sampler_bench.py: 8
+    # held-out tuxphoto targets x 2 samples, seeds 0 and 1, the same batch for every preset); its latest numbers
+    # are in figures/bench/sampler_bench.json and the README's sampler table. Three changes to the reference:
+    # (1) 28 log-spaced sigmas (the reference spends most of its 100 linear steps at high sigma, where phi
+    # matters least); (2) at most 5 Adam iterations per projection with a step that shrinks with the noise,
+    # lr 0.07 sqrt(sigma_k) (a constant lr made the low-sigma projections overshoot, and the reference runs to
+    # its 100-iteration cap at almost every step: sampler_reference_mean_proj_iters); (3) a polish: 16 Adam
+    # steps (lr 0.003) on the returned image so that its phi at the last sigma, averaged over 2 fresh noise
+    # draws, matches the target (`project_averaged`; 4 calls per step). Cost, by construction:
+    # 28 x (1 + 2 x 5 + 1) + 16 x 4 = 400 NFE per batch against 100 x (1 + 2 x 100 + 1) = 20200 for the reference.
+    # Rejected in exploratory runs of the same bench with other settings: fewer steps with more iterations
+    # (too little diversity), 3-4 iterations per step (a larger phi error, less diversity), no polish (a phi
+    # error 2-3x larger), lr 0.1 sqrt(sigma) (a lower PSNR to the target, a higher final effective sigma).
+    ("backward", "fast"): Preset(tuple(geometric_sigmas(1.0, 0.03, 28).tolist()),
+                                 Projection(method="adam", iters=5, lr=0.07, lr_sigma_power=0.5, tol=0.01),
+                                 Polish(iters=16, draws=2, lr=0.003)),
+    # Forward form, ours, on the same bench (sampler_forward_fast_*). A constant projection lr put back more
+    # than each ascent step removed (the effective sigma stalled, the phi error stayed large); a projection
+    # step proportional to the noise (lr 0.05 sigma_t), 5 iterations, larger ascent steps (h0 0.3, beta 0.15)
+    # and the backward form's polish (12 steps x 4 draws) reach sigma_L = 0.05. It costs about as many calls
+    # as the backward fast preset but ends with a larger phi error and less diversity (the bench's
+    # sampler_forward_fast_phi_rel_err and _diversity): the backward form is the one to use.
     # max_steps caps a run that does not converge.
-    ("forward", "fast"): dict(sigma0=1.0, sigma_L=0.05, h0=0.3, beta=0.15, method="adam", proj_iters=5,
-                              proj_lr=0.05, lr_sigma_power=1.0, proj_tol=0.01, polish_iters=12, polish_draws=4,
-                              polish_lr=0.003, max_steps=100),
+    ("forward", "fast"): Preset(AscentSchedule(sigma0=1.0, sigma_L=0.05, h0=0.3, beta=0.15, max_steps=100),
+                                Projection(method="adam", iters=5, lr=0.05, lr_sigma_power=1.0, tol=0.01),
+                                Polish(iters=12, draws=4, lr=0.003)),
 }
 
 
-UNCONDITIONAL_PRESETS = {
-    "reference": dict(sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01),  # authors' (sigma0 3 in some figures)
-    "fast": dict(sigma0=1.0, sigma_L=0.02, h0=0.2, beta=0.1),
+UNCONDITIONAL_PRESETS = {  # schedules of `sample_unconditional`
+    "reference": AscentSchedule(sigma0=1.0, sigma_L=0.01, h0=0.01, beta=0.01),  # authors' (sigma0 3 in some figures)
+    "fast": AscentSchedule(sigma0=1.0, sigma_L=0.02, h0=0.2, beta=0.1),
 }
 
 
-def self_guided(model, target, n_samples=1, preset="fast", form="backward", generator=None, callback=None,
-                progress=True, **overrides) -> SampleResult:
-    """Self-guided reconstruction with a named preset ("reference" or "fast") of either form
-    ("backward" -> `guided_backward`, "forward" -> `guided_ascent`); keyword overrides win."""
+def _override(group, value):
+    """A preset's option group with an override: None keeps it, a dict replaces the fields it names, anything
+    else replaces the group."""
+    if value is None:
+        return group
+    if isinstance(value, dict):
+        if not dataclasses.is_dataclass(group):
+            raise ValueError(f"override {value!r}: the preset's {type(group).__name__} has no fields to change; "
+                             f"pass the whole value")
+        return dataclasses.replace(group, **value)
+    return value
+
+
+def self_guided(model, target, n_samples=1, preset="fast", form="backward", *, mean=None, schedule=None,
+                guide=None, projection=None, polish=None, generator=None, callback=None, progress=True,
+                amp=False) -> SampleResult:
+    """Self-guided reconstruction with a named preset ("reference" or "fast") of either form ("backward" ->
+    `guided_backward`, "forward" -> `guided_ascent`): ``n_samples`` per target from `flat_start` of ``mean``.
+    ``schedule``, ``guide``, ``projection``, ``polish`` override the preset's: a value replaces it, a dict
+    replaces the fields it names (``projection=dict(iters=3)``; ``schedule=dict(sigma_L=0.3)`` in the forward
+    form; ``polish=0`` or ``polish=dict(iters=0)``: no polish)."""
     if (form, preset) not in PRESETS:
         raise ValueError(f"preset/form: expected preset in ('reference', 'fast') and form in ('backward', "
                          f"'forward'), got preset={preset!r}, form={form!r}")
+    if not (isinstance(n_samples, int) and n_samples >= 1):
+        raise ValueError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
+    p = PRESETS[(form, preset)]
+    g = _override(Guide(), guide)
+    tgt = make_target(model, target, check_block(model, g.block), g.n_noise, g.seed, amp)
+    x = flat_start(model, tgt.n * n_samples, mean, getattr(tgt, "shape", None) or None)
+    pol = None if polish == 0 else _override(p.polish, polish)
     fn = guided_backward if form == "backward" else guided_ascent
-    kw = dict(PRESETS[(form, preset)], **overrides)
-    return fn(model, target, n_samples, generator=generator, callback=callback, progress=progress, **kw)
+    return fn(model, x, _override(p.schedule, schedule), tgt, guide=g, projection=_override(p.projection, projection),
+              polish=pol, generator=generator, callback=callback, progress=progress, amp=amp)

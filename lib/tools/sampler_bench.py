@@ -5,7 +5,7 @@ presets (backward and forward form), and what the samples keep of their target.
 
 Every preset runs on the same batch (T held-out tuxphoto targets x S samples each) for each seed of
 ``seeds``. Reported per preset (``sampler_{reference,fast,forward_fast}_*``): nfe (network calls per batch,
-lib.sampling.samplers), wall time, phi relative error (phi at lib.sampling.samplers.EVAL_SIGMA) and
+lib.sampling.samplers), wall time, phi relative error (`lib.sampling.samplers.phi_error`) and
 diversity (mean pairwise RMSE among the S samples of a target) as means over seeds with their spread
 (``_sd``: standard deviation over seeds), PSNR to the target, final effective sigma (how much "noise" the
 denoiser still sees in a sample). ``sampler_nfe_ratio`` / ``sampler_wall_ratio``: reference over the fast
@@ -21,6 +21,7 @@ on the targets themselves, ``second_real_kept_factor_acc`` on another real image
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,10 @@ def run(checkpoint="data/checkpoints/tux32", quick=False, n_targets=8, n_samples
     tidx = np.linspace(0, min(63, n_pool - 1), n_targets).astype(int)
     x = pool.float()
     targets, mean = x[tidx], x.mean((0, 2, 3))
-    quick_kw = dict(schedule=[1.0, 0.3, 0.1, 0.03], proj_iters=5) if quick else {}
-    over = {"reference": quick_kw, "fast": {"schedule": quick_kw["schedule"]} if quick else {},
-            "forward_fast": dict(sigma_L=0.3) if quick else {}}
+    quick_sched = [1.0, 0.3, 0.1, 0.03]
+    over = {"reference": dict(schedule=quick_sched, projection=dict(iters=5)) if quick else {},
+            "fast": dict(schedule=quick_sched) if quick else {},
+            "forward_fast": dict(schedule=dict(sigma_L=0.3)) if quick else {}}
     out = {"sampler_batch": f"{n_targets} targets x {n_samples} samples, {size}x{size}, "
                             f"{Path(resolve_checkpoint(checkpoint)).name}, seeds {list(seeds)}"}
     spread = phi_spread(model, x[:64])
@@ -84,8 +86,7 @@ def run(checkpoint="data/checkpoints/tux32", quick=False, n_targets=8, n_samples
             out[f"sampler_{key}_{k}"] = v
     # Forward form, reference settings: steps of the ascent from sigma0 to sigma_L, each with a projection
     # costing 1 + 2 x (mean Adam iterations measured above) calls and one score forward.
-    fwd = S.PRESETS[("forward", "reference")]
-    steps = ascent_steps(fwd["sigma0"], fwd["sigma_L"], fwd["h0"], fwd["beta"])
+    steps = ascent_steps(S.PRESETS[("forward", "reference")].schedule)
     out["sampler_forward_reference_steps_estimate"] = steps
     out["sampler_forward_reference_nfe_estimate"] = int(steps * (2 + 2 * float(np.mean(ref_iters))) + 1)
     out["sampler_nfe_ratio"] = round(out["sampler_reference_nfe"] / out["sampler_fast_nfe"], 1)
@@ -102,9 +103,11 @@ def kept_keys(model, pool, tidx, samples: dict, n_samples: int, mean, n_readers:
     factors = dataset_factors(pool)
     readers = fit_readers(model, train.float(), {k: v for k, v in dataset_factors(train).items() if k in factors})
     n_unc = len(tidx) * n_samples
-    unc_kw = dict(S.UNCONDITIONAL_PRESETS["reference"], **({"max_steps": 20} if quick else {}))
-    unc = S.sample_unconditional(model, n=n_unc, mean=mean, generator=torch.Generator().manual_seed(0),
-                                 progress=progress, **unc_kw)
+    sched = S.UNCONDITIONAL_PRESETS["reference"]
+    if quick:
+        sched = dataclasses.replace(sched, max_steps=20)
+    unc = S.sample_unconditional(model, S.flat_start(model, n_unc, mean), sched,
+                                 generator=torch.Generator().manual_seed(0), progress=progress)
     seeds = len(samples["fast"])
     guided = torch.cat(samples["fast"])
     tidx_all = np.tile(np.asarray(tidx), seeds)  # each seed's batch is target-major over the same targets
