@@ -125,3 +125,14 @@ def test_fit_gap_recovers_a_line_and_where_it_reaches_the_margin():
 def test_fit_gap_never_reaches_the_margin_when_the_gap_falls():
     assert fit_gap(_gaps(lambda x: 0.01 - 0.01 * x))["reaches_margin_at"] is None
     assert fit_gap(_gaps(lambda x: 0.0)[:2])["slope_per_decade"] is None
+
+
+def test_a_torn_or_corrupt_curves_file_is_named_and_a_torn_tail_is_cut(run, tmp_path):
+    measure_run(run, tmp_path, n_test=60, n_train=80)
+    path = tmp_path / "curves.jsonl"
+    good = path.read_text()
+    path.write_text(good + '{"run": "run", "kind": "trai')  # a writer killed mid-line
+    assert len(measure_run(run, tmp_path, n_test=60, n_train=80)) == len(good.splitlines())
+    path.write_text('{"run": \n' + good)
+    with pytest.raises(ValueError, match="curves.jsonl.*line 1"):
+        measure_run(run, tmp_path, n_test=60, n_train=80)

@@ -30,6 +30,8 @@ import numpy as np
 
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
 from lib.measure.denoising import block_reliance, RELIANCE_SIGMAS
+from lib.core.checks import read_json, read_jsonl
+from lib.core.files import waiting_lock
 from lib.model.checkpoint import load_model
 from lib.training.lineage import weights_fingerprint
 from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
@@ -80,17 +82,27 @@ def snapshots(run, current: bool = True) -> list[tuple[int, Path]]:
         if m:
             out[int(m.group(1))] = p.with_suffix("")
     if current and (run / "model.safetensors").is_file():
-        meta = json.loads((run / "model.json").read_text()).get("metadata", {})
+        meta = read_json(run / "model.json", "model config").get("metadata", {})
         out.setdefault(int(meta.get("images_seen", 0)), run / "model")
     if not out:
         raise FileNotFoundError(f"{run}: no snapshots/img*.safetensors and no model.safetensors; train it first")
     return sorted(out.items())
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (a writer killed mid-line) so that the next record starts a line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def _read(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, "curves records", skip_torn_last=True)
 
 
 def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float = ANALYSIS_SIGMA,
@@ -129,8 +141,10 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
 
     def add(rec):
         rec = {**settings, **rec}
-        with open(path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        with waiting_lock(path.with_name(path.name + ".lock")):  # concurrent writers append whole lines
+            _drop_torn_tail(path)
+            with open(path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
         rows.append(rec)
         print(json.dumps(rec), flush=True)
 
