@@ -5,7 +5,7 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
-from lib.measure.kmeans import kmeans, kmeans_plusplus
+from lib.measure.kmeans import kmeans_plusplus, torch_kmeans
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +21,21 @@ def test_same_init_same_inertia_as_sklearn(blobs):
     X, _ = blobs
     init, _ = sk_kmeans_plusplus(X, 12, random_state=3)
     km = KMeans(12, init=init, n_init=1, max_iter=300).fit(X)
-    lab, cen, inertia = kmeans(X, 12, seed=0, init=init)
+    lab, cen, inertia = torch_kmeans(X, 12, seed=0, init=init)
     assert inertia == pytest.approx(km.inertia_, rel=0.01)
     assert adjusted_rand_score(lab, km.labels_) > 0.99
     assert lab.dtype == np.int64 and lab.shape == (3000,) and cen.shape == (12, 16) and cen.dtype == np.float32
     # the reported inertia is the one of the returned labels and centers
     assert inertia == pytest.approx(float(((X - cen[lab]) ** 2).sum()), rel=1e-4)
     # streaming the rows in batches gives the same answer
-    lab_b, _, inertia_b = kmeans(X, 12, seed=0, init=init, batch_size=256)
+    lab_b, _, inertia_b = torch_kmeans(X, 12, seed=0, init=init, batch_size=256)
     assert inertia_b == pytest.approx(inertia, rel=1e-5) and (lab_b == lab).mean() > 0.999
 
 
 def test_own_init_is_seeded_and_as_good_as_sklearn(blobs):
     X, truth = blobs
-    a = kmeans(X, 12, seed=1, n_init=3)
-    b = kmeans(torch.from_numpy(X), 12, seed=1, n_init=3)
+    a = torch_kmeans(X, 12, seed=1, n_init=3)
+    b = torch_kmeans(torch.from_numpy(X), 12, seed=1, n_init=3)
     np.testing.assert_array_equal(a[0], b[0])
     assert a[2] == b[2]
     sk = KMeans(12, n_init=3, random_state=1).fit(X)
@@ -48,8 +48,8 @@ def test_own_init_is_seeded_and_as_good_as_sklearn(blobs):
 def test_minibatch_close_to_full(blobs):
     X, _ = blobs
     init, _ = sk_kmeans_plusplus(X, 12, random_state=3)
-    full = kmeans(X, 12, seed=0, init=init)[2]
-    lab, cen, inertia = kmeans(X, 12, seed=0, init=init, method="minibatch", batch_size=256, max_iter=100)
+    full = torch_kmeans(X, 12, seed=0, init=init)[2]
+    lab, cen, inertia = torch_kmeans(X, 12, seed=0, init=init, method="minibatch", batch_size=256, max_iter=100)
     assert inertia <= full * 1.05
 
 
@@ -57,7 +57,7 @@ def test_empty_clusters_are_relocated():
     X = np.concatenate([np.zeros((50, 2)), np.ones((50, 2)) * 10]).astype(np.float32)
     X += np.random.default_rng(0).normal(0, 0.1, X.shape).astype(np.float32)
     init = np.array([[0, 0], [10, 10], [100, 100]], np.float32)  # the third attracts nothing
-    lab, cen, _ = kmeans(X, 3, init=init)
+    lab, cen, _ = torch_kmeans(X, 3, init=init)
     assert len(np.unique(lab)) == 3
 
 
@@ -66,7 +66,7 @@ def test_empty_clusters_are_relocated():
                                     (dict(k=5, init=np.zeros((4, 16))), "init")])
 def test_errors(blobs, kw, msg):
     with pytest.raises(ValueError, match=msg):
-        kmeans(blobs[0], **kw)
+        torch_kmeans(blobs[0], **kw)
 
 
 def test_clustering_switches_to_torch_above_threshold(monkeypatch, blobs):

@@ -21,7 +21,7 @@ from scipy import stats as _stats
 from lib.core.checks import check_sigma
 from lib.model.hooks import resolve_blocks
 from lib.model.unet import block_aliases
-from lib.representation.phi import phi
+from lib.representation.phi import phi as phi_of  # parameters named phi hold phi arrays
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
            "split_channels", "kurtotic_channels", "liveness_fraction", "RARE_BELOW", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",
@@ -92,7 +92,7 @@ def block_pr(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 1, 
 
     blocks = _default_blocks(model) if blocks is None else ([blocks] if isinstance(blocks, str) else list(blocks))
     modules = [resolve_blocks(model, b)[0] for b in blocks]
-    outs, ins = phi(model, images, sigma, n_noise=n_noise, blocks=modules, seed=seed,
+    outs, ins = phi_of(model, images, sigma, n_noise=n_noise, blocks=modules, seed=seed,
                     batch_size=batch_size, inputs=True, amp=amp)
     f = energy_participation_ratio if energy else participation_ratio
     return {b: {"in": f(ins[m]), "out": f(outs[m]), "c_in": int(ins[m].shape[1]), "c_out": int(outs[m].shape[1]),
@@ -329,11 +329,11 @@ def noise_robustness(model, images: torch.Tensor, sigmas, blocks=None, n_noise: 
     sig = [check_sigma(s, "sigmas") for s in np.atleast_1d(np.asarray(sigmas, dtype=np.float64))]
     blocks = _default_blocks(model) if blocks is None else ([blocks] if isinstance(blocks, str) else list(blocks))
     modules = [resolve_blocks(model, b)[0] for b in blocks]
-    clean = phi(model, images, 0.0, 1, blocks=modules, batch_size=batch_size, amp=amp)
+    clean = phi_of(model, images, 0.0, 1, blocks=modules, batch_size=batch_size, amp=amp)
     ref = {m: clean[m].double().numpy() for m in modules}
     out = {b: np.empty((len(sig), images.shape[0])) for b in blocks}
     for i, s in enumerate(sig):
-        noisy = phi(model, images, s, n_noise, blocks=modules, seed=seed + i, batch_size=batch_size, amp=amp)
+        noisy = phi_of(model, images, s, n_noise, blocks=modules, seed=seed + i, batch_size=batch_size, amp=amp)
         for b, m in zip(blocks, modules):
             num = np.linalg.norm(noisy[m].double().numpy() - ref[m], axis=1)
             den = np.linalg.norm(ref[m], axis=1)

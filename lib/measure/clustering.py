@@ -26,7 +26,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
 
 from lib.measure.channels import as_numpy
-from lib.measure.kmeans import kmeans as torch_kmeans
+from lib.measure.kmeans import torch_kmeans
 
 
 # OpenMP/BLAS threads used by sklearn here. 1 by default: on a busy CPU (training in the background)

@@ -1,9 +1,10 @@
 """k-means in torch, for phi of ImageNet size (1.28 M x 512, k up to 10 000) on a GPU.
 
-    labels, centers, inertia = kmeans(X, k=1000, seed=0)                  # Lloyd, exact
-    labels, centers, inertia = kmeans(X, k, seed, batch_size=65536)       # X streamed in row batches
-    labels, centers, inertia = kmeans(X, k, seed, method="minibatch", batch_size=4096, max_iter=2000)
-    (lib.measure.clustering.kmeans switches to this from TORCH_KMEANS_ROWS rows on; sklearn below)
+    labels, centers, inertia = torch_kmeans(X, k=1000, seed=0)                  # Lloyd, exact
+    labels, centers, inertia = torch_kmeans(X, k, seed, batch_size=65536)       # X streamed in row batches
+    labels, centers, inertia = torch_kmeans(X, k, seed, method="minibatch", batch_size=4096, max_iter=2000)
+    (lib.measure.clustering.kmeans, which returns labels only, switches to this from TORCH_KMEANS_ROWS rows on;
+    sklearn below)
 
 - init: greedy k-means++ (sklearn's variant: 2 + log k candidates per step, keep the one that lowers the
   potential most), run on a seeded random subsample of ``init_size`` rows (default: all rows up to
@@ -121,9 +122,9 @@ def _fits(X, dev) -> bool:
     return isinstance(X, torch.Tensor) or nbytes < 4 << 30
 
 
-def kmeans(X, k: int, seed: int = 0, init=None, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
-           batch_size: int | None = None, method: str = "lloyd", init_size: int | None = None,
-           device="auto", progress: bool = False):
+def torch_kmeans(X, k: int, seed: int = 0, init=None, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
+                 batch_size: int | None = None, method: str = "lloyd", init_size: int | None = None,
+                 device="auto", progress: bool = False):
     """k-means of the rows of X (N, D). Returns (labels int64 (N,), centers float32 (k, D), inertia)."""
     X = _as_2d(X)
     N, D = X.shape

@@ -12,7 +12,7 @@ REPS = ("phi", "untrained", "pixel", "pca_pixel")
 REP_LABELS = {"phi": "trained a4 (phi)", "untrained": "untrained a4", "pixel": "pixels", "pca_pixel": "PCA pixels"}
 
 
-def readout_rows(res: dict) -> list[dict]:
+def readout_display(res: dict) -> list[dict]:
     """One row per representation of a lib.measure.readout.probe_with_controls result (mean ± sd over seeds)."""
     rows = []
     for r in REPS:

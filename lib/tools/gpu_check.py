@@ -6,7 +6,7 @@
 2. extracts phi (lib.representation.extract: sigmas 0 and 0.1, ``--n-noise`` draws, middle block) for ``--n-extract``
    images (generated; ``--unique`` distinct images tiled to that count: the speed does not depend on the
    content, and generating 100 000 composites would take longer than everything else);
-3. runs lib.measure.kmeans on the extracted phi (k = ``--k``);
+3. runs lib.measure.kmeans.torch_kmeans on the extracted phi (k = ``--k``);
 and prints throughputs (images/s), seconds, peak memory and achieved TFLOP/s (conv FLOPs counted by
 lib.model.unet.forward_flops; a training step ~ 3 forward passes) against the device's dense bf16 peak (a table
 of known devices, else a measured large bf16 matmul), as one JSON object on the last line.
@@ -25,7 +25,7 @@ import torch
 
 from lib.core.device import bf16_supported
 from lib.data.pools import open_pool
-from lib.measure.kmeans import kmeans
+from lib.measure.kmeans import torch_kmeans
 from lib.model.unet import forward_flops, preset
 from lib.representation.extract import extract, load_cache
 from lib.training.trainer import TrainConfig, Trainer
@@ -141,7 +141,7 @@ def kmeans_phase(a, X, dev) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
-    lab, _, inertia = kmeans(X, min(a.k, len(X)), seed=a.seed, max_iter=a.kmeans_iter, device=dev)
+    lab, _, inertia = torch_kmeans(X, min(a.k, len(X)), seed=a.seed, max_iter=a.kmeans_iter, device=dev)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return {"kmeans_k": int(min(a.k, len(X))), "kmeans_rows": int(len(X)), "kmeans_iter": a.kmeans_iter,
