@@ -1,10 +1,15 @@
 """Linear probe: how linearly decodable are labels from a representation (docs/method.md 5.7).
 
-    r = linear_probe(phi, ds.labels, seed=0)    # {"accuracy", "ci_low", "ci_high", ...}
+Here: the paper's probe noise level and the Wilson interval of an accuracy.
 
-The authors' script trains one linear layer (512 -> classes) on phi at sigma = 50/255. Here: multinomial
-logistic regression (sklearn, L2, C=1) on standardized features (mean/std from the training split
-only), a stratified, seeded train/test split, and the Wilson 95% interval of the held-out accuracy.
+    lo, hi = wilson_interval(k, n)              # 95% interval of k correct out of n
+    PAPER_PROBE_SIGMA                           # the authors' probe sigma, 50/255
+
+The authors' script trains one linear layer (512 -> classes) on phi at sigma = 50/255. Every probe this
+repository reports is `lib.measure.readout.probe` (the readout): logistic regression on the dataset's train
+split with C chosen by cross-validation, scored on the test split, with kNN and controls beside it.
+`linear_probe` is the older single-split probe with a fixed C (one seeded stratified split of one set of
+rows, C = 1): no notebook or command uses it any more; issue 26 (item 1, one readout) decides whether it goes.
 """
 from __future__ import annotations
 
