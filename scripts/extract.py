@@ -14,7 +14,7 @@ from lib.core.checks import parse_amp, run_cli
 from lib.core.device import apply_threads, pick_device, to_channels_last
 from lib.core.paths import resolve
 from lib.model.checkpoint import read_config
-from lib.model.unet import UNet
+from lib.model.unet import block_aliases, UNet
 from lib.representation.extract import extract, file_sha256, rank_world
 from scripts import (arg_type, checkpoint_arg, dataset_arg, device_arg, no_duplicates, nonneg_float, nonneg_int, out_dir,
                      Parser, positive_int, sigma_arg)
@@ -56,11 +56,13 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     cfg, meta = read_config(resolve(a.checkpoint))
     names = list(UNet(cfg).block_names)
+    aliases = block_aliases(cfg.levels)  # the paper's a1..a6 name blocks too
     no_duplicates(p, "--blocks", a.blocks)
     no_duplicates(p, "--sigmas", a.sigmas)
-    bad = [b for b in a.blocks if b not in names]
+    bad = [b for b in a.blocks if b not in names and b not in aliases]
     if bad:
-        p.error(f"argument --blocks: {bad[0]!r} is not a block of {a.checkpoint}; blocks: {', '.join(names)}")
+        p.error(f"argument --blocks: {bad[0]!r} is not a block of {a.checkpoint}; blocks: {', '.join(names)} "
+                f"(or the paper's {', '.join(sorted(aliases))})")
     top = float((meta.get("train_config") or {}).get("sigma_max", 1.0))
     over = [s for s in a.sigmas if s > top]
     if over:
