@@ -18,7 +18,7 @@ from scripts import arg_type, dataset_arg, existing_dir, no_duplicates, out_dir,
 
 def parser() -> Parser:
     p = Parser(description=__doc__.split("\n")[0])
-    p.add_argument("runs", nargs="+", type=existing_dir,
+    p.add_argument("runs", nargs="*", type=existing_dir,
                    help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
     p.add_argument("--out", required=True, type=out_dir, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
     p.add_argument("--n-test", type=positive_int, default=2000, help="held-out images scored (default 2000)")
@@ -40,6 +40,8 @@ def _label(text: str) -> str:
 
 def check_args(p: Parser, a) -> None:
     """Before any work: every run a training run folder, none twice, and the records to redraw there."""
+    if not a.runs and not a.also:
+        p.error("argument runs: give training run folders to measure, or --also LABEL... to redraw recorded runs")
     no_duplicates(p, "runs", a.runs, key=resolved)
     no_duplicates(p, "--also", a.also)
     for run in a.runs:
