@@ -37,7 +37,7 @@ def test_measure_run_records_controls_and_resumes(run, tmp_path):
     assert kinds.count("pixels") == 1 and kinds.count("untrained") == 3 and kinds.count("trained") == 2
     pca = next(r for r in recs if r["kind"] == "pca_pixels")  # as many dimensions as phi, or as the images allow
     assert kinds.count("pca_pixels") == 1 and 0 < pca["dims"] <= 80 and 0 <= pca["knn_acc"] <= 1
-    assert kinds.count("reliance") == 3 + 2
+    assert kinds.count("reliance") == 3 + 2 and kinds.count("psnr") == 2
     lines = (tmp_path / "curves.jsonl").read_text().splitlines()
     assert len(measure_run(run, tmp_path, n_test=60, n_train=80)) == len(recs)  # nothing measured twice
     assert (tmp_path / "curves.jsonl").read_text().splitlines() == lines
@@ -64,6 +64,12 @@ def test_cli_writes_figure_table_and_fits(run, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 20_000
     assert "| run | images seen" in (tmp_path / "curves.md").read_text()
     assert set(json.loads((tmp_path / "fits.json").read_text())["run"]) == {"probe_acc", "knn_acc"}
+    md = (tmp_path / "curves.md").read_text()
+    assert "| run | last snapshot | probe gap | kNN gap | probe gap ≥ +0.05 at" in md
+    lines = md.splitlines()
+    row = lines[next(i for i, l in enumerate(lines) if l.startswith("| run | last snapshot")) + 2]
+    assert "not yet (fit" in row or row.count(",") >= 1  # a measured crossing or the fit's word
+    assert len(row.split("|")) == 10 and "(64)" in row  # the PSNR of the last snapshot, named
 
 
 def test_runs_sharing_a_folder_name_are_both_measured_under_their_own_labels(run, tmp_path):

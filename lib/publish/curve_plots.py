@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lib.notebook.plots import DPI
-from lib.training.curves import CURVE_KEYS, GAP_KEYS, RELIANCE_KEYS
+from lib.training.curves import CURVE_KEYS, first_reaching, GAP_KEYS, PSNR_KEYS, RELIANCE_KEYS
 
 
 LABELS = {"mid_varying_fraction": "phi varying fraction (liveness)", "mid_eff_channels_out": "mid effective channels",
@@ -70,6 +70,33 @@ def save_curves(tables: dict, fits: dict, path) -> None:
     plot_curves(tables, fits).savefig(path, dpi=DPI, metadata={"Software": None})
 
 
+def factor_markdown(tables: dict, fits: dict, margin: float = 0.05) -> list[str]:
+    """One row per run: how far it went, its gaps there, where each gap first reached ``margin`` (measured, else
+    the fitted estimate, marked "fit"), and the held-out PSNR at its last snapshot that has one."""
+    lines = [f"Per run: where the gaps first reach +{margin} and what the denoiser gives (PSNR on the first 256 "
+             "held-out images):", "",
+             "| run | last snapshot | probe gap | kNN gap | probe gap ≥ +0.05 at | kNN gap ≥ +0.05 at | "
+             + " | ".join(f"PSNR σ {k.split('@')[1]}" for k in PSNR_KEYS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(PSNR_KEYS)]
+    for run, t in tables.items():
+        g = t["gaps"]
+        if not g:
+            continue
+
+        def reach(k):
+            at = first_reaching(g, k, margin)
+            if at is not None:
+                return f"{at:,}"
+            est = fits.get(run, {}).get(k, {}).get("reaches_margin_at")
+            return f"not yet (fit: {est:.2g})" if est else "not yet (fit: never)"
+        with_psnr = [r for r in t["trained"] if all(k in r for k in PSNR_KEYS)]
+        psnr = (" | ".join(f"{with_psnr[-1][k]:.2f}" for k in PSNR_KEYS) + f" ({with_psnr[-1]['images_seen']:,})"
+                if with_psnr else " | ".join("–" for _ in PSNR_KEYS))
+        lines.append(f"| {run} | {g[-1]['images_seen']:,} | {g[-1]['probe_acc']['gap']:+.3f} | {g[-1]['knn_acc']['gap']:+.3f} "
+                     f"| {reach('probe_acc')} | {reach('knn_acc')} | {psnr} |")
+    return lines
+
+
 def curves_markdown(tables: dict, fits: dict) -> str:
     """One row per run and snapshot: the measures, and the probe / kNN gap to the best control with its interval."""
     head = ("| run | images seen | varying | eff. ch. | swap drop σ 0.2 / 0.8 (dB) | class AMI | probe | kNN "
@@ -98,6 +125,7 @@ def curves_markdown(tables: dict, fits: dict) -> str:
             if q:
                 lines.append(f"| PCA pixels ({q['dims']} dims) | – | – | – | – | {q['class_ami']:.3f} | {q['probe_acc']:.3f} "
                              f"| {q['knn_acc']:.3f} | | |")
+    lines += ["", *factor_markdown(tables, fits)]
     for run, fs in fits.items():
         for k, f in fs.items():
             if f.get("slope_per_decade") is None:

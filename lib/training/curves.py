@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
-from lib.measure.denoising import block_reliance, RELIANCE_SIGMAS
+from lib.measure.denoising import block_reliance, psnr_table, RELIANCE_SIGMAS
 from lib.core.checks import read_json, read_jsonl
 from lib.core.files import waiting_lock
 from lib.model.checkpoint import load_model
@@ -42,12 +42,20 @@ GAP_KEYS = ("probe_acc", "knn_acc")
 INIT_SEEDS = (0, 1, 2)
 RELIANCE_IMAGES = 256
 RELIANCE_KEYS = tuple(f"mid_{k}@{s}" for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop"))
+PSNR_SIGMAS = (0.1, 0.4)  # the denoising a factor costs or buys, beside the readout (kind "psnr")
+PSNR_KEYS = tuple(f"psnr@{s}" for s in PSNR_SIGMAS)
 
 
 def reliance_record(model, images) -> dict:
     """block_reliance of the middle block, flattened to RELIANCE_KEYS (dB)."""
     table = block_reliance(model, images, RELIANCE_SIGMAS, "mid")
     return {f"mid_{k}@{s}": table[str(s)][k] for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop")}
+
+
+def psnr_record(model, images) -> dict:
+    """Held-out PSNR (dB) of the denoiser at PSNR_SIGMAS on ``images`` (lib.measure.denoising.psnr_table)."""
+    table = psnr_table(model, images, PSNR_SIGMAS)
+    return {f"psnr@{s}": table[str(s)]["output"] for s in PSNR_SIGMAS}
 
 
 def run_labels(runs) -> list[str]:
@@ -181,6 +189,8 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
         if ("reliance", images, None) not in have:
             add({"kind": "reliance", "images_seen": images, "weights_sha256": shas[images],
                  **reliance_record(load_model(stem), few)})
+        if ("psnr", images, None) not in have:
+            add({"kind": "psnr", "images_seen": images, "weights_sha256": shas[images], **psnr_record(load_model(stem), few)})
     return done + rows
 
 
@@ -188,6 +198,9 @@ def curve_table(records: list[dict]) -> dict:
     """{"trained": rows by images seen, "pixels": record, "untrained": {key: (mean, sd)}, "gaps": rows} for
     the records of one run (as written by `measure_run`)."""
     rel = {r.get("images_seen"): r for r in records if r["kind"] == "reliance" and "init_seed" not in r}
+    for r in records:
+        if r["kind"] == "psnr":
+            rel[r["images_seen"]] = {**rel.get(r["images_seen"], {}), **{k: r[k] for k in PSNR_KEYS}}
     trained = sorted(({**rel.get(r["images_seen"], {}), **r} for r in records if r["kind"] == "trained"),
                      key=lambda r: r["images_seen"])
     pixels = next((r for r in records if r["kind"] == "pixels"), None)
@@ -217,6 +230,11 @@ def gap_row(trained: dict, pixels: dict, untrained: dict, z: float = 1.96, pca: 
         se = math.sqrt(p * (1 - p) / n + best * (1 - best) / n + sd_extra ** 2)
         row[k] = {"gap": p - best, "low": p - best - z * se, "high": p - best + z * se, "best_control": name}
     return row
+
+
+def first_reaching(gaps: list[dict], key: str, margin: float = 0.05) -> int | None:
+    """The first images seen at which the measured gap of ``key`` reaches ``margin`` (None if it never does)."""
+    return next((g["images_seen"] for g in gaps if g[key]["gap"] >= margin), None)
 
 
 def fit_gap(gaps: list[dict], key: str = "probe_acc", margin: float = 0.05, min_images: int = 50_000) -> dict:
