@@ -87,7 +87,10 @@ def factor_markdown(tables: dict, fits: dict, margin: float = 0.05) -> list[str]
             at = first_reaching(g, k, margin)
             if at is not None:
                 return f"{at:,}"
-            est = fits.get(run, {}).get(k, {}).get("reaches_margin_at")
+            f = fits.get(run, {}).get(k, {})
+            if f.get("slope_per_decade") is None:
+                return "not yet (too few snapshots to fit)"
+            est = f.get("reaches_margin_at")
             return f"not yet (fit: {est:.2g})" if est else "not yet (fit: never)"
         with_psnr = [r for r in t["trained"] if all(k in r for k in PSNR_KEYS)]
         psnr = (" | ".join(f"{with_psnr[-1][k]:.2f}" for k in PSNR_KEYS) + f" ({with_psnr[-1]['images_seen']:,})"
