@@ -212,3 +212,24 @@ def test_nan_accuracies_are_never_the_best():
     assert v == "holds" and g["probe_acc"] == approx(0.5)
     v, g = nb06.semantic_verdict(_res((float("nan"), 0.75), (0.25, 0.25), (0.25, 0.25), (0.25, 0.25)))
     assert v == "not measured" and math.isnan(g["probe_acc"])
+
+
+def test_notebook05_refuses_a_held_out_set_too_small_to_cluster():
+    """A two-class folder of 20 images holds out 2: a message naming the count, not a failure inside a plot."""
+    import numpy as np
+    import pytest
+    from lib.data.imageset import ImageSet
+    from lib.notebook import nb05_clustering as nb05
+    small = ImageSet(np.zeros((2, 3, 8, 8), np.uint8), np.array([0, 1]), ["a", "b"], {}, "folder")
+    with pytest.raises(ValueError, match="held-out split has 2 images.*at least 20"):
+        nb05.check_enough_images(small)
+    nb05.check_enough_images(ImageSet(np.zeros((20, 3, 8, 8), np.uint8), np.zeros(20, np.int64), ["a"], {}, "folder"))
+
+
+def test_separation_plot_draws_when_no_pair_of_groups_is_large_enough():
+    import numpy as np
+    from lib.notebook import nb05_clustering as nb05
+    empty = {"spread": np.array([]), "distance": np.array([])}
+    fig = nb05.separation_plot({f"{s}: {k}": empty for s in ("trained", "untrained", "pixels")
+                                for k in ("clusters", "classes")})
+    assert len(fig.axes) == 3

@@ -57,6 +57,17 @@ def clusters_vs_classes(x, feats, clusters, labels, names, n_rows: int = 6, n_pe
     return fig
 
 
+MIN_IMAGES = 20  # k-means over several k, group separations (groups of 5 or more) and t-SNE need them
+
+
+def check_enough_images(data) -> None:
+    """Refuse, with a message naming the count, a held-out set too small for clusters of phi to mean anything."""
+    if len(data) < MIN_IMAGES:
+        raise ValueError(f"DATASET: the held-out split has {len(data)} images; notebook 05 clusters them and needs at "
+                         f"least {MIN_IMAGES}: use a larger dataset (a folder: dataset holds out every 10th image of "
+                         f"each class folder)")
+
+
 def separation_plot(sep: dict, spaces=("trained", "untrained", "pixels")):
     """Centroid distance against spread along the joining line, cluster pairs vs class pairs, per space.
     ``sep`` maps "<space>: clusters" / "<space>: classes" to lib.measure.clustering.group_separations results."""
@@ -66,8 +77,12 @@ def separation_plot(sep: dict, spaces=("trained", "untrained", "pixels")):
         for kind, c in (("clusters", "tab:red"), ("classes", "tab:blue")):
             s = sep[f"{space}: {kind}"]
             ax.scatter(s["spread"], s["distance"], s=6, c=c, alpha=0.6, label=kind)
-        lim = max(max(sep[f"{space}: {k}"]["spread"].max(), sep[f"{space}: {k}"]["distance"].max())
-                  for k in ("clusters", "classes"))
+        vals = [v for k in ("clusters", "classes") for key in ("spread", "distance")
+                for v in np.asarray(sep[f"{space}: {k}"][key]).ravel()]
+        if not vals:  # too few groups with enough members to form a pair (a small or two-class dataset)
+            ax.text(0.5, 0.5, "no pair of groups\nlarge enough to compare", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+        lim = max(vals) if vals and max(vals) > 0 else 1.0
         for r in (1, 2, 4):
             ax.plot([0, lim], [0, r * lim], "k:", lw=0.8)
             ax.text(lim / r * 0.95, lim * 0.95, f"{r}", fontsize=7)
