@@ -142,6 +142,11 @@ class TrainConfig:
 SIGMA_DISTS = ("u2", "uniform", "loguniform")
 
 
+def changes(old: dict, new: dict) -> dict:
+    """{field: [old, new]} of the fields of ``old`` whose value differs in ``new``."""
+    return {k: [v, new[k]] for k, v in old.items() if new[k] != v}
+
+
 def sigma_from_uniform(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
     """The training noise levels for uniform draws ``u`` in [0, 1) under ``cfg.sigma_dist``."""
     if cfg.sigma_dist == "u2":
@@ -371,12 +376,11 @@ class Trainer:
             print(f"{self.out}: already continued from {self.continue_from}; resuming its state at "
                   f"{int(meta['images_seen']):,} images", flush=True)
         if old.compatible() != self.cfg.compatible():
-            diff = {k: (v, self.cfg.compatible()[k]) for k, v in old.compatible().items() if self.cfg.compatible()[k] != v}
+            diff = changes(old.compatible(), self.cfg.compatible())
             raise ValueError(f"{path}: cannot resume, the run was started with different settings {diff} "
                              f"(use another --out or delete the folder)")
         step, images_seen = int(meta["step"]), int(meta["images_seen"])
-        new = self.cfg.schedule_fields()
-        changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        changed = changes(old.schedule_fields(), self.cfg.schedule_fields())
         if changed and not self.allow_changes:
             raise ValueError(f"{path}: cannot resume at step {step} with changed settings {changed} (old, new): "
                              f"they change the training from here on; rerun with the recorded settings, or pass "
@@ -423,14 +427,11 @@ class Trainer:
         old = TrainConfig(**meta["train_config"])
         # the data spec may name the same images at another place (another machine's copy): the fingerprint of
         # the images decides (_check_data); the spec change itself is a recorded change
-        fixed = {k: v for k, v in old.compatible().items() if k != "dataset"}
-        now = self.cfg.compatible()
-        if any(now[k] != v for k, v in fixed.items()):
-            diff = {k: (v, now[k]) for k, v in fixed.items() if now[k] != v}
+        diff = changes({k: v for k, v in old.compatible().items() if k != "dataset"}, self.cfg.compatible())
+        if diff:
             raise ValueError(f"--continue {stem}: the checkpoint was trained with other settings {diff} (checkpoint, "
                              f"now); continue it with its own config (its train_config is in {checkpoint_file(stem, '.json')})")
-        new = self.cfg.schedule_fields()
-        changed = {k: [v, new[k]] for k, v in old.schedule_fields().items() if new[k] != v}
+        changed = changes(old.schedule_fields(), self.cfg.schedule_fields())
         if old.dataset != self.cfg.dataset:
             changed["dataset"] = [old.dataset, self.cfg.dataset]
         changed.pop("compile", None)  # how the forward runs, not what it computes
