@@ -642,8 +642,8 @@ def second_trainer_on_same_out(t):
     return call, guard
 
 
-@case("training", ValueError, r"state\.safetensors: cannot resume at step 4 with changed settings .*'lr': \[0\.001, 0\.5\]"
-                              r".*'schedule': \['cosine', 'constant'\].*--allow-changes")
+@case("training", ValueError, r"state\.safetensors: cannot resume at step 4 with changed settings .*'lr': \(0\.001, 0\.5\)"
+                              r".*'schedule': \('cosine', 'constant'\).*--allow-changes")
 def resume_with_other_lr_and_schedule(t):
     run = t.copy(t.s.run)
     return lambda: train_run(run, t.scratch, lr=0.5, schedule="constant")

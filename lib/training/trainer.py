@@ -143,8 +143,8 @@ SIGMA_DISTS = ("u2", "uniform", "loguniform")
 
 
 def changes(old: dict, new: dict) -> dict:
-    """{field: [old, new]} of the fields of ``old`` whose value differs in ``new``."""
-    return {k: [v, new[k]] for k, v in old.items() if new[k] != v}
+    """{field: (old, new)} of the fields of ``old`` whose value differs in ``new``."""
+    return {k: (v, new[k]) for k, v in old.items() if new[k] != v}
 
 
 def sigma_from_uniform(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
@@ -411,7 +411,7 @@ class Trainer:
                              f"{self.data_sha256} for {self.cfg.dataset}, {self.cfg.n_train} images); train on the "
                              f"run's images, or pass --allow-changes to go on with these (recorded in the lineage)")
         self.history.append({"step": self.step, "images_seen": self.images_seen,
-                             "changed": {"data_sha256": [recorded, self.data_sha256]}})
+                             "changed": {"data_sha256": (recorded, self.data_sha256)}})
         self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_fingerprint(self.model),
                                     "kept", self.data_sha256))
         self._leg_wall0 = self.wall
@@ -433,7 +433,7 @@ class Trainer:
                              f"now); continue it with its own config (its train_config is in {checkpoint_file(stem, '.json')})")
         changed = changes(old.schedule_fields(), self.cfg.schedule_fields())
         if old.dataset != self.cfg.dataset:
-            changed["dataset"] = [old.dataset, self.cfg.dataset]
+            changed["dataset"] = (old.dataset, self.cfg.dataset)
         changed.pop("compile", None)  # how the forward runs, not what it computes
         if changed and not self.allow_changes:
             raise ValueError(f"--continue {stem}: changed settings {changed} (checkpoint, now) change the training "
