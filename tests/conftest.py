@@ -4,6 +4,9 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The content-keyed cache (lib.core.memo) is off in tests, so that every test computes what it checks (and the
+# notebook kernels the tests start inherit it); tests/test_memo.py turns it on in a temporary folder.
+os.environ["LIB_CACHE"] = "off"
 # Tests use tiny models: one thread is as fast, and on a busy 2-core machine OpenMP spin-waiting
 # made two threads 15-40x slower.
 torch.set_num_threads(1)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.core.memo import digest, memo_arrays, memo_json, model_digest
+from lib.core.profile import stage, timed
 from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
 from lib.measure.clustering import kmeans, limit_threads, scores
 from lib.measure.probe import wilson_interval
@@ -170,6 +172,7 @@ def _train_rows(Xtr, ytr):
     return a, (a - mu) / sd, ytr, mu, sd
 
 
+@timed("probes")
 def fit_probe(Xtr, ytr, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
               cv_rows: int = PROBE_CV_ROWS) -> Classifier:
     """Multinomial logistic regression (L2) on standardized features, its inverse strength C chosen from
@@ -205,6 +208,7 @@ def fit_probe(Xtr, ytr, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: in
     return Classifier("probe", mu, sd, clf, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
 
 
+@timed("probes")
 def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: int = 300,
           cv_rows: int = PROBE_CV_ROWS) -> dict:
     """`fit_probe` on the training rows, scored on the test rows.
@@ -216,6 +220,7 @@ def probe(Xtr, ytr, Xte, yte, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_it
     return _result(c.predict(Xte), yte, c.train_accuracy, dict(c.info))
 
 
+@timed("probes")
 def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)) -> dict:
     """A fast linear probe for grids: one-vs-all ridge regression (targets +-1, no intercept) on
     standardized features, its strength chosen among ``alphas`` by exact leave-one-out accuracy.
@@ -258,6 +263,7 @@ def fit_knn(Xtr, ytr, k: int = KNN_K) -> Classifier:
     return Classifier("knn", mu, sd, clf, float("nan"), {"n_train": len(a), "k": int(k)})
 
 
+@timed("probes")
 def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
     """Accuracy of `fit_knn` on the test rows."""
     yte = _check_test(Xtr, ytr, Xte, yte)
@@ -268,10 +274,14 @@ def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     """Both sets projected on the first ``dims`` principal components of the training rows."""
     a, b = as_numpy(Xtr, "Xtr"), as_numpy(Xte, "Xte")
     dims = int(min(dims, a.shape[0], a.shape[1]))
-    from sklearn.decomposition import PCA
-    with limit_threads():
-        p = PCA(n_components=dims, random_state=int(seed)).fit(a)
-        return p.transform(a), p.transform(b)
+
+    def compute():
+        from sklearn.decomposition import PCA
+        with stage("probes"), limit_threads():
+            p = PCA(n_components=dims, random_state=int(seed)).fit(a)
+            return {"train": p.transform(a), "test": p.transform(b)}
+    got = memo_arrays("pca", {"rows": digest(a, b), "dims": dims, "seed": int(seed)}, compute)
+    return got["train"], got["test"]
 
 
 def check_trained_sigma(model, sigma: float) -> bool:
@@ -312,7 +322,16 @@ def cluster_ami(X, labels, k: int | None = None, seed: int = 0, n_init: int = 4,
 
 def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False, factors: dict | None = None) -> dict:
     """Liveness (on the test rows), probe (tuned logistic, or ridge when ``fast``), kNN accuracy and
-    k-means AMI (raw and standardized; k = number of classes) of one representation."""
+    k-means AMI (raw and standardized; k = number of classes) of one representation.
+
+    Kept in the content-keyed cache (`lib.core.memo`, keyed by the rows, labels and settings themselves)."""
+    key = {"rows": digest(as_numpy(Xtr, "Xtr"), np.asarray(ytr), as_numpy(Xte, "Xte"), np.asarray(yte),
+                          {k: np.asarray(v) for k, v in (factors or {}).items()}),
+           "seed": int(seed), "fast": bool(fast), "knn_k": KNN_K, "cs": list(PROBE_CS), "cv_rows": PROBE_CV_ROWS}
+    return memo_json("readout", key, lambda: _readout_rows(Xtr, ytr, Xte, yte, seed, fast, factors))
+
+
+def _readout_rows(Xtr, ytr, Xte, yte, seed: int, fast: bool, factors: dict | None) -> dict:
     live = liveness(Xte)
     p = (ridge_probe if fast else probe)(Xtr, ytr, Xte, yte, **({} if fast else {"seed": seed}))
     out = {"varying_fraction": live["varying_fraction"], "mean_cosine": live["mean_cosine"],
@@ -329,6 +348,11 @@ def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False
 def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256) -> dict:
     """{block: (N, C) phi} for ``blocks`` and "output": D(x + sigma z) flattened (first draw), from one full
     forward pass per batch of images x draws (`lib.representation.phi.noise_averaged`, the loop phi runs)."""
+    with stage("extraction"):
+        return _block_reps_now(model, x, sigma, blocks, n_noise, seed, batch_size)
+
+
+def _block_reps_now(model, x, sigma, blocks, n_noise, seed, batch_size: int) -> dict:
     (r,) = noise_averaged(model, x, [sigma], n_noise, resolve_blocks(model, blocks), seed, batch_size, output=True)
     return {**{k: v.numpy() for k, v in r.outputs.items()}, "output": r.denoised.numpy()}
 
@@ -345,6 +369,14 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
     for s in sigmas:
         check_trained_sigma(model, s)
     xtr, xte = train.float(), test.float()
+    key = {"weights": model_digest(model), "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
+           "sigmas": [float(s) for s in sigmas], "blocks": blocks, "n_noise": int(n_noise),
+           "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}
+    return memo_json("readout_grid", key, lambda: _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise,
+                                                                untrained_seeds, seed, progress))
+
+
+def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrained_seeds, seed, progress) -> list[dict]:
     rows = []
     px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
                                 seed=seed, fast=True)

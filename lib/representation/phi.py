@@ -19,8 +19,13 @@ import numpy as np
 import torch
 
 from lib.core.checks import check_images, check_sigma
-from lib.core.device import autocast, base_seed, per_sample_noise, to_channels_last
+from lib.core.device import amp_enabled, autocast, base_seed, per_sample_noise, to_channels_last
+from lib.core.memo import digest, memo_arrays, model_digest
+from lib.core.profile import stage
 from lib.model.hooks import BlockRecorder, resolve_blocks
+
+
+MEMO_FROM = 256  # images: from here up, phi is worth a cache entry (lib.core.memo)
 
 
 def _model_device(model):
@@ -140,6 +145,10 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
     means of each block's input, as a second dict keyed like the first.
     Noise of image i comes from its own generator (seed from ``generator`` or ``seed``), so results do
     not depend on ``batch_size``. The loop is `noise_averaged`.
+
+    From MEMO_FROM images up (and without grad) the result is kept in the content-keyed cache
+    (`lib.core.memo`: the weights, the image bytes, sigma, draws, blocks, seed, amp and device type are the
+    key), so notebooks that ask for the same phi compute it once.
     """
     single = isinstance(blocks, str)
     names = resolve_blocks(model, blocks)
@@ -151,9 +160,29 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     if images.shape[0] == 0:
         raise ValueError("images: empty batch (0 images); phi needs at least one image")
-    (r,) = noise_averaged(model, images, [sigma], int(n_noise), names, base_seed(generator, seed), int(batch_size),
-                          amp=amp, grad=grad, inputs=inputs, progress=progress)
-    out = r.outputs[names[0]] if single else r.outputs
+    seed = base_seed(generator, seed)
+
+    def compute():
+        with stage("extraction"):
+            (r,) = noise_averaged(model, images, [sigma], int(n_noise), names, seed, int(batch_size),
+                                  amp=amp, grad=grad, inputs=inputs, progress=progress)
+        return r.outputs, (r.inputs if inputs else None)
+    if grad or images.shape[0] < MEMO_FROM:
+        outs, ins = compute()
+    else:
+        dev = _model_device(model)
+        key = {"weights": model_digest(model), "images": digest(images), "sigma": sigma,
+               "n_noise": int(n_noise) if sigma > 0 else 1, "blocks": list(names), "seed": int(seed),
+               "amp": amp_enabled(dev, amp), "device": dev.type, "inputs": bool(inputs)}
+
+        def flat():
+            o, i = compute()
+            return {**{f"out/{k}": v.numpy() for k, v in o.items()},
+                    **({f"in/{k}": v.numpy() for k, v in i.items()} if inputs else {})}
+        got = memo_arrays("phi", key, flat)
+        outs = {k: torch.from_numpy(got[f"out/{k}"]) for k in names}
+        ins = {k: torch.from_numpy(got[f"in/{k}"]) for k in names} if inputs else None
+    out = outs[names[0]] if single else outs
     if inputs:
-        return out, (r.inputs[names[0]] if single else r.inputs)
+        return out, (ins[names[0]] if single else ins)
     return out
