@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install data-cifar10 figures figures-cifar10 study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
+.PHONY: install data-cifar10 figures figures-cifar10 check-figures study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,12 @@ figures-cifar10: $(STAMP)
 	  $(BIN)/python -m scripts.notebooks -p CHECKPOINT data/checkpoints/cifar32 -p DATASET "$(CIFAR10_SPEC)" \
 	    --figures figures/cifar10 --rendered figures/cifar10/rendered; \
 	fi
+
+## After `make figures` (CI runs it): every regenerated figures/**/numbers.json against the committed one (git HEAD),
+## key by key within the tolerances of lib/notebook/tolerances.py; exits 1 naming each notebook/key that moved too
+## far (old value, new value, tolerance) or a committed numbers.json the run did not write. Reads only
+check-figures: $(STAMP)
+	$(BIN)/python -m scripts.check_figures
 
 ## The committed screenshot of the explorer widget: notebook 07 on the default checkpoint in JupyterLab, driven by
 ## headless Chromium (needs .ci/install-browser.sh; a few minutes on a CPU)

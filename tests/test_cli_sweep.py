@@ -34,6 +34,7 @@ class ReachedWork(BaseException):
 WORK = {
     "bench": ["bench_core", "bench_train_settings", "bench_contention", "run_sampler_bench"],
     "bench_sampler": ["run"],
+    "check_figures": ["figure_drift"],
     "curves": ["measure_run", "save_curves", "curve_table"],
     "data": ["fetch_cifar10"],
     "evidence": ["default_evidence", "snapshot_curves"],
@@ -85,6 +86,12 @@ BAD = {
         "--checkpoint": [["--checkpoint", "data/checkpoints/nothere"]], "--quick": switch("--quick"),
         "--targets": [["--targets", "0"], ["--targets", "abc"]], "--samples": [["--samples", "-1"]],
         "--seeds": [["--seeds", "0", "0"], ["--seeds", "-1"], ["--seeds", "x"]], "--threads": [["--threads", "-2"]]},
+    "check_figures": {
+        "--figures": [["--figures", FILE], ["--figures", DANGLING], ["--figures", "{tmp}/nothere"],
+                      ["--figures", "{tmp}/figs"],   # not inside a git work tree
+                      ["--figures", "docs"]],        # in the repository, but holds no numbers.json
+        "--against": [["--against", "nonesuch-rev"], ["--against", "HEAD~100000"], ["--against", ""],
+                      ["--against", "-x"], ["--against", "HEAD:README.md"]]},
     "curves": {
         "runs": [["{tmp}/nothere"], ["{run}", "{run}"], ["{tmp}"], [FILE]],
         "--out": [["--out", FILE], ["--out", DANGLING]],

@@ -111,15 +111,31 @@ def read_numbers(path) -> dict:
     return read_json(path, "key numbers (numbers.json)")
 
 
+def run_of(rel) -> str | None:
+    """The run id of a numbers.json given by its path relative to a figures folder ("02_x/numbers.json" ->
+    "02_x", "cifar10/06_y/numbers.json" -> "cifar10/06_y"); None when it is not a notebook run's (deeper, another
+    file name, or under rendered/ or site/)."""
+    parts = Path(rel).as_posix().split("/")
+    if parts[-1] != FILENAME or len(parts) not in (2, 3):
+        return None
+    run = "/".join(parts[:-1])
+    return None if run.startswith(("rendered", "site")) else run
+
+
+def numbers_files(root=FIGURES) -> dict:
+    """{run id: path} of every figures/<notebook>/numbers.json and figures/<variant>/<notebook>/numbers.json,
+    without reading them (`run_of` says which paths count)."""
+    root = Path(root)
+    out = {}
+    for p in sorted(root.glob(f"*/{FILENAME}")) + sorted(root.glob(f"*/*/{FILENAME}")):
+        run = run_of(p.relative_to(root))
+        if run is not None:
+            out[run] = p
+    return dict(sorted(out.items()))
+
+
 def find_numbers(root=FIGURES) -> dict:
     """{run id: numbers.json content} for every figures/<notebook>/numbers.json and
     figures/<variant>/<notebook>/numbers.json; the run id is the folder path relative to ``root``
     ("01_denoising_sparsity", "tuxobj32/01_denoising_sparsity")."""
-    root = Path(root)
-    out = {}
-    for p in sorted(root.glob(f"*/{FILENAME}")) + sorted(root.glob(f"*/*/{FILENAME}")):
-        rel = p.parent.relative_to(root).as_posix()
-        if rel.startswith(("rendered", "site")):
-            continue
-        out[rel] = read_numbers(p)
-    return dict(sorted(out.items()))
+    return {run: read_numbers(p) for run, p in numbers_files(root).items()}
