@@ -150,3 +150,26 @@ def test_digest_is_content():
     assert memo.digest({"a": 1, "b": [1, 2]}) == memo.digest({"b": [1, 2], "a": 1})
     with pytest.raises(TypeError, match="cannot key"):
         memo.digest(object())
+
+
+def test_sampler_hit_is_the_run(tiny, cache):
+    from lib.sampling import samplers as S
+    x = images(2)
+    results, states, rows = [], [], []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(3)
+        tr = S.Tracker(tiny, x, n_samples=2, every=2, n_noise=2)
+        r = S.self_guided(tiny, x, 2, preset="fast", generator=g, callback=tr, progress=False,
+                          schedule=None, projection=dict(iters=1))
+        results.append(r)
+        states.append(g.get_state())
+        rows.append(tr.rows)
+    a, b = results
+    assert len(list((cache / "samples").glob("*.npz"))) == 1
+    assert torch.equal(a.samples, b.samples) and torch.equal(a.sigmas, b.sigmas)
+    assert torch.equal(a.phi_rel_err, b.phi_rel_err) and a.nfe == b.nfe and a.info == b.info
+    assert torch.equal(states[0], states[1]) and rows[0] == rows[1] and rows[0]
+    other = S.self_guided(tiny, x, 2, preset="fast", generator=torch.Generator().manual_seed(4), progress=False,
+                          projection=dict(iters=1))
+    assert not torch.equal(other.samples, a.samples)
+    assert len(list((cache / "samples").glob("*.npz"))) == 2

@@ -42,6 +42,8 @@ backward pass each count 1. Computing the target phi (``info["target_nfe"]``) an
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -50,7 +52,9 @@ import torch
 
 from lib.core.checks import check_images, check_sigma
 from lib.core.device import autocast, base_seed, per_sample_noise
+from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.metrics import psnr
+from lib.core.profile import timed
 from lib.representation.phi import phi as phi_of
 from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, MASK_MODES, MaskedTarget, PhiTarget,  # noqa: F401
                        apply_mask, channel_count, check_block, expand_mask, centroid_target, make_target, project,
@@ -159,16 +163,19 @@ class Polish:
 
 
 # ------------------------------------------------------------------------------------- the phi error
+@timed("sampling")
 def samples_phi(model, samples, n_noise=10, block="mid", sigma=PHI_ERROR_SIGMA, amp=False) -> torch.Tensor:
     """phi of samples as every measure of a sampler reads it: at ``sigma`` with the samples' draws (SAMPLES_SEED)."""
     return phi_of(model, samples, sigma, n_noise=n_noise, blocks=block, seed=SAMPLES_SEED, amp=amp)
 
 
+@timed("sampling")
 def targets_phi(model, targets, n_noise=10, block="mid", sigma=PHI_ERROR_SIGMA) -> torch.Tensor:
     """phi of target images as the measures compare samples with it: at ``sigma``, other draws (TARGETS_SEED)."""
     return phi_of(model, targets, sigma, n_noise=n_noise, blocks=block, seed=TARGETS_SEED)
 
 
+@timed("sampling")
 def phi_error(model, samples, target_phi, n_noise=10, block="mid", mask=None, relative=True, amp=False) -> torch.Tensor:
     """(N,) ||phi(samples, PHI_ERROR_SIGMA) - target_phi|| over the channels of a 0/1 ``mask`` (N, C) (all by
     default), divided by ||target_phi|| on them when ``relative``. ``target_phi``: (N, C), one row per sample.
@@ -356,6 +363,83 @@ def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, a
     return out, nfe, sigmas, t, t0
 
 
+class _Uncacheable(Exception):
+    pass
+
+
+def _describe(v):
+    """A JSON-able description of a sampler argument for the cache key: tensors by content digest, option
+    groups and targets by their fields; _Uncacheable for what has no content to key (a callable target)."""
+    if isinstance(v, torch.Tensor):
+        return {"tensor": digest(v), "device": v.device.type}
+    if isinstance(v, torch.Generator):
+        return {"generator": digest(v.get_state()), "device": str(v.device)}
+    if isinstance(v, ImageTarget):
+        return {"ImageTarget": _describe(v.images), "block": v.block, "n_noise": v.n_noise, "seed": v.seed,
+                "centroid": v.centroid, "amp": v.amp, "weights": model_digest(v.model)}
+    if isinstance(v, ConstantTarget):
+        return {"ConstantTarget": _describe(v.v)}
+    if isinstance(v, MaskedTarget):
+        return {"MaskedTarget": _describe(v.target), "keep": _describe(v.keep),
+                "mode": getattr(v, "mode", None)}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {type(v).__name__: {f.name: _describe(getattr(v, f.name)) for f in dataclasses.fields(v)}}
+    if isinstance(v, (list, tuple)):
+        return [_describe(a) for a in v]
+    if isinstance(v, dict):
+        return {str(k): _describe(a) for k, a in v.items()}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise _Uncacheable(type(v).__name__)
+
+
+def _memo_sample(fn):
+    """Keep a sampler's result in the content-keyed cache (`lib.core.memo`): the weights, the starting images,
+    the schedule, the target, the option groups, amp and the generator's state are the key; a hit restores the
+    generator's state after the run and, with a `Tracker` callback, its rows. Other callbacks run the sampler."""
+    @functools.wraps(fn)
+    def inner(model, x, schedule, *args, generator=None, callback=None, progress=True, **kw):
+        def run():
+            return fn(model, x, schedule, *args, generator=generator, callback=callback, progress=progress, **kw)
+        if callback is not None and (not isinstance(callback, Tracker) or callback.rows):
+            return run()  # a callback of its own, or a Tracker that already holds rows of another run
+        try:
+            key = {"sampler": fn.__name__, "weights": model_digest(model), "x": _describe(x),
+                   "schedule": _describe(schedule), "args": _describe(list(args)), "options": _describe(kw),
+                   "generator": _describe(generator),
+                   "tracker": None if callback is None else {"every": callback.every, "n_noise": callback.n_noise,
+                                                             "block": callback.block,
+                                                             "targets": _describe(callback.targets)}}
+        except _Uncacheable:
+            return run()
+
+        def compute():
+            r = run()
+            meta = {"nfe": r.nfe, "steps": r.steps, "wall_s": r.wall_s, "info": r.info,
+                    "rows": None if callback is None else callback.rows,
+                    "tracker_s": None if callback is None else callback.seconds}
+            out = {"samples": r.samples, "sigmas": r.sigmas, "final_sigma": r.final_sigma,
+                   "meta": json.dumps(meta)}
+            if r.phi_rel_err is not None:
+                out["phi_rel_err"] = r.phi_rel_err
+            if generator is not None:
+                out["generator"] = generator.get_state()
+            return {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+        got = memo_arrays("samples", key, compute)
+        meta = json.loads(str(got["meta"]))
+        if generator is not None:
+            generator.set_state(torch.from_numpy(got["generator"].copy()))
+        if callback is not None and not callback.rows:  # a hit: the rows the run recorded
+            callback.rows, callback.seconds = list(meta["rows"]), float(meta["tracker_s"])
+        err = got.get("phi_rel_err")
+        return SampleResult(torch.from_numpy(got["samples"]), int(meta["nfe"]), torch.from_numpy(got["sigmas"]),
+                            torch.from_numpy(got["final_sigma"]), None if err is None else torch.from_numpy(err),
+                            int(meta["steps"]), float(meta["wall_s"]), dict(meta["info"]))
+    return inner
+
+
+@_memo_sample
+@timed("sampling")
 def sample_unconditional(model, x, schedule: AscentSchedule, *, generator=None, callback=None, progress=True,
                          amp=False) -> SampleResult:
     """Unconditional samples by stochastic coarse-to-fine ascent (`_ascent`) from the starting images ``x``
@@ -364,6 +448,8 @@ def sample_unconditional(model, x, schedule: AscentSchedule, *, generator=None, 
     return _finish(model, out, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"))
 
 
+@_memo_sample
+@timed("sampling")
 def guided_ascent(model, x, schedule: AscentSchedule, target, *, guide: Guide = Guide(),
                   projection: Projection = Projection(), polish: Polish | None = None, generator=None, callback=None,
                   progress=True, amp=False) -> SampleResult:
@@ -402,6 +488,8 @@ def guided_ascent(model, x, schedule: AscentSchedule, target, *, guide: Guide = 
                    info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))))
 
 
+@_memo_sample
+@timed("sampling")
 def guided_backward(model, x, schedule, target, *, guide: Guide = Guide(), projection: Projection = Projection(),
                     polish: Polish | None = None, generator=None, callback=None, progress=True,
                     amp=False) -> SampleResult:
@@ -540,6 +628,7 @@ def _override(group, value):
     return value
 
 
+@timed("sampling")
 def self_guided(model, target, n_samples=1, preset="fast", form="backward", *, mean=None, schedule=None,
                 guide=None, projection=None, polish=None, generator=None, callback=None, progress=True,
                 amp=False) -> SampleResult:
