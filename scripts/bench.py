@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from lib.core.checks import run_cli
-from lib.tools.bench import bench_contention, bench_core, bench_train_settings
+from lib.tools.bench import bench_contention, bench_core, bench_train_settings, figures_profile
 from lib.tools.sampler_bench import run as run_sampler_bench
 from scripts import checkpoint_arg, device_arg, Parser
 
@@ -21,11 +21,17 @@ def parser() -> Parser:
     p.add_argument("--skip-contention", action="store_true")
     p.add_argument("--skip-train-settings", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd training (about a minute of compiling)")
+    p.add_argument("--figures", action="store_true",
+                   help="print the per-notebook, per-stage seconds of the last notebook run "
+                        "(figures/rendered/profile.json) as {\"figures_profile\": ...} instead of timing anything")
     return p
 
 
 def main(argv=None):
     a = parser().parse_args(argv)
+    if a.figures:
+        print(json.dumps(figures_profile(), sort_keys=True))
+        return
     res = bench_core(a.device, a.quick)
     print(json.dumps(res), flush=True)
     if not a.skip_train_settings:

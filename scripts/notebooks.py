@@ -9,7 +9,7 @@ import time
 
 from lib.core.checks import run_cli
 from lib.publish.runner import find_notebooks, parse_value, run
-from scripts import no_duplicates, out_dir, Parser
+from scripts import no_duplicates, out_dir, Parser, positive_int
 
 
 def parser() -> Parser:
@@ -24,6 +24,9 @@ def parser() -> Parser:
     p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
     p.add_argument("--force", action="store_true",
                    help="let a smoke run, or a run with changed parameters, write into the committed figures/")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="run up to N notebooks at once, each kernel with LIB_THREADS = cores // N unless LIB_THREADS "
+                        "is set (default 1)")
     return p
 
 
@@ -36,7 +39,7 @@ def main(argv=None):
     t0 = time.time()
     try:
         run(a.only, a.smoke, {k: parse_value(v) for k, v in a.parameter}, a.rendered, a.figures,
-            not a.no_html, log_output=a.log_output, force=a.force)
+            not a.no_html, log_output=a.log_output, force=a.force, jobs=a.jobs)
     except RuntimeError as e:
         print(str(e), file=sys.stderr)
         print(f"total {time.time() - t0:.1f} s", file=sys.stderr)

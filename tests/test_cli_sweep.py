@@ -32,7 +32,7 @@ class ReachedWork(BaseException):
 
 # module -> the names (in the module, or "module:attr" elsewhere) that do the work; replaced by tripwires
 WORK = {
-    "bench": ["bench_core", "bench_train_settings", "bench_contention", "run_sampler_bench"],
+    "bench": ["bench_core", "bench_train_settings", "bench_contention", "run_sampler_bench", "figures_profile"],
     "bench_sampler": ["run"],
     "check_figures": ["figure_drift"],
     "curves": ["measure_run", "save_curves", "curve_table"],
@@ -81,7 +81,7 @@ BAD = {
         "--device": [["--device", "gpu9"], ["--device", "cuda:x"]],
         "--checkpoint": [["--checkpoint", "data/checkpoints/tux23"], ["--checkpoint", DANGLING]],
         "--skip-contention": switch("--skip-contention"), "--skip-train-settings": switch("--skip-train-settings"),
-        "--compile": switch("--compile")},
+        "--compile": switch("--compile"), "--figures": switch("--figures")},
     "bench_sampler": {
         "--checkpoint": [["--checkpoint", "data/checkpoints/nothere"]], "--quick": switch("--quick"),
         "--targets": [["--targets", "0"], ["--targets", "abc"]], "--samples": [["--samples", "-1"]],
@@ -140,7 +140,8 @@ BAD = {
                         ["--only", "02", "-p", "SMOKE", "True", "--figures", "figures"]],
         "--rendered": [["--rendered", FILE], ["--rendered", DANGLING]],
         "--figures": [["--figures", FILE], ["--figures", DANGLING]],
-        "--no-html": switch("--no-html"), "--log-output": switch("--log-output"), "--force": switch("--force")},
+        "--no-html": switch("--no-html"), "--log-output": switch("--log-output"), "--force": switch("--force"),
+        "--jobs": [["--jobs", "0"], ["--jobs", "two"], ["--jobs", "-2"]]},
     "pool": {
         "dataset": [["tuxfoto"], ["folder:{tmp}/nothere"], ["imagenet64"]], "--split": [["--split", "val"]],
         "--size": [["--size", "4"], ["--size", "x"]], "--n": [["--n", "0"]], "--seed": [["--seed", "-1"]],

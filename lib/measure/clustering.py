@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
 
+from lib.core.profile import timed
 from lib.measure.channels import as_numpy
 from lib.measure.kmeans import torch_kmeans
 
@@ -55,6 +56,7 @@ def _labels(y, name: str, n: int | None = None) -> np.ndarray:
 TORCH_KMEANS_ROWS = 50_000  # from this many rows on, kmeans() switches to the torch implementation
 
 
+@timed("kmeans")
 def kmeans(X, k: int, seed: int = 0, n_init: int = 10, return_centers: bool = False, max_iter: int = 300):
     """k-means (sklearn, k-means++ initialisation, ``n_init`` restarts, seeded) on the rows of X (N, D);
     from TORCH_KMEANS_ROWS rows on, lib.measure.kmeans (k-means++ + Lloyd in torch, GPU when present).

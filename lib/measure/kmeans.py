@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lib.core.device import pick_device
+from lib.core.profile import timed
 
 
 DEFAULT_INIT_SIZE = 100_000
@@ -61,6 +62,7 @@ def _sqdist(x: torch.Tensor, c: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
     return d.clamp_min_(0)
 
 
+@timed("kmeans")
 def kmeans_plusplus(X, k: int, seed: int = 0, device="auto", n_local_trials: int | None = None) -> torch.Tensor:
     """Greedy k-means++ centers (k, D) of the rows of X (held on the device), seeded."""
     dev = pick_device(device)
@@ -122,6 +124,7 @@ def _fits(X, dev) -> bool:
     return isinstance(X, torch.Tensor) or nbytes < 4 << 30
 
 
+@timed("kmeans")
 def torch_kmeans(X, k: int, seed: int = 0, init=None, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
                  batch_size: int | None = None, method: str = "lloyd", init_size: int | None = None,
                  device="auto", progress: bool = False):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from lib.core.paths import FIGURES
+from lib.core.profile import timed
 from lib.notebook.catalog import figure_entry, sigma_text
 
 
@@ -77,6 +78,7 @@ def figure_dir() -> Path:
     return _FIG_DIR if _FIG_DIR is not None else FIGURES
 
 
+@timed("plotting")
 def save_figure(fig, name: str, pdf: bool = False, title: bool = True) -> Path:
     """Save ``fig`` as <figure dir>/<name>.png (and .pdf) at `DPI` with reproducible metadata, with the
     title line of `title_line` (checkpoint, N, sigma) on top unless ``title`` is False; returns the PNG path."""

@@ -12,6 +12,8 @@ rewritten from committed files only (never typed by hand):
   (`CHECKPOINT_COLUMNS`: tuxphoto from figures/NN_*, CIFAR-10 from figures/cifar10/NN_*), each the verdict
   the notebook wrote on that checkpoint (`CLAIMS`);
 - ``study``: the factor study's table and findings from figures/evidence/study.jsonl (`lib.training.study`).
+- ``figures-profile``: each notebook's seconds in the last `make figures`, in total and per stage (extraction,
+  probes, kmeans, sampling, plotting, other), from figures/profile.json (`lib.publish.runner` writes it).
 
 A claim whose numbers are missing (a notebook that has not written that key yet) shows "not measured"; a
 notebook that has not been run on a checkpoint of `CHECKPOINT_COLUMNS` beyond the first shows "not run" there.
@@ -24,9 +26,11 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 from lib.notebook.catalog import NOTEBOOKS
 from lib.notebook.numbers import find_numbers
+from lib.publish.runner import PROFILE_FILE, profile_table
 from lib.training import study
 
 
@@ -285,6 +289,25 @@ def study_block(path=None) -> str:
     return study.study_table(s["finals"]).rstrip() + "\n\n" + "\n".join(study.study_findings(s["finals"]))
 
 
+def profile_block(path=None) -> str:
+    """The ``figures-profile`` block: a Markdown table of each notebook's seconds (total, per stage, other) from
+    a committed profile (default figures/profile.json), or a line saying how to make one."""
+    path = Path(path or FIGURES / PROFILE_FILE)
+    shown = f"`{path.relative_to(ROOT)}`" if path.is_relative_to(ROOT) else f"`{path.name}`"
+    if not path.is_file():
+        return (f"{shown} not found: run `make figures` (its notebook runner writes each notebook's seconds per "
+                f"stage there).")
+    profile = read_json(path, "notebook profile")
+    if not isinstance(profile, dict) or not profile:
+        return f"{shown} holds no notebook yet: run `make figures`."
+    return (profile_table(profile, markdown=True) + "\n\n"
+            f"Wall seconds of each notebook in the last `make figures` that ran it (from {shown}; the table is "
+            "generated): its total, the seconds spent in each stage of `lib.core.profile` (a stage counts where "
+            "its outermost call began, so a phi computed inside a sampler is sampling time; \"–\": the notebook "
+            "never entered that stage), and other: imports, set-up, the kernel's start and everything no stage "
+            "covers. `python -m scripts.bench --figures` prints the same for the latest run into `figures/rendered/`.")
+
+
 # The layers of lib/, bottom to top (tests/test_layers.py enforces that imports go down only).
 LAYERS = ("core", "data", "model", "representation", "sampling", "measure", "training", "notebook", "publish",
           "tools")
@@ -322,7 +345,8 @@ def blocks(figures=FIGURES) -> dict:
     """{block name: generated markdown} for the README."""
     runs = find_numbers(figures)
     return {"notebooks": notebooks_block(), "numbers": numbers_block(runs), "modules": modules_block(),
-            "study": study_block(Path(figures) / "evidence" / "study.jsonl")}
+            "study": study_block(Path(figures) / "evidence" / "study.jsonl"),
+            "figures-profile": profile_block(Path(figures) / PROFILE_FILE)}
 
 
 def _pattern(name: str):

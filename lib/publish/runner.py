@@ -11,14 +11,28 @@ or a run with changed parameters (other than DEVICE, THREADS) into the default f
 notebook runs unless --force; a smoke run without --rendered / --figures writes to temporary folders that
 are removed afterwards. times.json keeps the entries of notebooks not run, merged under a lock so that two
 runs sharing --rendered lose none of each other's.
+
+Where the seconds go: each kernel runs with LIB_PROFILE=<rendered>/profile/<stem>.json, where
+`lib.core.profile` writes the seconds of its stages (extraction, probes, kmeans, sampling, plotting, ...);
+after each notebook the runner merges ``{stem: {"total", "stages", "other", "ok"}}`` (other = total minus the
+stages: imports, set-up, the kernel's start) into <rendered>/profile.json beside times.json, and a run that is
+not a smoke run also into <figures>/profile.json (figures/profile.json for `make figures`: committed, the
+README's ``figures-profile`` table). The run ends with a table of each notebook's seconds per stage.
+
+``jobs``: up to that many notebooks at once (default 1), each in its own worker process and kernel with
+LIB_THREADS = cores // min(jobs, notebooks) unless LIB_THREADS is set; shared outputs (times.json,
+profile.json, index.html) are merged under their locks as each notebook finishes, a notebook's line is
+printed when it finishes, and failures are reported in notebook order after all have finished.
 """
 from __future__ import annotations
 
 import ast
-import math
+import concurrent.futures as cf
 import difflib
 import html
 import json
+import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -26,10 +40,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from lib.core.checks import parse_bool
+from lib.core.checks import parse_bool, read_json
 from lib.core.device import kernel_thread_env
-from lib.core.files import merge_json
+from lib.core.files import atomic_write_bytes, merge_json, waiting_lock
 from lib.core.paths import FIGURES, ROOT
+from lib.core.profile import STAGES
 from lib.notebook.catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
 
 
@@ -141,6 +156,7 @@ def export_html(ipynb: Path, out: Path) -> None:
 
 
 def write_index(rendered: Path, times: dict) -> Path:
+    """<rendered>/index.html: a table of the notebooks in ``times`` (link, paper figure, runtime, status)."""
     rows = []
     for stem, t in sorted(times.items()):
         link = f"{stem}.html" if (rendered / f"{stem}.html").exists() else f"{stem}.ipynb"
@@ -151,8 +167,81 @@ def write_index(rendered: Path, times: dict) -> Path:
             "<h1>Rendered notebooks</h1><table border=1 cellpadding=4><tr><th>notebook</th>"
             "<th>paper figure</th><th>runtime</th><th>status</th></tr>" + "".join(rows) + "</table>")
     path = rendered / "index.html"
-    path.write_text(page)
+    atomic_write_bytes(path, page.encode())
     return path
+
+
+# ------------------------------------------------------------------------------------- profile
+PROFILE_DIR = "profile"      # <rendered>/profile/<stem>.json: the stage seconds one kernel wrote (LIB_PROFILE)
+PROFILE_FILE = "profile.json"
+# the stages the tables always show (lib.core.profile's other stages only where a notebook has them)
+PROFILE_COLUMNS = ("extraction", "probes", "kmeans", "sampling", "plotting")
+
+
+def kernel_profile_path(rendered, stem: str) -> Path:
+    """Where notebook ``stem``'s kernel writes its stage seconds (the LIB_PROFILE the runner gives it)."""
+    return Path(rendered) / PROFILE_DIR / f"{stem}.json"
+
+
+def profile_entry(total: float, stages: dict, ok: bool = True) -> dict:
+    """One notebook's profile record: total seconds, seconds per stage, other (total minus the stages: imports,
+    set-up, the kernel's start and shutdown) and whether it ran to the end; seconds rounded to 0.1 s."""
+    stages = {k: round(float(v), 1) for k, v in sorted(stages.items())}
+    return {"total": round(float(total), 1), "stages": stages,
+            "other": round(max(0.0, float(total) - sum(stages.values())), 1), "ok": bool(ok)}
+
+
+def read_kernel_profile(path) -> dict:
+    """{stage: seconds} from a kernel's LIB_PROFILE file; {} when the kernel wrote none (no stage ran) or it
+    is unreadable (a profile never fails a run)."""
+    try:
+        d = read_json(path, "kernel profile")
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if isinstance(d, dict) else {}
+
+
+def profile_columns(profile: dict) -> list[str]:
+    """The stage columns of a profile table: `PROFILE_COLUMNS`, then any other stage a notebook has (in
+    `lib.core.profile.STAGES` order, unknown ones last)."""
+    seen = {k for e in profile.values() for k in (e.get("stages") or {})}
+    extra = sorted(seen - set(PROFILE_COLUMNS), key=lambda k: (STAGES.index(k) if k in STAGES else len(STAGES), k))
+    return list(PROFILE_COLUMNS) + extra
+
+
+def _seconds(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def profile_rows(profile: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the per-notebook table: notebook, total s, one column per stage, other; a last row
+    "all" with the sums when there are several notebooks. A stage a notebook never entered is "–"."""
+    cols = profile_columns(profile)
+    header = ["notebook", "total s", *cols, "other"]
+    rows, sums = [], {}
+    for stem, e in sorted(profile.items()):
+        st = e.get("stages") or {}
+        vals = [e.get("total"), *(st.get(c) for c in cols), e.get("other")]
+        for k, v in zip(header[1:], vals):
+            if v is not None:
+                sums[k] = sums.get(k, 0.0) + v
+        rows.append([stem + ("" if e.get("ok", True) else " (FAILED)"), *map(_seconds, vals)])
+    if len(rows) > 1:
+        rows.append(["all", *(_seconds(sums.get(k)) for k in header[1:])])
+    return header, rows
+
+
+def profile_table(profile: dict, markdown: bool = False) -> str:
+    """The per-notebook, per-stage seconds of ``profile`` ({stem: `profile_entry`}) as aligned text, or as a
+    Markdown table (the README's ``figures-profile`` block)."""
+    header, rows = profile_rows(profile)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+                     for r in [header, *rows])
 
 
 def plan_outputs(smoke: bool, params: dict, rendered=None, figures=None, force: bool = False):
@@ -190,8 +279,11 @@ def plan_outputs(smoke: bool, params: dict, rendered=None, figures=None, force: 
 
 
 def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_export=True,
-        kernel="python3", log_output=False, force=False) -> dict:
-    import papermill as pm
+        kernel="python3", log_output=False, force=False, jobs: int = 1) -> dict:
+    """Run the selected notebooks (see the module docstring); returns times.json as merged. ``jobs``: how many
+    notebooks run at once. RuntimeError naming each failed notebook (and cell) after all have run."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
     nbs = find_notebooks(only)
     params = check_parameters(nbs, dict(params or {}))
     smoke, rendered, figures, temps = plan_outputs(smoke, params, rendered, figures, force)
@@ -200,54 +292,132 @@ def run(only=None, smoke=False, params=None, rendered=None, figures=None, html_e
             params["SMOKE"] = True
             print(f"smoke run: figures -> {figures}, executed notebooks -> {rendered}"
                   + (" (temporary, removed afterwards)" if temps else ""), flush=True)
-        return _run(pm, nbs, smoke, params, Path(rendered or FIGURES / "rendered"), figures, html_export, kernel,
-                    log_output)
+        return _run(nbs, smoke, params, Path(rendered or FIGURES / "rendered"), figures, html_export, kernel,
+                    log_output, jobs)
     finally:
         for t in temps:
             shutil.rmtree(t, ignore_errors=True)
 
 
-def _run(pm, nbs, smoke, params, rendered: Path, figures, html_export, kernel, log_output) -> dict:
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def execute_one(nb: str, out: str, params: dict, kernel: str, log_output: bool, env: dict,
+                html_export: bool) -> tuple[float, str | None]:
+    """Execute notebook ``nb`` into ``out`` with papermill, its kernel started with ``env`` added to this
+    process's environment (restored afterwards), then export its HTML; returns (seconds of the execution,
+    None or the failure line naming the notebook and the cell). Runs in the runner's process (jobs=1) or in
+    a worker process of its own (jobs > 1)."""
+    import papermill as pm
+    name = Path(nb).name
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    failure = None
+    t0 = time.time()
+    try:
+        pm.execute_notebook(nb, out, parameters=params, kernel_name=kernel, cwd=str(ROOT), progress_bar=False,
+                            log_output=log_output)
+    except pm.PapermillExecutionError as e:
+        failure = (f"{name}: cell {e.cell_index} (execution count {e.exec_count}) raised {e.ename}: {e.evalue}  "
+                   f"[executed copy: {out}]")
+    except Exception as e:  # kernel died, notebook unreadable, ...
+        failure = f"{name}: {type(e).__name__}: {e}"
+    finally:
+        dt = time.time() - t0
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if html_export and Path(out).exists():
+        try:
+            export_html(Path(out), Path(out).with_suffix(".html"))
+        except Exception as e:  # an export that fails is reported, never hides the notebook's result
+            failure = failure or f"{name}: HTML export failed: {type(e).__name__}: {e}"
+    return dt, failure
+
+
+def _merge(path: Path, update: dict, what: str) -> dict:
+    """`merge_json`, starting a new file (with a warning) where the old one is unreadable."""
+    try:  # under a lock: another run sharing this folder keeps its entries
+        return merge_json(path, update, what)
+    except ValueError as e:
+        print(f"warning: {e}; starting a new one", file=sys.stderr)
+        path.unlink()
+        return merge_json(path, update, what)
+
+
+def _record(rendered: Path, figures, smoke: bool, stem: str, dt: float, ok: bool, html_export: bool) -> dict:
+    """After one notebook: merge its time into times.json and its profile into profile.json (and, for a run
+    that is not a smoke run, into <figures>/profile.json), each under its lock; rewrite index.html under
+    its lock from the merged times. Returns the notebook's profile entry."""
+    entry = profile_entry(dt, read_kernel_profile(kernel_profile_path(rendered, stem)), ok)
+    _merge(rendered / "times.json", {stem: {"seconds": round(dt, 1), "ok": ok, "smoke": smoke}}, "notebook times")
+    _merge(rendered / PROFILE_FILE, {stem: entry}, "notebook profile")
+    if not smoke and ok:
+        _merge(Path(figures or FIGURES) / PROFILE_FILE, {stem: entry}, "notebook profile")
+    if html_export:
+        with waiting_lock(rendered / ".index.html.lock"):
+            write_index(rendered, read_json(rendered / "times.json", "notebook times"))
+    return entry
+
+
+def _run(nbs, smoke, params, rendered: Path, figures, html_export, kernel, log_output, jobs: int = 1) -> dict:
     rendered.mkdir(parents=True, exist_ok=True)
     env_backup = dict(os.environ)
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.update(kernel_thread_env())
     if figures:
         os.environ["LIB_FIGURES_DIR"] = str(figures)
-    times_path = rendered / "times.json"
-    mine = {}
-    failures = []
+    workers = max(1, min(jobs, len(nbs)))
+    per_kernel = {}
+    if workers > 1 and not os.environ.get("LIB_THREADS"):
+        per_kernel["LIB_THREADS"] = str(max(1, cores() // workers))
+    tasks = {}
+    for nb in nbs:
+        prof = kernel_profile_path(rendered, nb.stem)
+        prof.unlink(missing_ok=True)  # a stale file from an earlier run is not this run's profile
+        tasks[nb.stem] = (str(nb), str(rendered / nb.name), params, kernel, log_output,
+                          {**per_kernel, "LIB_PROFILE": str(prof)}, html_export)
+    profile, failures = {}, {}
+
+    def done(stem, dt, failure):
+        ok = failure is None
+        if failure:
+            failures[stem] = failure
+        profile[stem] = _record(rendered, figures, smoke, stem, dt, ok, html_export)
+        print(f"{'ok    ' if ok else 'FAILED'} {stem:32s} {dt:7.1f} s", flush=True)
+
     try:
-        for nb in nbs:
-            out = rendered / nb.name
-            t0 = time.time()
-            ok = True
-            try:
-                pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel,
-                                    cwd=str(ROOT), progress_bar=False, log_output=log_output)
-            except pm.PapermillExecutionError as e:
-                ok = False
-                failures.append(f"{nb.name}: cell {e.cell_index} (execution count {e.exec_count}) "
-                                f"raised {e.ename}: {e.evalue}  [executed copy: {out}]")
-            except Exception as e:  # kernel died, notebook unreadable, ...
-                ok = False
-                failures.append(f"{nb.name}: {type(e).__name__}: {e}")
-            dt = time.time() - t0
-            mine[nb.stem] = {"seconds": round(dt, 1), "ok": ok, "smoke": smoke}
-            if html_export and out.exists():
-                export_html(out, out.with_suffix(".html"))
-            print(f"{'ok    ' if ok else 'FAILED'} {nb.stem:32s} {dt:7.1f} s", flush=True)
+        if workers == 1:
+            for stem, task in tasks.items():
+                done(stem, *execute_one(*task))
+        else:
+            print(f"running {len(tasks)} notebooks, {workers} at a time"
+                  + (f", LIB_THREADS={per_kernel['LIB_THREADS']} each" if per_kernel else ""), flush=True)
+            t0 = {}
+            with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {}
+                for stem, task in tasks.items():
+                    futures[pool.submit(execute_one, *task)] = stem
+                    t0[stem] = time.time()
+                for f in cf.as_completed(futures):
+                    stem = futures[f]
+                    try:
+                        dt, failure = f.result()
+                    except Exception as e:  # the worker process died
+                        dt, failure = time.time() - t0[stem], f"{stem}.ipynb: {type(e).__name__}: {e}"
+                    done(stem, dt, failure)
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
-    try:  # under a lock: another run sharing this folder keeps its entries
-        times = merge_json(times_path, mine, "notebook times")
-    except ValueError as e:
-        print(f"warning: {e}; starting a new one", file=sys.stderr)
-        times_path.unlink()
-        times = merge_json(times_path, mine, "notebook times")
-    if html_export:
-        write_index(rendered, times)
+    times = read_json(rendered / "times.json", "notebook times")
+    if profile:
+        print("\nseconds per notebook and stage (other: imports, set-up, kernel start; "
+              f"{rendered / PROFILE_FILE}):\n" + profile_table(profile), flush=True)
     if failures:
-        raise RuntimeError("notebook(s) failed:\n  " + "\n  ".join(failures))
+        raise RuntimeError("notebook(s) failed:\n  " + "\n  ".join(failures[nb.stem] for nb in nbs
+                                                                       if nb.stem in failures))
     return times

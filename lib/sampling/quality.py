@@ -7,6 +7,7 @@ import itertools
 import torch
 
 from lib.core.metrics import psnr
+from lib.core.profile import timed
 from lib.sampling import samplers as S
 
 
@@ -30,6 +31,7 @@ def ascent_steps(schedule: S.AscentSchedule) -> int:
     return t
 
 
+@timed("sampling")
 def phi_spread(model, images, sigma=S.PHI_ERROR_SIGMA, n_noise=10) -> float:
     """Mean distance of phi(x, sigma) to the mean phi over ``images``: the typical scale of phi differences
     between images (phi has a large common component, so ||phi|| alone makes every error look small)."""
@@ -37,6 +39,7 @@ def phi_spread(model, images, sigma=S.PHI_ERROR_SIGMA, n_noise=10) -> float:
     return (p - p.mean(0)).norm(dim=1).mean().item()
 
 
+@timed("sampling")
 def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=None, spread=None,
               digits: bool = True) -> dict:
     """Mean metrics of a SampleResult whose samples are ``n_samples`` per target, target-major.
@@ -57,6 +60,7 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
     return out
 
 
+@timed("sampling")
 def dropped_share(model, samples: torch.Tensor, targets: torch.Tensor, n_samples: int, mask,
                   sigma=S.PHI_ERROR_SIGMA, n_noise=4) -> float:
     """How far a subspace projection drove the channels its 0/1 ``mask`` (C,) drops toward zero: the

@@ -13,6 +13,9 @@ contended_work_s*), contended_threads (threads chosen alone / contended),
 train_images_per_s[SETTING], train_best_images_per_s, train_best_setting (train images/s over batch size, threads,
 channels_last and optionally torch.compile: `bench_train_settings`), then the sampler keys of
 lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
+
+``python -m scripts.bench --figures`` prints instead {"figures_profile": ...}: the per-notebook, per-stage
+seconds of the last notebook run into figures/rendered/ (`figures_profile`), and nothing is timed.
 """
 from __future__ import annotations
 
@@ -22,12 +25,20 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
+from lib.core.checks import read_json
 from lib.core.device import apply_threads, autocast, bf16_supported, PASSIVE_WAIT, pick_device, to_channels_last
+from lib.core.paths import FIGURES
 from lib.model.hooks import run_blocks
 from lib.model.unet import forward_flops, preset, UNet
+from lib.publish.runner import PROFILE_FILE
+
+
+# what `python -m scripts.bench --figures` reads: the profile the notebook runner merges after each notebook
+FIGURES_PROFILE = FIGURES / "rendered" / PROFILE_FILE
 
 
 def _timeit(fn, min_time: float, warmup: int = 2) -> float:
@@ -179,3 +190,17 @@ def bench_contention(quick=False) -> dict:
         if not key:
             res["contended_threads"] = f"{alone['threads']} / {contended['threads']}"
     return res
+
+
+def figures_profile(path=None) -> dict:
+    """{"figures_profile": {notebook: {"total", "stages", "other", "ok"}}} from the notebook runner's profile
+    (default `FIGURES_PROFILE`, figures/rendered/profile.json); FileNotFoundError naming the command that
+    writes it when there is none yet."""
+    path = Path(path or FIGURES_PROFILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook profile yet: {path} does not exist; run `make figures` (or "
+                                f"`python -m scripts.notebooks [--only NN]`) to write it")
+    data = read_json(path, "notebook profile")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: notebook profile: expected a JSON object, got {type(data).__name__}")
+    return {"figures_profile": data}
