@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install data-cifar10 figures figures-cifar10 check-figures study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures
+.PHONY: install data-cifar10 figures figures-cifar10 check-figures study-cifar10 screenshot smoke test test-all bench checkpoint checkpoint-tiny checkpoint-gpu gpu-check evidence study clean-figures clean-cache
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,10 +31,12 @@ data-cifar10: $(STAMP)
 	$(BIN)/python -m scripts.data cifar10 $(if $(ARCHIVE),--archive "$(ARCHIVE)")
 
 ## Regenerate every figure of every notebook (embedded default: shipped checkpoint + tuxphoto, CPU), then the
-## README's generated blocks and the results site figures/site/ (scripts.report). With CIFAR10=<folder> also
+## README's generated blocks and the results site figures/site/ (scripts.report). JOBS=2: two notebooks at once,
+## one thread each. With CIFAR10=<folder> also
 ## the notebooks on the shipped CIFAR-10 checkpoint into figures/cifar10/ (skipped, with a message, without it)
+JOBS ?= 1
 figures: $(STAMP)
-	$(BIN)/python -m scripts.notebooks
+	$(BIN)/python -m scripts.notebooks --jobs $(JOBS)
 	$(BIN)/python -m scripts.report
 	@$(MAKE) --no-print-directory figures-cifar10
 
@@ -126,3 +128,7 @@ ship-cifar10: $(STAMP)
 
 clean-figures:
 	rm -rf figures/rendered
+
+## Remove the content-keyed cache of phi, probe fits and samples (lib.core.memo; LIB_CACHE=off turns it off)
+clean-cache:
+	rm -rf data/cache/memo $(if $(LIB_CACHE),"$(LIB_CACHE)")
