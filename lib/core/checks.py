@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")
 

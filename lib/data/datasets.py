@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from lib.data import files as filedata, shapes, tuxphoto
+from lib.data import files as filedata
+from lib.data import shapes, tuxphoto
 from lib.data.files import FASHION_DIR, imagenet_files
-from lib.data.imageset import DATASETS, ImageSet, parse_spec, SPLIT_SEED_OFFSET
+from lib.data.imageset import DATASETS, SPLIT_SEED_OFFSET, ImageSet, parse_spec
 from lib.data.tuxphoto import DEFAULT_BANK_DIR
 
 

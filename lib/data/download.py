@@ -35,7 +35,6 @@ from pathlib import Path, PurePosixPath
 
 from lib.data.files import load as load_files
 
-
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_DIR = "cifar-10-batches-py"

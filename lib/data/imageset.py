@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-
 SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_003}
 
 

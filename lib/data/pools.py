@@ -34,7 +34,6 @@ from lib.data import files as filedata
 from lib.data.datasets import load_dataset, source_files, source_fingerprint
 from lib.data.imageset import parse_spec
 
-
 # content_fingerprint reads every byte of sources up to this size in all, else SAMPLE_BLOCKS blocks per file
 ALL_BYTES_UP_TO = 256 << 20
 SAMPLE_BLOCKS, BLOCK = 16, 4096

@@ -35,7 +35,6 @@ from PIL import Image
 
 from lib.core.paths import ROOT
 
-
 DEFAULT_BANK_DIR = ROOT / "data" / "tuxphoto" / "bank"
 
 SUPERSAMPLE = 2  # render at SUPERSAMPLE x size, then box-downsample

@@ -29,7 +29,6 @@ from lib.core.profile import timed
 from lib.measure.channels import as_numpy
 from lib.measure.kmeans import torch_kmeans
 
-
 # OpenMP/BLAS threads used by sklearn here. 1 by default: on a busy CPU (training in the background)
 # OpenMP spin-waiting made k-means and t-SNE 20-40x slower than one thread. None: library default.
 THREADS: int | None = 1

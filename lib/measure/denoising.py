@@ -13,7 +13,6 @@ from lib.core.metrics import blur_oracle, psnr
 from lib.data.datasets import load_dataset
 from lib.model.hooks import ReplaceOutput
 
-
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 

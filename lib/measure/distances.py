@@ -45,7 +45,6 @@ from lib.model.hooks import resolve_blocks
 from lib.representation.phi import phi
 from lib.sampling.guidance import channel_count, project
 
-
 __all__ = ["pairwise_distances", "nearest_neighbours", "class_distance_distributions", "distance_auc",
            "same_class_auc", "project_to_phi", "conditional_density_distance", "band_ratio"]
 

@@ -32,7 +32,6 @@ from lib.measure.probe import wilson_interval
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, KNN_K, Classifier, fit_knn, fit_probe
 from lib.representation.phi import phi
 
-
 KEPT_FACTORS = ("class", "background", "instance")  # the categorical factors the measure reads, if present
 READERS = ("probe", "knn")
 MIN_PER_VALUE = 3  # training images a factor value needs to enter a reader

@@ -29,7 +29,6 @@ import torch
 from lib.core.device import pick_device
 from lib.core.profile import timed
 
-
 DEFAULT_INIT_SIZE = 100_000
 
 

@@ -22,7 +22,6 @@ from scipy.stats import norm
 from lib.measure.channels import as_numpy
 from lib.measure.clustering import limit_threads
 
-
 # The authors' probe noise level, 50 on their 0-255 scale, in our units (images in [0, 1]).
 PAPER_PROBE_SIGMA = 50 / 255
 

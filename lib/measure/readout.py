@@ -38,7 +38,6 @@ from lib.model.hooks import resolve_blocks
 from lib.model.unet import UNet
 from lib.representation.phi import noise_averaged, phi
 
-
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
 READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
 ANALYSIS_SIGMA = 0.2             # phi's noise level for every analysis; chosen from the readout grid (notebook 00)

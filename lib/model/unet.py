@@ -18,7 +18,6 @@ from torch import nn
 
 from lib.core.checks import check_field_types, check_images
 
-
 NORMS = ("scale", "bfbn", "batch", "none")
 # Initial per-channel gain of the norms: "ones" (ours, PyTorch's default) or "authors" (the authors'
 # denoiser code: N(0, 2/9/64) clipped to +-0.025, i.e. small gains of random sign).

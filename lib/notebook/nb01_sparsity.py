@@ -8,7 +8,6 @@ from lib.model.unet import block_aliases, block_label
 from lib.notebook.plots import image_grid
 from lib.notebook.schematic import plot_network  # noqa: F401  (Fig. 1's architecture, drawn from the config)
 
-
 # docs/method.md (sparsity across blocks): approximate modes of the PR histograms on ImageNet (input, output) per block.
 PAPER_PR_MODES = {"a2": (0.41, 0.64), "a3": (0.63, 0.75), "a4": (0.75, 0.26), "a5": (0.76, 0.49), "a6": (0.65, 0.27)}
 PAPER_BLOCK_LABELS = {a: block_label(a, mid="B (mid)") for a in block_aliases(3)}

@@ -12,7 +12,6 @@ import numpy as np
 from lib.measure import channels as analysis
 from lib.notebook.plots import show_images
 
-
 PAIR_COLORS = ("tab:orange", "tab:purple")
 
 

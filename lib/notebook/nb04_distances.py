@@ -46,7 +46,7 @@ def density_scatter(d2: dict, cd, rel: dict):
 
 def _decade_ticks(ax):
     """Log axes with labels at whole decades only (no overprinted minor labels on short ranges)."""
-    from matplotlib.ticker import LogLocator, LogFormatterMathtext, NullFormatter
+    from matplotlib.ticker import LogFormatterMathtext, LogLocator, NullFormatter
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(LogLocator(base=10, numticks=6))
         axis.set_major_formatter(LogFormatterMathtext(base=10))

@@ -7,7 +7,6 @@ import numpy as np
 from lib.measure import readout
 from lib.representation.phi import phi
 
-
 REPS = ("phi", "untrained", "pixel", "pca_pixel")
 REP_LABELS = {"phi": "trained a4 (phi)", "untrained": "untrained a4", "pixel": "pixels", "pca_pixel": "PCA pixels"}
 

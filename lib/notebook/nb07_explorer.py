@@ -32,7 +32,6 @@ from lib.notebook.plots import image_grid, save_figure
 from lib.representation.phi import phi as phi_of
 from lib.sampling import samplers as sampling
 
-
 PANELS = ("image", "phi", "channel", "neighbours", "reconstructions")
 
 

@@ -20,7 +20,6 @@ import numpy as np
 from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 
-
 SIGNIFICANT = 4
 FILENAME = "numbers.json"
 

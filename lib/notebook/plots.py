@@ -13,7 +13,6 @@ from lib.core.paths import FIGURES
 from lib.core.profile import timed
 from lib.notebook.catalog import figure_entry, sigma_text
 
-
 DPI = 150  # every saved figure: printable, still small for 32x32 image grids
 _FIG_DIR: Path | None = None
 _CONTEXT: dict = {}

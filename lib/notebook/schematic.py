@@ -4,7 +4,7 @@ name, convolutions, channels and resolution; skip connections; and where phi is 
 the middle block's output)."""
 from __future__ import annotations
 
-from lib.model.unet import block_aliases, block_label, UNet, UNetConfig
+from lib.model.unet import UNet, UNetConfig, block_aliases, block_label
 
 NORM_NAMES = {"scale": "per-sample scale-only norm", "bfbn": "bias-free batch norm", "batch": "batch norm",
               "none": "no norm"}

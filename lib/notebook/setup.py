@@ -26,7 +26,6 @@ from lib.model.checkpoint import load_model
 from lib.model.unet import UNet
 from lib.notebook.plots import set_context, set_figure_dir, set_style
 
-
 SMOKE_CHECKPOINT = CHECKPOINTS / "tiny16"
 SMOKE_IMAGES = 48
 

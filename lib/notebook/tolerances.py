@@ -41,7 +41,6 @@ from fnmatch import fnmatchcase
 
 from lib.notebook.numbers import SIGNIFICANT
 
-
 EXACT = {"exact": True}
 # Every float not named below: 3% of its value plus 0.005 (AMIs and KIDs near 0, accuracies over 1000+ images).
 DEFAULT = {"rel": 0.03, "abs": 0.005}

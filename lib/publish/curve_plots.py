@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lib.notebook.plots import DPI
-from lib.training.curves import CURVE_KEYS, first_reaching, GAP_KEYS, PSNR_KEYS, RELIANCE_KEYS
-
+from lib.training.curves import CURVE_KEYS, GAP_KEYS, PSNR_KEYS, RELIANCE_KEYS, first_reaching
 
 LABELS = {"mid_varying_fraction": "phi varying fraction (liveness)", "mid_eff_channels_out": "mid effective channels",
           "class_ami": "k-means class AMI", "probe_acc": "linear probe accuracy (class)",

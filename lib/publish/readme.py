@@ -33,7 +33,6 @@ from lib.notebook.numbers import find_numbers
 from lib.publish.runner import PROFILE_FILE, profile_table
 from lib.training import study
 
-
 README = ROOT / "README.md"
 NOT_MEASURED = "not measured"
 NOT_RUN = "not run"

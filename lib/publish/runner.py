@@ -45,8 +45,7 @@ from lib.core.device import kernel_thread_env
 from lib.core.files import atomic_write_bytes, merge_json, waiting_lock
 from lib.core.paths import FIGURES, ROOT
 from lib.core.profile import STAGES
-from lib.notebook.catalog import PAPER_FIGURES  # noqa: F401  notebook stem -> the paper figures it reproduces
-
+from lib.notebook.catalog import PAPER_FIGURES  # notebook stem -> the paper figures it reproduces
 
 NOTEBOOKS = ROOT / "notebooks"
 

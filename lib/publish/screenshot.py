@@ -29,7 +29,6 @@ import psutil
 
 from lib.core.paths import FIGURES, ROOT
 
-
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = ROOT / "notebooks" / "07_explorer.ipynb"
 SCREENSHOT = FIGURES / "explorer" / "explorer_screenshot.png"
@@ -43,7 +42,7 @@ def missing() -> str | None:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} not found (run .ci/install-browser.sh)"
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401  (only whether it imports)
     except ImportError:
         return "the playwright package is not installed (run .ci/install-browser.sh)"
     return None

@@ -21,7 +21,6 @@ from lib.notebook.catalog import NOTEBOOKS
 from lib.notebook.numbers import find_numbers
 from lib.publish.readme import CHECKPOINT_COLUMNS, NOT_RUN, provenance, scorecard, site_page
 
-
 SITE = "site"
 NOTEBOOK_DIR = ROOT / "notebooks"
 RUN_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")

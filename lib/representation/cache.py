@@ -20,8 +20,16 @@ import torch
 
 from lib.model.checkpoint import checkpoint_file
 from lib.model.hooks import resolve_blocks
-from lib.representation.extract import (file_sha256, find_block, find_sigma, finite_rows, load_cache, load_labels,
-    load_manifest, MANIFEST)
+from lib.representation.extract import (
+    MANIFEST,
+    file_sha256,
+    find_block,
+    find_sigma,
+    finite_rows,
+    load_cache,
+    load_labels,
+    load_manifest,
+)
 from lib.representation.phi import phi
 
 

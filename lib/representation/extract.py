@@ -33,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lib.core.checks import check_sigma, load_npy, read_json
 from lib.core.device import amp_enabled
@@ -41,7 +40,6 @@ from lib.core.files import atomic_write_bytes, atomic_write_json
 from lib.model.hooks import block_channels, resolve_blocks
 from lib.model.unet import block_aliases
 from lib.representation.phi import noise_averaged
-
 
 FORMAT = "phi-cache/1"
 MANIFEST = "manifest.json"

@@ -24,7 +24,6 @@ from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.profile import stage
 from lib.model.hooks import BlockRecorder, resolve_blocks
 
-
 MEMO_FROM = 256  # images: from here up, phi is worth a cache entry (lib.core.memo)
 
 

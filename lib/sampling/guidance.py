@@ -12,9 +12,8 @@ import torch
 
 from lib.core.checks import check_images
 from lib.core.device import autocast
-from lib.model.hooks import block_channels, BlockRecorder, resolve_blocks
+from lib.model.hooks import BlockRecorder, block_channels, resolve_blocks
 from lib.representation.phi import phi as phi_of
-
 
 GRID_PER_DECADE = 8  # target phi grid: sigma = 10 ** (k / 8), interpolated linearly in log sigma
 

@@ -56,11 +56,27 @@ from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.metrics import psnr
 from lib.core.profile import timed
 from lib.representation.phi import phi as phi_of
-from lib.sampling.guidance import (CallableTarget, ConstantTarget, ImageTarget, MASK_MODES, MaskedTarget, PhiTarget,  # noqa: F401
-                       apply_mask, channel_count, check_block, expand_mask, centroid_target, make_target, project,
-                       project_averaged, topk_mask)
-from lib.sampling.schedules import geometric_sigmas, linear_sigmas
 
+# Of lib.sampling.guidance's names, those imported "as" themselves are re-exported, not used here: targets and masks
+# the samplers' callers reach through this module (notebook 03 cites lib.sampling.samplers.centroid_target).
+from lib.sampling.guidance import MASK_MODES as MASK_MODES
+from lib.sampling.guidance import CallableTarget as CallableTarget
+from lib.sampling.guidance import (
+    ConstantTarget,
+    ImageTarget,
+    MaskedTarget,
+    PhiTarget,
+    apply_mask,
+    check_block,
+    make_target,
+    project,
+    project_averaged,
+)
+from lib.sampling.guidance import centroid_target as centroid_target
+from lib.sampling.guidance import channel_count as channel_count
+from lib.sampling.guidance import expand_mask as expand_mask
+from lib.sampling.guidance import topk_mask as topk_mask
+from lib.sampling.schedules import geometric_sigmas, linear_sigmas
 
 PHI_ERROR_SIGMA = 0.02  # phi errors are measured at this sigma (small: ~clean image, inside the training range)
 SAMPLES_SEED = 12345    # the noise draws of phi(samples) in every phi error (`samples_phi`)

@@ -30,12 +30,11 @@ from pathlib import Path
 import torch
 
 from lib.core.checks import read_json
-from lib.core.device import apply_threads, autocast, bf16_supported, PASSIVE_WAIT, pick_device, to_channels_last
+from lib.core.device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
 from lib.core.paths import FIGURES
 from lib.model.hooks import run_blocks
-from lib.model.unet import forward_flops, preset, UNet
+from lib.model.unet import UNet, forward_flops, preset
 from lib.publish.runner import PROFILE_FILE
-
 
 # what `python -m scripts.bench --figures` reads: the profile the notebook runner merges after each notebook
 FIGURES_PROFILE = FIGURES / "rendered" / PROFILE_FILE

@@ -30,7 +30,6 @@ from lib.model.unet import forward_flops, preset
 from lib.representation.extract import extract, load_cache
 from lib.training.trainer import TrainConfig, Trainer
 
-
 # dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets (SXM parts)
 PEAK_BF16_TFLOPS = {"GH200": 989.0, "H200": 989.0, "H100 PCIE": 756.0, "H100": 989.0, "H800": 989.0,
                     "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0, "L40": 181.0,

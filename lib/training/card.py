@@ -25,12 +25,18 @@ from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.paths import CHECKPOINTS
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import held_out_psnr_table
-from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, DEGENERATE_BELOW, liveness, READOUT_SIGMAS,
-                                 representation_readout, untrained_twin)
+from lib.measure.readout import (
+    ANALYSIS_NOISE,
+    ANALYSIS_SIGMA,
+    DEGENERATE_BELOW,
+    READOUT_SIGMAS,
+    liveness,
+    representation_readout,
+    untrained_twin,
+)
 from lib.model.checkpoint import atomic_save_tensors, checkpoint_file, load_model, read_tensors, save_model
-from lib.training.lineage import lineage_markdown, lineage_of
 from lib.representation.phi import phi
-
+from lib.training.lineage import lineage_markdown, lineage_of
 
 N_HELD_OUT = 512
 N_LIVENESS = 500

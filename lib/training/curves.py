@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
-from lib.measure.denoising import block_reliance, psnr_table, RELIANCE_SIGMAS
 from lib.core.checks import read_json, read_jsonl
 from lib.core.files import waiting_lock
+from lib.measure.denoising import RELIANCE_SIGMAS, block_reliance, psnr_table
+from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
 from lib.model.checkpoint import load_model
-from lib.training.lineage import weights_fingerprint
 from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
-
+from lib.training.lineage import weights_fingerprint
 
 CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
 GAP_KEYS = ("probe_acc", "knn_acc")

@@ -21,11 +21,19 @@ from lib.core.paths import resolve
 from lib.data.datasets import load_dataset
 from lib.measure.channels import kurtotic_channels, participation_ratio
 from lib.measure.clustering import kmeans, scores
-from lib.measure.readout import (ANALYSIS_NOISE, ANALYSIS_SIGMA, knn_accuracy, liveness, pca_like, probe,
-    PROBE_TRAIN_IMAGES, probe_with_controls, untrained_twin)
+from lib.measure.readout import (
+    ANALYSIS_NOISE,
+    ANALYSIS_SIGMA,
+    PROBE_TRAIN_IMAGES,
+    knn_accuracy,
+    liveness,
+    pca_like,
+    probe,
+    probe_with_controls,
+    untrained_twin,
+)
 from lib.model.checkpoint import load_model
 from lib.representation.phi import phi
-
 
 EVIDENCE_TRAIN_IMAGES = 2000  # train-split images for the probe of the in-training evidence records
 

@@ -17,10 +17,9 @@ from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 from lib.measure.readout import DEGENERATE_BELOW, untrained_twin
 from lib.model.checkpoint import load_model
-from lib.model.unet import preset, UNet
+from lib.model.unet import UNet, preset
 from lib.training.evidence import evidence_sets, evidence_with_controls, model_evidence, pixel_evidence
 from lib.training.trainer import TrainConfig, Trainer
-
 
 STUDY = ROOT / "configs" / "study.json"
 RUNS = ROOT / "runs" / "study"

@@ -49,13 +49,29 @@ from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.metrics import psnr
 from lib.data.pools import open_pool
 from lib.measure.denoising import EVAL_SIGMAS
-from lib.model.checkpoint import (atomic_save_tensors, checkpoint_file, load_optimizer, load_state, optimizer_tensors,
-                                  read_config, read_tensors, save_model)
-from lib.model.unet import preset, UNet
+from lib.model.checkpoint import (
+    atomic_save_tensors,
+    checkpoint_file,
+    load_optimizer,
+    load_state,
+    optimizer_tensors,
+    read_config,
+    read_tensors,
+    save_model,
+)
+from lib.model.unet import UNet, preset
 from lib.representation.phi import check_sigma
 from lib.training.evidence import evidence_sets, model_evidence
-from lib.training.lineage import (data_fingerprint, DEFAULT_REESTIMATE_STEPS, descends_from, last_data_sha256,
-                                  lineage_of, new_leg, reestimate_adam, weights_fingerprint)
+from lib.training.lineage import (
+    DEFAULT_REESTIMATE_STEPS,
+    data_fingerprint,
+    descends_from,
+    last_data_sha256,
+    lineage_of,
+    new_leg,
+    reestimate_adam,
+    weights_fingerprint,
+)
 
 
 @dataclass
