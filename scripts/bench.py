@@ -9,7 +9,7 @@ import json
 from lib.core.checks import run_cli
 from lib.tools.bench import bench_contention, bench_core, bench_train_settings, figures_profile
 from lib.tools.sampler_bench import run as run_sampler_bench
-from scripts import checkpoint_arg, device_arg, Parser
+from scripts import Parser, checkpoint_arg, device_arg
 
 
 def parser() -> Parser:

@@ -10,7 +10,7 @@ import torch
 
 from lib.core.checks import run_cli
 from lib.tools.sampler_bench import run
-from scripts import checkpoint_arg, no_duplicates, nonneg_int, Parser, positive_int
+from scripts import Parser, checkpoint_arg, no_duplicates, nonneg_int, positive_int
 
 
 def parser() -> Parser:

@@ -14,7 +14,7 @@ from lib.core.checks import run_cli
 from lib.core.paths import FIGURES
 from lib.notebook.numbers import numbers_files
 from lib.publish.drift import commit_of, committed_files, figure_drift, repository
-from scripts import existing_dir, Parser
+from scripts import Parser, existing_dir
 
 
 def parser() -> Parser:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from lib.core.checks import read_jsonl, run_cli
 from lib.publish.curve_plots import curves_markdown, save_curves
-from lib.training.curves import curve_table, fit_gap, GAP_KEYS, measure_run, run_labels
-from scripts import arg_type, dataset_arg, existing_dir, no_duplicates, out_dir, Parser, positive_int, resolved
+from lib.training.curves import GAP_KEYS, curve_table, fit_gap, measure_run, run_labels
+from scripts import Parser, arg_type, dataset_arg, existing_dir, no_duplicates, out_dir, positive_int, resolved
 
 
 def parser() -> Parser:

@@ -7,8 +7,8 @@ already complete is kept. What it checks and why: `lib.data.download`.
 from __future__ import annotations
 
 from lib.core.checks import run_cli
-from lib.data.download import CIFAR10_MD5, CIFAR10_URL, check_md5, check_url, fetch_cifar10, TIMEOUT_S
-from scripts import arg_type, existing_file, out_dir, Parser, positive_float
+from lib.data.download import CIFAR10_MD5, CIFAR10_URL, TIMEOUT_S, check_md5, check_url, fetch_cifar10
+from scripts import Parser, arg_type, existing_file, out_dir, positive_float
 
 
 def parser() -> Parser:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lib.core.checks import run_cli
 from lib.training.evidence import default_evidence, snapshot_curves
-from scripts import checkpoint_arg, existing_dir, out_dir, Parser, positive_int
+from scripts import Parser, checkpoint_arg, existing_dir, out_dir, positive_int
 
 
 def parser() -> Parser:

@@ -14,10 +14,21 @@ from lib.core.checks import parse_amp, run_cli
 from lib.core.device import apply_threads, pick_device, to_channels_last
 from lib.core.paths import resolve
 from lib.model.checkpoint import read_config
-from lib.model.unet import block_aliases, UNet
+from lib.model.unet import UNet, block_aliases
 from lib.representation.extract import extract, file_sha256, rank_world
-from scripts import (arg_type, checkpoint_arg, dataset_arg, device_arg, no_duplicates, nonneg_float, nonneg_int, out_dir,
-                     Parser, positive_int, sigma_arg)
+from scripts import (
+    Parser,
+    arg_type,
+    checkpoint_arg,
+    dataset_arg,
+    device_arg,
+    no_duplicates,
+    nonneg_float,
+    nonneg_int,
+    out_dir,
+    positive_int,
+    sigma_arg,
+)
 
 
 def parser() -> Parser:
@@ -74,8 +85,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
-    from lib.model.checkpoint import checkpoint_file, load_model
     from lib.data.pools import open_pool
+    from lib.model.checkpoint import checkpoint_file, load_model
     apply_threads(a.threads)
     rank, world = rank_world()
     dev = pick_device(a.device)

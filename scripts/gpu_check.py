@@ -13,8 +13,8 @@ import torch
 from lib.core.checks import run_cli
 from lib.core.device import pick_device
 from lib.model.unet import PRESETS
-from lib.tools.gpu_check import device_name, extract_phase, kmeans_phase, peak_tflops, significant, SIZES, train_phase
-from scripts import arg_type, dataset_arg, device_arg, nonneg_int, out_dir, Parser, positive_float, positive_int
+from lib.tools.gpu_check import SIZES, device_name, extract_phase, kmeans_phase, peak_tflops, significant, train_phase
+from scripts import Parser, arg_type, dataset_arg, device_arg, nonneg_int, out_dir, positive_float, positive_int
 
 
 def _size_type(full):

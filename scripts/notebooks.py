@@ -9,7 +9,7 @@ import time
 
 from lib.core.checks import run_cli
 from lib.publish.runner import find_notebooks, parse_value, run
-from scripts import no_duplicates, out_dir, Parser, positive_int
+from scripts import Parser, no_duplicates, out_dir, positive_int
 
 
 def parser() -> Parser:

@@ -10,7 +10,7 @@ import numpy as np
 
 from lib.core.checks import run_cli
 from lib.data.pools import open_pool, pool_paths
-from scripts import arg_type, dataset_arg, nonneg_int, out_dir, Parser, positive_int
+from scripts import Parser, arg_type, dataset_arg, nonneg_int, out_dir, positive_int
 
 
 def parser() -> Parser:

@@ -12,16 +12,25 @@ import json
 from pathlib import Path
 
 from lib.core.checks import read_json, run_cli
-from lib.core.paths import resolve
 from lib.core.device import apply_threads
 from lib.core.files import atomic_write_bytes
+from lib.core.paths import resolve
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
 from lib.model.checkpoint import checkpoint_file, load_model, read_config
-from scripts import (checkpoint_arg, dataset_arg, no_duplicates, nonneg_int, out_dir, Parser, positive_int,
-                     resolved, sigma_arg)
 from lib.training.curves import run_labels
 from lib.training.lineage import weights_fingerprint
+from scripts import (
+    Parser,
+    checkpoint_arg,
+    dataset_arg,
+    no_duplicates,
+    nonneg_int,
+    out_dir,
+    positive_int,
+    resolved,
+    sigma_arg,
+)
 
 
 def run_folder(stem: Path) -> Path:

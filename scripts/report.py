@@ -5,13 +5,12 @@ A thin command over `lib.publish.readme`; its docstring says what the command co
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from lib.core.checks import run_cli
 from lib.core.paths import FIGURES
 from lib.notebook.numbers import find_numbers
 from lib.publish.readme import README, update_readme
-from scripts import existing_dir, existing_file, Parser, resolved
+from scripts import Parser, existing_dir, existing_file, resolved
 
 
 def parser() -> Parser:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lib.core.checks import run_cli
-from lib.publish.screenshot import screenshot, SCREENSHOT
-from scripts import arg_type, inside, out_dir, Parser, tracked_outputs
+from lib.publish.screenshot import SCREENSHOT, screenshot
+from scripts import Parser, arg_type, inside, out_dir, tracked_outputs
 
 
 def _png(text: str) -> str:

@@ -10,7 +10,7 @@ from lib.core.checks import run_cli
 from lib.core.paths import CHECKPOINTS
 from lib.model.checkpoint import checkpoint_file
 from lib.training.card import check_name, refresh_card, ship
-from scripts import arg_type, check, checkpoint_arg, existing_dir, nonneg_int, out_dir, Parser
+from scripts import Parser, arg_type, check, checkpoint_arg, existing_dir, nonneg_int, out_dir
 
 
 def parser() -> Parser:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from lib.core.checks import run_cli
 from lib.publish.study_plots import save_study_curves
-from lib.training.study import load_study, OUT, run, RUNS, STUDY, summarize
-from scripts import existing_file, no_duplicates, out_dir, Parser, positive_int
+from lib.training.study import OUT, RUNS, STUDY, load_study, run, summarize
+from scripts import Parser, existing_file, no_duplicates, out_dir, positive_int
 
 
 def parser() -> Parser:

@@ -17,7 +17,7 @@ from lib.model.checkpoint import checkpoint_file
 from lib.model.unet import PRESETS
 from lib.training.lineage import DEFAULT_REESTIMATE_STEPS
 from lib.training.trainer import TrainConfig, Trainer
-from scripts import _dataset, _device, _out_dir, Parser, positive_int
+from scripts import Parser, _dataset, _device, _out_dir, positive_int
 
 
 def parser() -> Parser:
