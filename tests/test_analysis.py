@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from lib.measure import channels as analysis
-from lib.measure import clustering
-from lib.measure import distances
-from lib.measure import probe
+from lib.measure import clustering, distances, probe
 from lib.model.unet import UNet, preset
 
 

@@ -19,24 +19,25 @@ import pytest
 import torch
 
 from fileguard import snapshot
-from scripts import extract as extract_cli, notebooks as notebooks_cli, ship as ship_cli, train as train_cli
+from lib.core.files import exclusive_lock
+from lib.core.paths import CHECKPOINTS, FIGURES
+from lib.data.datasets import load_dataset
 from lib.measure import channels as analysis
-from lib.measure import clustering
-from lib.measure import distances
+from lib.measure import clustering, distances, probe
+from lib.measure.denoising import denoise
+from lib.model.checkpoint import CheckpointError, load_model, read_tensors, save_model
+from lib.model.unet import UNet, preset
+from lib.publish import runner
 from lib.representation import extract
-from lib.measure import probe
+from lib.representation.cache import trained_phi
+from lib.representation.phi import phi
 from lib.sampling import samplers as sampling
 from lib.training import card as ship
 from lib.training import trainer as train
-from lib.publish import runner
-from lib.model.checkpoint import CheckpointError, load_model, read_tensors, save_model
-from lib.core.files import exclusive_lock
-from lib.data.datasets import load_dataset
-from lib.core.paths import CHECKPOINTS, FIGURES
-from lib.representation.cache import trained_phi
-from lib.measure.denoising import denoise
-from lib.representation.phi import phi
-from lib.model.unet import UNet, preset
+from scripts import extract as extract_cli
+from scripts import notebooks as notebooks_cli
+from scripts import ship as ship_cli
+from scripts import train as train_cli
 
 CASES = []
 

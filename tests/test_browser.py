@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from lib.publish import screenshot as B
 from lib.core.paths import FIGURES
+from lib.publish import screenshot as B
 
 pytestmark = pytest.mark.browser
 

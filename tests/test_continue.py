@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lib.model.checkpoint import load_model, read_tensors
-from lib.model.unet import preset, UNet
+from lib.model.unet import UNet, preset
 from lib.training.card import check_log
 from lib.training.lineage import descends_from, lineage_of, reestimate_adam
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from lib.training.curves import curve_table, fit_gap, gap_row, measure_run, RELIANCE_KEYS, run_labels, snapshots
+from lib.training.curves import RELIANCE_KEYS, curve_table, fit_gap, gap_row, measure_run, run_labels, snapshots
 from lib.training.trainer import TrainConfig, Trainer
 from scripts import curves as curves_cli
 

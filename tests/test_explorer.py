@@ -5,10 +5,10 @@ import torch
 
 pytest.importorskip("ipywidgets")
 
-from lib.model.checkpoint import load_model  # noqa: E402
-from lib.data.datasets import load_dataset  # noqa: E402
-from lib.notebook.nb07_explorer import PANELS, Explorer, render_static  # noqa: E402
-from lib.core.paths import CHECKPOINTS  # noqa: E402
+from lib.core.paths import CHECKPOINTS
+from lib.data.datasets import load_dataset
+from lib.model.checkpoint import load_model
+from lib.notebook.nb07_explorer import PANELS, Explorer, render_static
 
 SHORT = {"schedule": [1.0, 0.3, 0.1, 0.03], "projection": {"iters": 2}}  # a 4-step sampler: seconds on the tiny model
 

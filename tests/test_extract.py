@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.model.checkpoint import save_model
-from lib.data.datasets import load_dataset
 from killutil import kill_when
-from lib.representation.extract import cache_status, extract, load_cache, load_labels, load_manifest
+from lib.data.datasets import load_dataset
 from lib.data.pools import open_pool, pool_paths
-from lib.representation.phi import phi
+from lib.model.checkpoint import save_model
 from lib.model.unet import UNet, preset
+from lib.representation.extract import cache_status, extract, load_cache, load_labels, load_manifest
+from lib.representation.phi import phi
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 44  # 2 train batches of 30 + 14 rows

@@ -16,13 +16,13 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from fileguard import snapshot
-from scripts import train as train_cli
+from lib.core.files import exclusive_lock
+from lib.core.paths import FIGURES, ROOT
+from lib.model.checkpoint import load_model
 from lib.publish import runner
 from lib.training import card as ship
 from lib.training import trainer as train
-from lib.model.checkpoint import load_model
-from lib.core.files import exclusive_lock
-from lib.core.paths import FIGURES, ROOT
+from scripts import train as train_cli
 
 TRAIN = dict(preset="tiny", dataset="shapes", size=16, n_train=64, n_val=8, batch_size=16, total_images=64,
              ckpt_every=2, log_every=1, amp="false", threads=1, seed=3, channels_last=False)
@@ -168,7 +168,9 @@ def test_pool_follows_files_replaced_keeping_sizes_and_mtimes(tmp_path):
     """Issue 27 case 7 (the pool cache): images replaced by others of the same size, their modification times
     restored (cp -p, a restore, a sync), once kept the stale pool: its key held only paths, sizes and mtimes."""
     import os
+
     from PIL import Image
+
     from lib.data.pools import open_pool, pool_ready
     data = tmp_path / "d"
     for c in ("a", "b"):

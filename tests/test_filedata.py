@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.data.datasets import load_dataset
 from lib.data import files as filedata
+from lib.data.datasets import load_dataset
 from lib.data.files import FASHION_DIR, SafeUnpickler
 
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from lib.data.datasets import load_dataset
-
 from lib.measure.denoising import block_reliance
 from lib.model.checkpoint import load_model, save_model
 from lib.model.hooks import BlockRecorder, ReplaceOutput, count_hooks, resolve_blocks, run_blocks

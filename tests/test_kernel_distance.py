@@ -70,6 +70,7 @@ def test_notebook03_sample_quality_table():
     """nb03's helper on a tiny network: four rows with both spaces; the real halves sit near the floor and
     below the blurred images; sample sets report the share their sampler clamped; numbers keys as named."""
     from types import SimpleNamespace
+
     from lib.data.datasets import load_dataset
     from lib.model.unet import UNet, preset
     from lib.notebook import nb03_sampling as nb

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.cluster import KMeans, kmeans_plusplus as sk_kmeans_plusplus
+from sklearn.cluster import KMeans
+from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
 from lib.measure.kmeans import kmeans_plusplus, torch_kmeans

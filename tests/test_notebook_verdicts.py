@@ -8,8 +8,11 @@ import pytest
 
 from lib.measure.clustering import group_separations
 from lib.measure.readout import DEGENERATE_BELOW
-from lib.notebook import nb00_readout as nb00, nb01_sparsity as nb01, nb04_distances as nb04
-from lib.notebook import nb05_clustering as nb05, nb06_probe as nb06
+from lib.notebook import nb00_readout as nb00
+from lib.notebook import nb01_sparsity as nb01
+from lib.notebook import nb04_distances as nb04
+from lib.notebook import nb05_clustering as nb05
+from lib.notebook import nb06_probe as nb06
 
 approx = pytest.approx
 
@@ -218,6 +221,7 @@ def test_notebook05_refuses_a_held_out_set_too_small_to_cluster():
     """A two-class folder of 20 images holds out 2: a message naming the count, not a failure inside a plot."""
     import numpy as np
     import pytest
+
     from lib.data.imageset import ImageSet
     from lib.notebook import nb05_clustering as nb05
     small = ImageSet(np.zeros((2, 3, 8, 8), np.uint8), np.array([0, 1]), ["a", "b"], {}, "folder")
@@ -228,6 +232,7 @@ def test_notebook05_refuses_a_held_out_set_too_small_to_cluster():
 
 def test_separation_plot_draws_when_no_pair_of_groups_is_large_enough():
     import numpy as np
+
     from lib.notebook import nb05_clustering as nb05
     empty = {"spread": np.array([]), "distance": np.array([])}
     fig = nb05.separation_plot({f"{s}: {k}": empty for s in ("trained", "untrained", "pixels")

@@ -5,12 +5,11 @@ import nbformat
 import pytest
 import torch
 
-from scripts import extract as extract_cli
-from lib.representation import extract
 from lib.notebook import setup as nbsetup
 from lib.publish import runner
 from lib.representation.cache import trained_phi
 from lib.representation.phi import phi
+from scripts import extract as extract_cli
 
 N = nbsetup.SMOKE_IMAGES  # the notebooks smoke-run on this many images
 

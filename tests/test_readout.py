@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.measure import readout
 from lib.data.datasets import load_dataset
+from lib.measure import readout
 from lib.model.unet import UNet, preset
 
 

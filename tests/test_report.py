@@ -7,11 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from lib.notebook import catalog
-from lib.notebook import numbers
+from lib.core.paths import FIGURES, ROOT
+from lib.notebook import catalog, numbers
 from lib.publish import readme as report
 from lib.publish import site
-from lib.core.paths import FIGURES, ROOT
 
 
 def test_readme_blocks_match_committed_numbers():

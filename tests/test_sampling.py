@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from lib.sampling import samplers as S
 from lib.data.datasets import load_dataset
-from lib.representation.phi import phi
 from lib.model.unet import UNet, preset
+from lib.representation.phi import phi
+from lib.sampling import samplers as S
 
 SCHED = [1.0, 0.3, 0.05]
 NEWTON = S.Projection(method="newton", iters=2, lr=1.0, max_move=1.0)

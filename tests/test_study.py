@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from lib.publish.study_plots import save_study_curves
-from lib.training import study
 from lib.data import tuxphoto
 from lib.data.datasets import load_dataset
+from lib.publish.study_plots import save_study_curves
+from lib.training import study
 
 
 def test_object_style_same_draws_larger_objects_softer_backgrounds():

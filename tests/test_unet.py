@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lib.model.unet import UNet, UNetConfig, count_parameters, forward_flops, preset
 from lib.model.hooks import run_blocks
+from lib.model.unet import UNet, UNetConfig, count_parameters, forward_flops, preset
 
 
 def test_paper_preset_parameter_count_and_mid_size():
