@@ -176,7 +176,8 @@ def finite_images(x, name) -> torch.Tensor:
     """``x`` as a float CPU tensor after checking that it is an (N, C, H, W) tensor without NaN/inf (any range:
     samples before a clamp, images of another scale)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"{name}: expected an image tensor (N, C, H, W), got {type(x).__name__} {getattr(x, 'shape', '')}")
+        raise ValueError(f"{name}: expected an image tensor (N, C, H, W), got {type(x).__name__} "
+                         f"{getattr(x, 'shape', '')}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name}: holds NaN/inf values")
     return x.float().cpu()

@@ -33,7 +33,8 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == "cpu":
         # bf16 autocast works everywhere on CPU but is only fast with AVX512-BF16/AMX units.
         try:
-            return bool(torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX")) or _has_cpu_flag("avx512_bf16") or _has_cpu_flag("amx_bf16")
+            return (bool(torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX"))
+                    or _has_cpu_flag("avx512_bf16") or _has_cpu_flag("amx_bf16"))
         except Exception:
             return False
     return False
@@ -69,7 +70,8 @@ def to_channels_last(model_or_tensor, enabled: bool = True):
     if not enabled:
         return model_or_tensor
     if isinstance(model_or_tensor, torch.Tensor):
-        return model_or_tensor.contiguous(memory_format=torch.channels_last) if model_or_tensor.ndim == 4 else model_or_tensor
+        return (model_or_tensor.contiguous(memory_format=torch.channels_last) if model_or_tensor.ndim == 4
+                else model_or_tensor)
     return model_or_tensor.to(memory_format=torch.channels_last)
 
 

@@ -172,7 +172,8 @@ def _md5_of(path: Path) -> str:
 
 def _manual_hint(url: str) -> str:
     md5 = f" (MD5 {CIFAR10_MD5})" if url == CIFAR10_URL else ""
-    return (f"download {url} by hand{md5} and pass it with --archive PATH (python -m scripts.data cifar10 --archive PATH, or make data-cifar10 ARCHIVE=PATH)")
+    return (f"download {url} by hand{md5} and pass it with --archive PATH (python -m scripts.data cifar10 "
+            f"--archive PATH, or make data-cifar10 ARCHIVE=PATH)")
 
 
 def _download(url: str, out: Path, dest: Path, timeout: float, progress) -> str:

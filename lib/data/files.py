@@ -289,7 +289,8 @@ def _read_idx(file: Path) -> np.ndarray:
 
 
 def _fashion(root: Path, n, size, split, default: bool) -> ImageSet:
-    hint = "install it with `apt-get install dataset-fashion-mnist`" + (f" (files land in {FASHION_DIR})" if default else "")
+    hint = ("install it with `apt-get install dataset-fashion-mnist`"
+            + (f" (files land in {FASHION_DIR})" if default else ""))
     if not root.is_dir():
         raise FileNotFoundError(f"fashion-mnist: directory {str(root)!r} does not exist; {hint}")
     stem = "train" if split == "train" else "t10k"

@@ -19,7 +19,8 @@ class ImageSet:
 
     def __post_init__(self):
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(f"ImageSet.images: expected uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+            raise ValueError(f"ImageSet.images: expected uint8 (N, C, H, W), got {self.images.dtype} "
+                             f"{self.images.shape}")
         n = len(self.images)
         if len(self.labels) != n:
             raise ValueError(f"ImageSet.labels: expected {n} labels, got {len(self.labels)}")

@@ -24,8 +24,8 @@ from lib.model.unet import block_aliases
 from lib.representation.phi import phi as phi_of  # parameters named phi hold phi arrays
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
-           "split_channels", "kurtotic_channels", "liveness_fraction", "RARE_BELOW", "class_channel_pair", "top_images", "off_images", "purity", "noise_robustness",
-           "energy_channels", "as_numpy"]
+           "split_channels", "kurtotic_channels", "liveness_fraction", "RARE_BELOW", "class_channel_pair", "top_images",
+           "off_images", "purity", "noise_robustness", "energy_channels", "as_numpy"]
 
 
 def as_numpy(x, name: str, ndim: tuple[int, ...] = (2,)) -> np.ndarray:

@@ -40,7 +40,8 @@ def limit_threads(threads: int | None = None):
     n = THREADS if threads is None else threads
     return contextlib.nullcontext() if n is None else threadpool_limits(int(n))
 
-__all__ = ["THREADS", "limit_threads", "kmeans", "scores", "score_table", "separation", "separation_ratio", "group_separations", "tsne"]
+__all__ = ["THREADS", "limit_threads", "kmeans", "scores", "score_table", "separation", "separation_ratio",
+           "group_separations", "tsne"]
 
 
 def _labels(y, name: str, n: int | None = None) -> np.ndarray:

@@ -62,7 +62,8 @@ def block_reliance(model, images: torch.Tensor, sigmas=RELIANCE_SIGMAS, block: s
     means_drop: the loss when the block's output is replaced by its spatial means (phi, broadcast): small
     when the decoder reads only the block's global summary. Same noise draws for every variant."""
     if images.shape[0] < 2:
-        raise ValueError(f"images: block_reliance swaps blocks between images, expected at least 2, got {images.shape[0]}")
+        raise ValueError(f"images: block_reliance swaps blocks between images, expected at least 2, "
+                         f"got {images.shape[0]}")
     variants = {"swap_drop": lambda a: a.roll(1, 0),
                 "means_drop": lambda a: a.mean((2, 3), keepdim=True).expand_as(a).contiguous()}
     n = images.shape[0]

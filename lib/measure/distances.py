@@ -171,7 +171,8 @@ def project_to_phi(model, y: torch.Tensor, target: torch.Tensor, steps: int = 10
     sizes) on mean_c (mean_spatial a(y') - target)^2, with the forward pass stopped after the block.
     With ``plateau`` (e.g. 0.02), ``steps`` is a maximum: an image stops once its loss fell by less than
     that fraction over 5 steps (`lib.sampling.guidance.project`). Returns (projected y, per-image loss after /
-    before) without gradients. Model weights get no gradients. The Adam loop is `lib.sampling.guidance.project` (shared with the samplers)."""
+    before) without gradients. Model weights get no gradients. The Adam loop is `lib.sampling.guidance.project`
+    (shared with the samplers)."""
     name = resolve_blocks(model, block)[0]
     if not isinstance(y, torch.Tensor) or y.ndim != 4:
         raise ValueError(f"y: expected an (N, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")

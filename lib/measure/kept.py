@@ -137,7 +137,8 @@ def kept_table(model, readers: dict, pool, pool_factors: dict, target_idx, sampl
         raise ValueError(f"samples: expected {len(tidx)} targets x {n_samples} samples = {len(tidx) * n_samples} "
                          f"images, got {len(samples)}")
     if samples.shape[1:] != pool.shape[1:]:
-        raise ValueError(f"samples: expected images of shape {tuple(pool.shape[1:])} like the pool, got {tuple(samples.shape[1:])}")
+        raise ValueError(f"samples: expected images of shape {tuple(pool.shape[1:])} like the pool, "
+                         f"got {tuple(samples.shape[1:])}")
     pred_pool = predict(readers, model, pool)
     pred_s = predict(readers, model, samples)
     pred_u = None if unconditional is None else predict(readers, model, finite_images(unconditional, "unconditional"))
@@ -161,8 +162,10 @@ def kept_table(model, readers: dict, pool, pool_factors: dict, target_idx, sampl
                 "guided": float(hit.mean()), "guided_ci_low": lo, "guided_ci_high": hi,
                 "unconditional": float("nan") if pred_u is None else expected_match(pred_u[name][reader], y_t),
                 "target": float((pred_pool[name][reader][tidx] == y_t).mean()),
-                "second_real": float((pred_pool[name][reader][partner[ok]] == y_t[ok]).mean()) if ok.any() else float("nan"),
-                "pool_accuracy": float((pred_pool[name][reader] == y).mean()), "pool_chance": float(cnt_pool.max() / len(y)),
+                "second_real": (float((pred_pool[name][reader][partner[ok]] == y_t[ok]).mean()) if ok.any()
+                                else float("nan")),
+                "pool_accuracy": float((pred_pool[name][reader] == y).mean()),
+                "pool_chance": float(cnt_pool.max() / len(y)),
             })
     return rows
 
@@ -190,5 +193,6 @@ def nearest_real(samples, pool, target_idx, n_samples: int) -> dict:
     d = torch.cdist(s.double(), p.double()).div(s.shape[1] ** 0.5)
     d_t = d[torch.arange(len(s)), tidx]
     rank = (d < d_t[:, None]).sum(1)
-    return {"nearest_is_target": float((rank == 0).double().mean()), "target_rank_median": float(rank.double().median()),
-            "chance": 1.0 / len(p), "distance_to_target": float(d_t.mean()), "distance_to_nearest": float(d.min(1).values.mean())}
+    return {"nearest_is_target": float((rank == 0).double().mean()),
+            "target_rank_median": float(rank.double().median()), "chance": 1.0 / len(p),
+            "distance_to_target": float(d_t.mean()), "distance_to_nearest": float(d.min(1).values.mean())}

@@ -51,7 +51,8 @@ PROBE_SEEDS = (0, 1, 2)
 
 __all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOISE", "KNN_K", "PROBE_CS",
            "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
-           "standardize", "zscore", "Classifier", "fit_probe", "fit_knn", "probe", "ridge_probe", "knn_accuracy", "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
+           "standardize", "zscore", "Classifier", "fit_probe", "fit_knn", "probe", "ridge_probe", "knn_accuracy",
+           "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
            "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
 
 
@@ -79,7 +80,8 @@ def liveness_note(live: dict, what: str = "phi") -> str:
     head = (f"{what}: {live['varying_fraction']:.1%} of its energy varies across the {live['n']} images "
             f"(mean cosine between two images {live['mean_cosine']:.3f})")
     if live["degenerate"]:
-        return head + f" -> DEGENERATE (< {DEGENERATE_BELOW:.0%}): sparsity, selectivity and clustering claims cannot be measured on it"
+        return head + (f" -> DEGENERATE (< {DEGENERATE_BELOW:.0%}): sparsity, selectivity and clustering claims "
+                       "cannot be measured on it")
     return head + " -> live"
 
 
@@ -151,7 +153,8 @@ class Classifier:
     def predict(self, X) -> np.ndarray:
         a = as_numpy(X, "X")
         if a.shape[1] != len(self.mu):
-            raise ValueError(f"X: expected {len(self.mu)} columns like the classifier's training rows, got {a.shape[1]}")
+            raise ValueError(f"X: expected {len(self.mu)} columns like the classifier's training rows, "
+                             f"got {a.shape[1]}")
         with limit_threads():
             return self.estimator.predict((a - self.mu) / self.sd)
 
@@ -368,7 +371,8 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
     for s in sigmas:
         check_trained_sigma(model, s)
     xtr, xte = train.float(), test.float()
-    key = {"weights": model_digest(model), "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
+    key = {"weights": model_digest(model),
+           "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
            "sigmas": [float(s) for s in sigmas], "blocks": blocks, "n_noise": int(n_noise),
            "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}
     return memo_json("readout_grid", key, lambda: _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise,

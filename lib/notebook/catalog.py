@@ -122,7 +122,8 @@ NOTEBOOKS: dict[str, Notebook] = {
                                          sigma="target φ(x, σ) at every σ of the schedule"),
             "fig7_reference_vs_fast": Fig("The authors' backward-form reference sampler (shortened schedule) next "
                                           "to the fast preset on the same target and seed.",
-                                          "Fig. 7, algorithm boxes", sigma="σ schedules of the reference and fast presets"),
+                                          "Fig. 7, algorithm boxes",
+                                          sigma="σ schedules of the reference and fast presets"),
             "unconditional_samples": Fig("Unconditional samples of the denoiser's prior (no guidance): the "
                                          "diversity baseline.", "algorithm box (unconditional)",
                                          sigma="coarse-to-fine from σ0"),

@@ -50,13 +50,14 @@ def mid_table(rows: list[dict]) -> list[dict]:
     for r in sorted((r for r in rows if r["model"] == "trained" and r["block"] == "mid"), key=lambda r: r["sigma"]):
         u = next((q for q in rows if q["model"].startswith("untrained") and q["block"] == "mid"
                   and q["sigma"] == r["sigma"]), {})
-        out.append({"sigma": r["sigma"], "varying": r["varying_fraction"], "untrained varying": u.get("varying_fraction"),
+        out.append({"sigma": r["sigma"], "varying": r["varying_fraction"],
+                    "untrained varying": u.get("varying_fraction"),
                     "probe": r["probe_acc"], "untrained probe": u.get("probe_acc"), "kNN": r["knn_acc"],
                     "untrained kNN": u.get("knn_acc"), "AMI": r["class_ami"], "AMI std": r["class_ami_std"]})
     px = next((r for r in rows if r["model"] == "pixels"), None)
     if px:
-        out.append({"sigma": "pixels", "varying": px["varying_fraction"], "probe": px["probe_acc"], "kNN": px["knn_acc"],
-                    "AMI": px["class_ami"], "AMI std": px["class_ami_std"]})
+        out.append({"sigma": "pixels", "varying": px["varying_fraction"], "probe": px["probe_acc"],
+                    "kNN": px["knn_acc"], "AMI": px["class_ami"], "AMI std": px["class_ami_std"]})
     return out
 
 

@@ -157,7 +157,8 @@ def purity_table(reps: dict, stats: dict, factors: dict, n_top: int, n_purity: i
     for k in reps:
         r, chance = purity_rows(reps[k], stats[k], factors, n_top, n_purity, k)
         rows += r
-    rows.append({"representation": "chance", "channels": "random images", **{f"{fac} purity": v for fac, v in chance.items()}})
+    rows.append({"representation": "chance", "channels": "random images",
+                 **{f"{fac} purity": v for fac, v in chance.items()}})
     return rows, chance
 
 
@@ -173,7 +174,10 @@ def exclusive_pair(f, st: dict, split: dict, labels) -> dict:
     pool = split["common"] if len(split["common"]) else np.setdiff1d(live, np.r_[split["rare"], p["channels"]])
     common = int(pool[np.argmin(st["kurtosis"][pool])])
     (ca, cb), (ja, jb) = p["classes"], p["channels"]
-    act = lambda rows, j: float((f[rows, j] > 0.05 * f[:, j].max()).mean())
+
+    def act(rows, j):
+        return float((f[rows, j] > 0.05 * f[:, j].max()).mean())
+
     ra, rb = labels == ca, labels == cb
     return {**p, "channels": (ja, jb, common),
             "A on own": act(ra, ja), "A on other": act(ra, jb), "B on own": act(rb, jb), "B on other": act(rb, ja)}
@@ -219,7 +223,8 @@ def pair_table(pairs: dict, class_names):
     names = np.asarray(class_names)
     return pd.DataFrame({k: {"classes": f"{names[p['classes'][0]]} / {names[p['classes'][1]]}",
                              "channels (A, B, common)": str(p["channels"]),
-                             "AUC A on own channel": round(p["auc"][0], 3), "AUC B on own channel": round(p["auc"][1], 3),
+                             "AUC A on own channel": round(p["auc"][0], 3),
+                             "AUC B on own channel": round(p["auc"][1], 3),
                              **{m: round(p[m], 3) for m in ("A on own", "A on other", "B on own", "B on other")}}
                          for k, p in pairs.items()})
 
@@ -241,6 +246,7 @@ def claims(summary: list, pur_rows: list, chance: dict, pairs: dict) -> dict:
     pt, pu, pp = (P[(k, "high kurtosis")]["class purity"] for k in ("trained", "untrained", "pixels"))
     frac = {k: S[k]["specialized / live"] for k in ("trained", "untrained", "pixels")}
     pa, pn = pairs["trained"], pairs["untrained"]
-    return {"specialized": bool(frac["trained"] > max(frac["untrained"], frac["pixels"]) and S["trained"]["common"] > 0),
+    return {"specialized": bool(frac["trained"] > max(frac["untrained"], frac["pixels"])
+                                and S["trained"]["common"] > 0),
             "purity": bool(pt > 1.5 * chance["class"] and pt > max(pu, pp)),
             "subspace": bool(min(pa["auc"]) >= 0.9 and min(pa["auc"]) > min(pn["auc"]))}

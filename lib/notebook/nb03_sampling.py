@@ -108,8 +108,8 @@ def subspace_kept(model, images, kept_idx, split: dict, readers: dict, best: dic
         r = kept_table(model, {best["factor"]: readers[best["factor"]]}, images, factors, kept_idx, subs[name].samples,
                        n_samples, unconditional, seed=seed)
         share = dropped_share(model, subs[name].samples, targets, n_samples, mask)
-        rows.append(dict(next(q for q in r if q["reader"] == best["reader"]), subspace=f"only {name} ({len(split[name])})",
-                         samples=n_samples, dropped=f"{share:.2f}"))
+        rows.append(dict(next(q for q in r if q["reader"] == best["reader"]),
+                         subspace=f"only {name} ({len(split[name])})", samples=n_samples, dropped=f"{share:.2f}"))
     return subs, rows
 
 
@@ -127,7 +127,8 @@ def plot_subspaces(targets, guided, n_guided: int, subs: dict, n_sub: int, split
                              gridspec_kw={"width_ratios": [1, n_guided, n_sub, n_sub]})
     for i in range(n_show):
         show_images(axes[i, 0], targets[i:i + 1], 1, "target" if i == 0 else None)
-        show_images(axes[i, 1], guided[i * n_guided:(i + 1) * n_guided], n_guided, f"all {channels}" if i == 0 else None)
+        show_images(axes[i, 1], guided[i * n_guided:(i + 1) * n_guided], n_guided,
+                    f"all {channels}" if i == 0 else None)
         for j, name in enumerate(SUBSPACES):
             s = subs[name].samples[i * n_sub:(i + 1) * n_sub]
             show_images(axes[i, j + 2], s, n_sub, f"{name} ({len(split[name])})" if i == 0 else None)
@@ -181,7 +182,8 @@ def quality_display(rows: list[dict]) -> list[dict]:
         out.append({"set": r["set"], "n": r["n"],
                     **{f"KID {s} [95% CI]": cell(r[s]) for s in QUALITY_SPACES},
                     **{f"null 95% ({s})": f"{r[s]['null_95']:.3g}" for s in QUALITY_SPACES},
-                    "outside [0, 1] before clip": "–" if r["outside_01"] != r["outside_01"] else f"{r['outside_01']:.2%}"})
+                    "outside [0, 1] before clip": ("–" if r["outside_01"] != r["outside_01"]
+                                                   else f"{r['outside_01']:.2%}")})
     return out
 
 

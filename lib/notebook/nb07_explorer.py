@@ -197,7 +197,8 @@ class Explorer:
         return dict(index=index, label=int(self.data.labels[index]), class_name=self.class_name(index),
                     sigma=sigma, phi=self.phis[index].numpy().copy(), top_channels=top, channel=channel,
                     max_activating=self.max_activating(channel), nn_phi=nn_phi, nn_pixel=nn_pix,
-                    noisy=y, denoised=d, psnr_noisy=float(psnr(y.clamp(0, 1), x).mean()), psnr_denoised=float(psnr(d, x).mean()),
+                    noisy=y, denoised=d, psnr_noisy=float(psnr(y.clamp(0, 1), x).mean()),
+                    psnr_denoised=float(psnr(d, x).mean()),
                     recon=None, recon_index=None, recon_masked=None, recon_channels=None,
                     recon_phi_rel_err=None)
 
@@ -294,7 +295,10 @@ class Explorer:
         self.status = W.Label()
         # panels keep their natural size (no shrinking); rows wrap when the notebook is narrow
         self.panels = {p: W.Image(format="png", layout=W.Layout(flex="0 0 auto")) for p in PANELS}
-        row = lambda children: W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center"))
+
+        def row(children):
+            return W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center"))
+
         for name, w in [("index", self.index), ("sigma", self.sigma), ("channel-dd", self.channel_dd),
                         ("channel-box", self.channel_box), ("recon-button", self.recon_button),
                         ("topk", self.topk_box), ("mask", self.mask_box)] + \

@@ -137,7 +137,10 @@ def markdown_table(rows: list[dict], floatfmt: str = ".3f") -> str:
     if not rows:
         return ""
     cols = list(rows[0])
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    def fmt(v):
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)

@@ -3,7 +3,8 @@ untrained control network, and point figures at figures/<notebook>/.
 
     ctx = setup("01_denoising_sparsity", CHECKPOINT, DATASET, DEVICE, SMOKE, SEED, N_IMAGES)
     ctx.model, ctx.untrained, ctx.data (ImageSet), ctx.images (float tensor), ctx.device, ctx.fig_dir
-    trained_phi(ctx, sigma, n_noise, blocks, cache=PHI_CACHE)   # lib.representation.cache: a lib.representation.extract cache if given
+    trained_phi(ctx, sigma, n_noise, blocks, cache=PHI_CACHE)   # lib.representation.cache: from a
+                                                                # lib.representation.extract cache if given
 
 SMOKE=True swaps in the tiny shipped checkpoint and a handful of images, so a notebook runs in seconds.
 `setup` also tells `lib.notebook.plots` what every figure's title line says (checkpoint, N, and the sigma parameter

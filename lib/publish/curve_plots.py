@@ -94,8 +94,8 @@ def factor_markdown(tables: dict, fits: dict, margin: float = 0.05) -> list[str]
         with_psnr = [r for r in t["trained"] if all(k in r for k in PSNR_KEYS)]
         psnr = (" | ".join(f"{with_psnr[-1][k]:.2f}" for k in PSNR_KEYS) + f" ({with_psnr[-1]['images_seen']:,})"
                 if with_psnr else " | ".join("–" for _ in PSNR_KEYS))
-        lines.append(f"| {run} | {g[-1]['images_seen']:,} | {g[-1]['probe_acc']['gap']:+.3f} | {g[-1]['knn_acc']['gap']:+.3f} "
-                     f"| {reach('probe_acc')} | {reach('knn_acc')} | {psnr} |")
+        lines.append(f"| {run} | {g[-1]['images_seen']:,} | {g[-1]['probe_acc']['gap']:+.3f} "
+                     f"| {g[-1]['knn_acc']['gap']:+.3f} | {reach('probe_acc')} | {reach('knn_acc')} | {psnr} |")
     return lines
 
 
@@ -113,20 +113,26 @@ def curves_markdown(tables: dict, fits: dict) -> str:
     lines = [head]
     for run, t in tables.items():
         for r, g in zip(t["trained"], t["gaps"] or [None] * len(t["trained"])):
-            gap = (lambda k: f"{g[k]['gap']:+.3f} [{g[k]['low']:+.3f}, {g[k]['high']:+.3f}] vs {g[k]['best_control']}"
-                   if g else "–")
-            lines.append(f"| {run} | {r['images_seen']:,} | {r['mid_varying_fraction']:.3f} | {r['mid_eff_channels_out']:.0f} "
-                         f"| {swap(r)} | {r['class_ami']:.3f} | {r['probe_acc']:.3f} | {r['knn_acc']:.3f} | {gap('probe_acc')} | {gap('knn_acc')} |")
+            def gap(k):
+                if not g:
+                    return "–"
+                return f"{g[k]['gap']:+.3f} [{g[k]['low']:+.3f}, {g[k]['high']:+.3f}] vs {g[k]['best_control']}"
+
+            lines.append(f"| {run} | {r['images_seen']:,} | {r['mid_varying_fraction']:.3f} "
+                         f"| {r['mid_eff_channels_out']:.0f} | {swap(r)} | {r['class_ami']:.3f} | {r['probe_acc']:.3f} "
+                         f"| {r['knn_acc']:.3f} | {gap('probe_acc')} | {gap('knn_acc')} |")
         u, p = t["untrained"], t["pixels"]
         if u and p:
             lines.append(f"| {run}: untrained (3 seeds) | 0 | {u['mid_varying_fraction'][0]:.3f} | "
-                         f"{u['mid_eff_channels_out'][0]:.0f} | {swap(u)} | {u['class_ami'][0]:.3f} | {u['probe_acc'][0]:.3f} ± "
-                         f"{u['probe_acc'][1]:.3f} | {u['knn_acc'][0]:.3f} ± {u['knn_acc'][1]:.3f} | | |")
-            lines.append(f"| pixels | – | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} | {p['knn_acc']:.3f} | | |")
+                         f"{u['mid_eff_channels_out'][0]:.0f} | {swap(u)} | {u['class_ami'][0]:.3f} "
+                         f"| {u['probe_acc'][0]:.3f} ± {u['probe_acc'][1]:.3f} | {u['knn_acc'][0]:.3f} ± "
+                         f"{u['knn_acc'][1]:.3f} | | |")
+            lines.append(f"| pixels | – | – | – | – | {p['class_ami']:.3f} | {p['probe_acc']:.3f} "
+                         f"| {p['knn_acc']:.3f} | | |")
             q = t.get("pca_pixels")
             if q:
-                lines.append(f"| PCA pixels ({q['dims']} dims) | – | – | – | – | {q['class_ami']:.3f} | {q['probe_acc']:.3f} "
-                             f"| {q['knn_acc']:.3f} | | |")
+                lines.append(f"| PCA pixels ({q['dims']} dims) | – | – | – | – | {q['class_ami']:.3f} "
+                             f"| {q['probe_acc']:.3f} | {q['knn_acc']:.3f} | | |")
     lines += ["", *factor_markdown(tables, fits)]
     for run, fs in fits.items():
         for k, f in fs.items():
@@ -134,8 +140,8 @@ def curves_markdown(tables: dict, fits: dict) -> str:
                 lines.append(f"\n{run}, {k}: too few snapshots from 50k images on to fit a trend ({f['n_points']}).")
             else:
                 at = f["reaches_margin_at"]
-                lines.append(f"\n{run}, {k}: gap slope {f['slope_per_decade']:+.3f} ± {f['slope_se']:.3f} per decade of "
-                             f"images seen ({f['n_points']} snapshots); "
+                lines.append(f"\n{run}, {k}: gap slope {f['slope_per_decade']:+.3f} ± {f['slope_se']:.3f} "
+                             f"per decade of images seen ({f['n_points']} snapshots); "
                              + (f"the fitted line reaches +{f['margin']} at {at:.3g} images." if at else
                                 "the fitted line does not rise, so it never reaches the margin."))
     return "\n".join(lines) + "\n"

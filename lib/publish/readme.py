@@ -57,7 +57,8 @@ class Claim:
 CLAIMS: list[Claim] = [
     Claim("The blind UNet denoises better than the best Gaussian blur", "01_denoising_sparsity", "section 2",
           "yes (ImageNet 64x64)",
-          "{psnr_gain_over_oracle_min_db:.1f} to {psnr_gain_over_oracle_max_db:.1f} dB above the blur oracle, σ 0.05-0.8",
+          "{psnr_gain_over_oracle_min_db:.1f} to {psnr_gain_over_oracle_max_db:.1f} dB above the blur oracle, "
+          "σ 0.05-0.8",
           "", "claim_denoises"),
     Claim("phi varies across images (liveness; the readout's precondition, ours)", "01_denoising_sparsity",
           "section 4 (phi at a noise level)", "",
@@ -125,10 +126,11 @@ CLAIMS: list[Claim] = [
           "{separation_median_pixels_clusters:.2f}", "claim_separation"),
     Claim("A linear probe reads the class from phi better than from the controls", "06_linear_probe",
           "authors' scripts", "",
-          "probe {phi_probe_acc:.1%} ± {phi_probe_acc_sd:.1%} (train {phi_probe_train_acc:.1%}), kNN {phi_knn_acc:.1%}; "
-          "{probe_train_images} training images, chance {class_chance:.1%}",
+          "probe {phi_probe_acc:.1%} ± {phi_probe_acc_sd:.1%} (train {phi_probe_train_acc:.1%}), "
+          "kNN {phi_knn_acc:.1%}; {probe_train_images} training images, chance {class_chance:.1%}",
           "untrained {untrained_probe_acc:.1%} ± {untrained_probe_acc_sd:.1%} (kNN {untrained_knn_acc:.1%}), pixels "
-          "{pixel_probe_acc:.1%} (kNN {pixel_knn_acc:.1%}), PCA pixels {pca_pixel_probe_acc:.1%}", "claim_phi_semantic"),
+          "{pixel_probe_acc:.1%} (kNN {pixel_knn_acc:.1%}), PCA pixels {pca_pixel_probe_acc:.1%}",
+          "claim_phi_semantic"),
     Claim("phi neighbours share the class more often than pixel neighbours", "07_explorer", "Fig. 8 (neighbours)",
           "", "same-class rate of the nearest neighbours {same_class_rate_phi:.2f}",
           "pixels {same_class_rate_pixels:.2f}, chance {chance:.2f}", "claim_phi_neighbours_semantic"),
@@ -327,7 +329,8 @@ def modules_block(root=ROOT) -> str:
     of its docstring, then every entry point in scripts/."""
     lib, rows = Path(root) / "lib", ["| module | what it holds |", "|---|---|"]
     for pkg in LAYERS:
-        rows.append(f"| **`lib/{pkg}/`** | {first_sentence(ast.get_docstring(ast.parse((lib / pkg / '__init__.py').read_text())) or '')} |")
+        doc = ast.get_docstring(ast.parse((lib / pkg / "__init__.py").read_text())) or ""
+        rows.append(f"| **`lib/{pkg}/`** | {first_sentence(doc)} |")
         for m in sorted((lib / pkg).glob("*.py")):
             if m.name != "__init__.py":
                 doc = ast.get_docstring(ast.parse(m.read_text())) or ""

@@ -103,8 +103,9 @@ def jupyterlab(tmp_path: Path, smoke: bool = True):
     port = free_port()
     settings = tmp_path / "lab-settings"
     write_settings(settings)
-    env = dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), LIB_FIGURES_DIR=str(tmp_path / "figures"), MPLBACKEND="Agg",
-               OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), LIB_FIGURES_DIR=str(tmp_path / "figures"),
+               MPLBACKEND="Agg", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
     env.pop("LIB_SMOKE", None)
@@ -194,7 +195,8 @@ def screenshot(out=SCREENSHOT, smoke: bool = False) -> Path:
     reason = missing()
     if reason:
         raise SystemExit(reason)
-    with tempfile.TemporaryDirectory(prefix="explorer-shot-") as tmp, jupyterlab(Path(tmp), smoke=smoke) as (url, token):
+    with (tempfile.TemporaryDirectory(prefix="explorer-shot-") as tmp,
+          jupyterlab(Path(tmp), smoke=smoke) as (url, token)):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:

@@ -147,8 +147,9 @@ def _provenance(run: dict) -> str:
     seen = f"{seen:,} training images seen" if isinstance(seen, int) else "images seen unknown"
     smoke = " <b>SMOKE run (tiny model; the numbers mean nothing)</b>" if run.get("smoke") else ""
     return (f"<p class=\"prov\">Checkpoint <code>{_esc(run.get('checkpoint'))}</code> "
-            f"(<code>{_esc(run.get('checkpoint_path'))}</code>, weights sha256 <code>{_esc(run.get('checkpoint_sha256'))}"
-            f"</code>, {seen}); dataset <code>{_esc(run.get('dataset'))}</code>, {_esc(run.get('n_images'))} held-out "
+            f"(<code>{_esc(run.get('checkpoint_path'))}</code>, weights sha256 "
+            f"<code>{_esc(run.get('checkpoint_sha256'))}</code>, {seen}); "
+            f"dataset <code>{_esc(run.get('dataset'))}</code>, {_esc(run.get('n_images'))} held-out "
             f"images of {_esc(run.get('image_size'))}×{_esc(run.get('image_size'))}, seed {_esc(run.get('seed'))}."
             f"{smoke}</p>")
 
@@ -199,7 +200,8 @@ def run_page(run: str, figures: Path, data: dict, numbers: dict, nav: str) -> st
                      + "</p>")
     parts.append("<h2>Figures</h2>")
     pngs = {p.stem: p.name for p in d.glob("*.png")}
-    order = [n for n in (nb.figures if nb else {}) if n in pngs] + sorted(n for n in pngs if not nb or n not in nb.figures)
+    order = ([n for n in (nb.figures if nb else {}) if n in pngs]
+             + sorted(n for n in pngs if not nb or n not in nb.figures))
     if stem == "07_explorer" and "/" not in run and (figures / "explorer" / "explorer_screenshot.png").is_file():
         pngs["explorer_screenshot"] = "../explorer/explorer_screenshot.png"
         order.append("explorer_screenshot")
@@ -241,8 +243,9 @@ def index_page(runs: list[str], figures: Path, numbers: dict, rows: list[dict], 
             nb = NOTEBOOKS.get(stem)
             run = numbers.get(r, {}).get("run", {})
             n_fig = len(list((figures / r).glob("*.png")))
-            trs.append(f"<tr><td><a href=\"{_esc(site_page(r))}\">{_esc(r)}</a></td><td>{_esc(nb.paper if nb else '')}</td>"
-                       f"<td>{_esc(nb.teaches if nb else '')}</td><td><code>{_esc(run.get('checkpoint', '–'))}</code></td>"
+            trs.append(f"<tr><td><a href=\"{_esc(site_page(r))}\">{_esc(r)}</a></td>"
+                       f"<td>{_esc(nb.paper if nb else '')}</td><td>{_esc(nb.teaches if nb else '')}</td>"
+                       f"<td><code>{_esc(run.get('checkpoint', '–'))}</code></td>"
                        f"<td>{n_fig}</td></tr>")
         where = f"figures/{variant}/" if variant else "figures/"
         parts.append(f"<h2>Notebooks: {_esc(labels.get(variant, variant))} ({_esc(where)}NN_*)</h2>"

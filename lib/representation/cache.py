@@ -60,8 +60,9 @@ def trained_phi(ctx, sigma: float, n_noise: int, blocks="mid", cache=None, seed:
     """phi of ``ctx.model`` on ``ctx.images`` (as lib.representation.phi.phi returns it), from ``cache`` if given."""
     seed = ctx.seed if seed is None else seed
     if cache and Path(cache).exists() and not Path(cache, MANIFEST).is_file():
-        raise FileNotFoundError(f"phi cache {str(cache)!r} exists but has no {MANIFEST}: not a lib.representation.extract cache, "
-                                f"or its extraction never started; point PHI_CACHE elsewhere or extract into it")
+        raise FileNotFoundError(f"phi cache {str(cache)!r} exists but has no {MANIFEST}: not a "
+                                f"lib.representation.extract cache, or its extraction never started; point PHI_CACHE "
+                                f"elsewhere or extract into it")
     if cache and Path(cache, MANIFEST).is_file():
         single = isinstance(blocks, str)
         names = resolve_blocks(ctx.model, blocks)

@@ -71,12 +71,14 @@ def file_sha256(path, block: int = 1 << 22) -> str:
 def load_manifest(out_dir) -> dict:
     f = Path(out_dir) / MANIFEST
     if not f.is_file():
-        raise FileNotFoundError(f"phi cache: no {MANIFEST} in {str(out_dir)!r} (run `python -m scripts.extract ... --out {out_dir}`)")
+        raise FileNotFoundError(f"phi cache: no {MANIFEST} in {str(out_dir)!r} "
+                                f"(run `python -m scripts.extract ... --out {out_dir}`)")
     m = read_json(f, "phi cache manifest")
-    missing = [k for k in ("N", "n_chunks", "sigmas", "blocks", "arrays", "amp") if not isinstance(m, dict) or k not in m]
+    missing = [k for k in ("N", "n_chunks", "sigmas", "blocks", "arrays", "amp")
+               if not isinstance(m, dict) or k not in m]
     if missing:
-        raise ValueError(f"{f}: phi cache manifest lacks {missing} (damaged, or written by an older lib.representation.extract: "
-                         f"extract again into a new folder)")
+        raise ValueError(f"{f}: phi cache manifest lacks {missing} (damaged, or written by an older "
+                         f"lib.representation.extract: extract again into a new folder)")
     return m
 
 
@@ -127,8 +129,8 @@ def load_cache(out_dir, block: str = "mid", sigma: float = 0.0, allow_partial: b
         st = cache_status(out_dir)
         if not st["complete"]:
             raise ValueError(f"phi cache {str(out_dir)!r}: {st['n_chunks'] - st['done']} of {st['n_chunks']} "
-                             f"chunks not extracted yet (rerun the same `python -m scripts.extract` command to finish, or pass "
-                             f"allow_partial=True)")
+                             f"chunks not extracted yet (rerun the same `python -m scripts.extract` command to finish, "
+                             f"or pass allow_partial=True)")
     path = Path(out_dir) / m["arrays"][b][s]
     arr = load_npy(path, mmap_mode="r")
     want = (m["N"], m["channels"][b])

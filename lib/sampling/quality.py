@@ -55,7 +55,8 @@ def summarize(r: S.SampleResult, targets: torch.Tensor, n_samples: int, model=No
                diversity=diversity(r.samples, n_samples).mean().item(),
                mean_proj_iters=r.info.get("mean_proj_iters", 0.0), steps=r.steps)
     if digits:
-        places = dict(wall_s=2, phi_rel_err=4, phi_err_rel_spread=4, psnr=2, final_sigma=4, diversity=4, mean_proj_iters=2)
+        places = dict(wall_s=2, phi_rel_err=4, phi_err_rel_spread=4, psnr=2, final_sigma=4, diversity=4,
+                      mean_proj_iters=2)
         out = {k: round(v, places[k]) if k in places else v for k, v in out.items()}
     return out
 

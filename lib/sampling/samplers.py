@@ -174,8 +174,8 @@ class Polish:
 
     def __post_init__(self):
         if not (isinstance(self.draws, int) and self.draws >= 1 and self.lr > 0 and int(self.iters) >= 0):
-            raise ValueError(f"polish: expected iters >= 0, draws an integer >= 1 and lr > 0, got iters={self.iters!r}, "
-                             f"draws={self.draws!r}, lr={self.lr!r}")
+            raise ValueError(f"polish: expected iters >= 0, draws an integer >= 1 and lr > 0, "
+                             f"got iters={self.iters!r}, draws={self.draws!r}, lr={self.lr!r}")
 
 
 # ------------------------------------------------------------------------------------- the phi error

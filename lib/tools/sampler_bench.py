@@ -117,7 +117,8 @@ def kept_keys(model, pool, tidx, samples: dict, n_samples: int, mean, n_readers:
                      np.tile(np.asarray(tidx), len(samples["reference"])), torch.cat(samples["reference"]), n_samples)
     ref_acc = next(r["guided"] for r in ref if r["reader"] == best["reader"])
     return {"kept_factor": f"{best['factor']} ({best['reader']})", "kept_factor_n_samples": best["n"],
-            "guided_kept_factor_acc": round(best["guided"], 4), "guided_kept_factor_ci_low": round(best["guided_ci_low"], 4),
+            "guided_kept_factor_acc": round(best["guided"], 4),
+            "guided_kept_factor_ci_low": round(best["guided_ci_low"], 4),
             "guided_kept_factor_ci_high": round(best["guided_ci_high"], 4),
             "reference_kept_factor_acc": round(ref_acc, 4),
             "unconditional_kept_factor_acc": round(best["unconditional"], 4),

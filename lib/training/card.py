@@ -60,7 +60,8 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
              + (f", warmup over {tc['warmup_images']:,} images" if tc.get("warmup_images") else "")
              + f"), sigma {tc.get('sigma_dist')} x {tc.get('sigma_max')}",
              f"- training wall time: {meta.get('wall_s', 0) / 60:.1f} min on this repo's CPU machine (2 cores)",
-             f"- retrain: `{retrain}`" + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
+             f"- retrain: `{retrain}`"
+             + (" (see the Makefile for the exact command)" if retrain.startswith("make") else ""),
              *[f"- resumed at step {h['step']} with changed settings (the lines above give the last ones): "
                + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in h["changed"].items())
                for h in meta.get("history", [])],
@@ -84,9 +85,9 @@ def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make 
                          f"{r['untrained_varying_fraction']:.3f} | {'degenerate' if r['degenerate'] else 'live'} |")
         lines.append("")
     if read:
-        lines += [f"Readout of the class at sigma {read['sigma']:g} ({read['n_train']} train-split images, {read['n_test']} "
-                  "held-out; ridge probe with its strength chosen by leave-one-out, kNN k = 20; the full readout is "
-                  "notebook 06 and `python -m scripts.curves`):", "",
+        lines += [f"Readout of the class at sigma {read['sigma']:g} ({read['n_train']} train-split images, "
+                  f"{read['n_test']} held-out; ridge probe with its strength chosen by leave-one-out, kNN k = 20; "
+                  "the full readout is notebook 06 and `python -m scripts.curves`):", "",
                   "| representation | probe [95% CI] | kNN | varying fraction |", "|---|---|---|---|"]
         for k, r in read["rows"].items():
             lines.append(f"| {k} | {r['probe']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['knn']:.3f} | "
@@ -136,8 +137,8 @@ def refresh_card(stem: Path, retrain: str | None = None) -> Path:
         m = re.search(r"- retrain: `([^`]*)`", old)
         retrain = m.group(1) if m else "make checkpoint"
     live = liveness_rows(model, meta["dataset"], int(meta["size"]))
-    atomic_write_bytes(checkpoint_file(stem, ".md"), card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain,
-                                                     live).encode())
+    atomic_write_bytes(checkpoint_file(stem, ".md"),
+                       card(stem.name, meta, metrics["psnr"], model.config.to_dict(), retrain, live).encode())
     return stem
 
 
@@ -222,8 +223,8 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
             if log.is_file() and snapshot is None:
                 shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
             elif log.is_file():  # the lines up to the snapshot's step
-                lines = [l for l in log.read_text().splitlines(keepends=True)
-                         if l.strip() and json.loads(l).get("step", 0) <= int(meta.get("step", 0))]
+                lines = [line for line in log.read_text().splitlines(keepends=True)
+                         if line.strip() and json.loads(line).get("step", 0) <= int(meta.get("step", 0))]
                 atomic_write_bytes(checkpoint_file(staged, ".log.jsonl"), "".join(lines).encode())
             atomic_write_json(checkpoint_file(staged, ".metrics.json"),
                               {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})

@@ -143,8 +143,8 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
               and all(r.get(k) == v for k, v in settings.items() if k != "run")]
     dims = int(first.config.mid_width)
     shared = {(r["kind"], r.get("init_seed")): r for r in others
-              if r["kind"] == "pixels" or (r["kind"] == "pca_pixels" and r.get("dims") == dims) or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch
-                                           and "init_seed" in r)}
+              if r["kind"] == "pixels" or (r["kind"] == "pca_pixels" and r.get("dims") == dims)
+              or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch and "init_seed" in r)}
 
     def add(rec):
         rec = {**settings, **rec}
@@ -189,7 +189,8 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
             add({"kind": "reliance", "images_seen": images, "weights_sha256": shas[images],
                  **reliance_record(load_model(stem), few)})
         if ("psnr", images, None) not in have:
-            add({"kind": "psnr", "images_seen": images, "weights_sha256": shas[images], **psnr_record(load_model(stem), few)})
+            add({"kind": "psnr", "images_seen": images, "weights_sha256": shas[images],
+                 **psnr_record(load_model(stem), few)})
     return done + rows
 
 
@@ -205,7 +206,8 @@ def curve_table(records: list[dict]) -> dict:
     pixels = next((r for r in records if r["kind"] == "pixels"), None)
     pca = next((r for r in records if r["kind"] == "pca_pixels"), None)
     un = [r for r in records if r["kind"] == "untrained"]
-    untrained = {k: (float(np.mean([r[k] for r in un])), float(np.std([r[k] for r in un], ddof=1)) if len(un) > 1 else 0.0)
+    untrained = {k: (float(np.mean([r[k] for r in un])),
+                     float(np.std([r[k] for r in un], ddof=1)) if len(un) > 1 else 0.0)
                  for k in CURVE_KEYS if un and all(k in r for r in un)}
     un_rel = [r for r in records if r["kind"] == "reliance" and "init_seed" in r]
     untrained.update({k: (float(np.mean([r[k] for r in un_rel])), float(np.std([r[k] for r in un_rel], ddof=1))

@@ -51,7 +51,8 @@ def representation_scores(X: np.ndarray, data, seed: int = 0, train_X=None, trai
     k = len(data.class_names)
     lab = kmeans(X, min(k, len(X)), seed=seed, n_init=4)
     out = {}
-    for name, y in [("class", data.labels)] + [(f, data.factors[f]) for f in ("instance", "background") if f in data.factors]:
+    for name, y in ([("class", data.labels)]
+                    + [(f, data.factors[f]) for f in ("instance", "background") if f in data.factors]):
         s = scores(lab, y)
         for m in ("nmi", "ami", "ari"):
             out[f"{name}_{m}"] = round(s[m], 4)
@@ -97,7 +98,8 @@ def pca_pixel_evidence(data, train, dims: int, seed: int = 0) -> dict:
 def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None, train=None):
     """(model, its untrained twin, pixels) evidence on ``data``; the twin has the model's config (same
     initialisation scheme) and weights drawn from ``init_seed``; ``pixels``: a pixel result already computed."""
-    return (model_evidence(model, data, seed, train), model_evidence(untrained_twin(model, init_seed), data, seed, train),
+    return (model_evidence(model, data, seed, train),
+            model_evidence(untrained_twin(model, init_seed), data, seed, train),
             pixel_evidence(data, seed, train) if pixels is None else pixels)
 
 
@@ -118,17 +120,22 @@ def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 2000, seed: i
             "mid_pr_in": tr["mid_pr_in"], "mid_pr_out": tr["mid_pr_out"],
             "mid_eff_channels_in": tr["mid_eff_channels_in"], "mid_eff_channels_out": tr["mid_eff_channels_out"],
             "untrained_mid_pr_out": un["mid_pr_out"], "untrained_mid_eff_channels_out": un["mid_eff_channels_out"],
-            "phi_class_nmi": tr["class_nmi"], "pixel_class_nmi": px["class_nmi"], "untrained_class_nmi": un["class_nmi"],
-            "phi_class_ami": tr["class_ami"], "pixel_class_ami": px["class_ami"], "untrained_class_ami": un["class_ami"],
+            "phi_class_nmi": tr["class_nmi"], "pixel_class_nmi": px["class_nmi"],
+            "untrained_class_nmi": un["class_nmi"],
+            "phi_class_ami": tr["class_ami"], "pixel_class_ami": px["class_ami"],
+            "untrained_class_ami": un["class_ami"],
             "phi_probe_acc": round(pc["phi_probe_acc"], 4), "phi_probe_acc_sd": round(pc["phi_probe_acc_sd"], 4),
             "phi_probe_train_acc": round(pc["phi_probe_train_acc"], 4),
-            "pixel_probe_acc": round(pc["pixel_probe_acc"], 4), "pca_pixel_probe_acc": round(pc["pca_pixel_probe_acc"], 4),
+            "pixel_probe_acc": round(pc["pixel_probe_acc"], 4),
+            "pca_pixel_probe_acc": round(pc["pca_pixel_probe_acc"], 4),
             "untrained_probe_acc": round(pc["untrained_probe_acc"], 4),
             "untrained_probe_acc_sd": round(pc["untrained_probe_acc_sd"], 4),
             "phi_knn_acc": round(pc["phi_knn_acc"], 4), "pixel_knn_acc": round(pc["pixel_knn_acc"], 4),
-            "pca_pixel_knn_acc": round(pc["pca_pixel_knn_acc"], 4), "untrained_knn_acc": round(pc["untrained_knn_acc"], 4),
+            "pca_pixel_knn_acc": round(pc["pca_pixel_knn_acc"], 4),
+            "untrained_knn_acc": round(pc["untrained_knn_acc"], 4),
             "probe_train_images": pc["probe_train_images"],
-            "n_kurtotic_channels": tr["n_kurtotic_channels"], "untrained_n_kurtotic_channels": un["n_kurtotic_channels"],
+            "n_kurtotic_channels": tr["n_kurtotic_channels"],
+            "untrained_n_kurtotic_channels": un["n_kurtotic_channels"],
             "phi_background_nmi": tr.get("background_nmi"), "pixel_background_nmi": px.get("background_nmi"),
             "dataset": meta.get("dataset"), "images_seen": meta.get("images_seen"), "n_images": n}
 
@@ -170,7 +177,7 @@ def read_evidence(path) -> tuple[list[dict], dict]:
 
 def read_log(path) -> tuple[list[dict], list[dict]]:
     """Training records and eval records of a training log.jsonl."""
-    recs = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    recs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     return [r for r in recs if "loss" in r], [r for r in recs if r.get("kind") == "eval"]
 
 
@@ -203,7 +210,8 @@ def verdict(rows: list[dict], pixels: dict) -> str:
     return "\n".join([
         f"- Middle block output PR (lower = sparser; paper mode 0.26): {trend('mid_pr_out')}; its input: "
         f"{trend('mid_pr_in')}. The middle block "
-        f"{'sparsifies' if last['mid_pr_out'] < last['mid_pr_in'] else 'does not sparsify'} its input at the end of training.",
+        f"{'sparsifies' if last['mid_pr_out'] < last['mid_pr_in'] else 'does not sparsify'} its input at the end of "
+        f"training.",
         f"- Heavy-tailed (specialized) channels: {first['n_kurtotic_channels']} → {last['n_kurtotic_channels']} of "
         f"{last['n_channels']}.",
         f"- k-means NMI vs class: {trend('class_nmi')} (pixels {pixels['class_nmi']:.3f}); vs background: "
@@ -224,8 +232,8 @@ def plot_curves(rows: list[dict], pixels: dict):
     axes[1].set_ylabel("channels with excess kurtosis > 3")
     for key, lab in (("class_nmi", "class"), ("background_nmi", "background"), ("instance_nmi", "instance")):
         if key in rows[0]:
-            l, = axes[2].plot(x, [r[key] for r in rows], "o-", label=f"phi vs {lab}")
-            axes[2].axhline(pixels[key], color=l.get_color(), ls=":", lw=1)
+            curve, = axes[2].plot(x, [r[key] for r in rows], "o-", label=f"phi vs {lab}")
+            axes[2].axhline(pixels[key], color=curve.get_color(), ls=":", lw=1)
     axes[2].set_ylabel("k-means NMI (dotted: pixels)")
     axes[3].plot(x, [r["probe_acc"] for r in rows], "o-", label="phi")
     axes[3].axhline(pixels["probe_acc"], color="k", ls=":", label="pixels")

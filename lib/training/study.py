@@ -30,7 +30,8 @@ def load_study(path=STUDY) -> tuple[dict, dict]:
     """(base TrainConfig fields, {run name: overrides}) from a study JSON file."""
     path = Path(path)
     s = read_json(path, "study file")
-    if not isinstance(s, dict) or not isinstance(s.get("base"), dict) or not isinstance(s.get("runs"), dict) or not s["runs"]:
+    if (not isinstance(s, dict) or not isinstance(s.get("base"), dict) or not isinstance(s.get("runs"), dict)
+            or not s["runs"]):
         raise ValueError(f"{path}: expected keys 'base' (object) and 'runs' (non-empty object)")
     return s["base"], s["runs"]
 
@@ -57,21 +58,23 @@ def run(names=None, study=STUDY, runs_dir=RUNS, progress=True):
 
 
 def _records(log: Path) -> list[dict]:
-    return [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict) -> dict:
     """The run's final model, its untrained twin and pixels on ``n`` held-out images (more than the
     curves' n_evidence, so the probe and k-means numbers of the table are less noisy)."""
     train, data = evidence_sets(cfg.dataset, cfg.size, cfg.seed, n)
-    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset), train)
+    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset),
+                                        train)
     pixel_cache[cfg.dataset] = px
     return {"trained": tr, "untrained": un, "pixels": px, "n_images": n}
 
 
 def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int = 2000) -> dict:
     """Curves (every evidence record of every run, with the untrained net and pixels on the same n_evidence
-    images) and a final table (each finished run's model on ``n_final`` images); writes study.jsonl and study_table.md (the curves: lib.publish.study_plots)."""
+    images) and a final table (each finished run's model on ``n_final`` images); writes study.jsonl and
+    study_table.md (the curves: lib.publish.study_plots)."""
     base, runs = load_study(study)
     rows, controls, pixels, finals, final_pixels = [], {}, {}, {}, {}
     for name, over in runs.items():
@@ -97,7 +100,8 @@ def summarize(study=STUDY, runs_dir=RUNS, out=OUT, seed: int = 0, n_final: int =
                             **_final_evidence(cfg, Path(runs_dir) / name / "model", n_final, seed, final_pixels)}
             print(f"final evidence {name}: {json.dumps(finals[name]['trained'])}", flush=True)
     if not rows:
-        raise FileNotFoundError(f"no study run with evidence records under {runs_dir}; run `python -m scripts.study run`")
+        raise FileNotFoundError(f"no study run with evidence records under {runs_dir}; "
+                                f"run `python -m scripts.study run`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "study.jsonl", "w") as f:
@@ -176,7 +180,8 @@ def study_findings(finals: dict) -> list[str]:
             mid = (f"the middle block {'sparsifies' if sparser else 'does not sparsify'} its input ({pr} at "
                    f"σ = {r.get('evidence_sigma', 0):g}, {live:.0%} varying)")
         out.append(
-            f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): {mid}; class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
+            f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): {mid}; "
+            f"class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
             f"{u['class_ami']:.3f}; probe {r['probe_acc']:.3f} vs {p['probe_acc']:.3f} / {u['probe_acc']:.3f}; "
             f"background AMI {r.get('background_ami', nan):.3f} vs pixels {p.get('background_ami', nan):.3f} "
             f"→ phi above both controls on class: {', '.join(sem) or 'neither'}.")

@@ -385,10 +385,11 @@ class Trainer:
                                "images_seen": int(meta["images_seen"]), "wall_s": float(meta["wall_s"])}))
         if self.continue_from is not None:
             _, cmeta = read_config(self.continue_from)
-            if not (descends_from(lineage, lineage_of(cmeta)) and int(meta["images_seen"]) >= cmeta.get("images_seen", 0)):
-                raise ValueError(f"--continue {self.continue_from}: --out {self.out} already holds the state of another "
-                                 f"run (or of an earlier point of this one, at {int(meta['images_seen']):,} images); "
-                                 f"choose an empty --out, or delete {path}")
+            if not (descends_from(lineage, lineage_of(cmeta))
+                    and int(meta["images_seen"]) >= cmeta.get("images_seen", 0)):
+                raise ValueError(f"--continue {self.continue_from}: --out {self.out} already holds the state of "
+                                 f"another run (or of an earlier point of this one, at "
+                                 f"{int(meta['images_seen']):,} images); choose an empty --out, or delete {path}")
             print(f"{self.out}: already continued from {self.continue_from}; resuming its state at "
                   f"{int(meta['images_seen']):,} images", flush=True)
         if old.compatible() != self.cfg.compatible():
@@ -446,7 +447,8 @@ class Trainer:
         diff = changes({k: v for k, v in old.compatible().items() if k != "dataset"}, self.cfg.compatible())
         if diff:
             raise ValueError(f"--continue {stem}: the checkpoint was trained with other settings {diff} (checkpoint, "
-                             f"now); continue it with its own config (its train_config is in {checkpoint_file(stem, '.json')})")
+                             f"now); continue it with its own config (its train_config is in "
+                             f"{checkpoint_file(stem, '.json')})")
         changed = changes(old.schedule_fields(), self.cfg.schedule_fields())
         if old.dataset != self.cfg.dataset:
             changed["dataset"] = (old.dataset, self.cfg.dataset)
@@ -481,7 +483,7 @@ class Trainer:
         log = checkpoint_file(stem, ".log.jsonl")
         if self.rank == 0:
             lines = log.read_text().splitlines() if log.is_file() else []
-            atomic_write_bytes(self.out / "log.jsonl", "".join(l + "\n" for l in lines if l.strip()).encode())
+            atomic_write_bytes(self.out / "log.jsonl", "".join(line + "\n" for line in lines if line.strip()).encode())
             self._truncate_log(self.step)
             self.log({"step": self.step, "images": self.images_seen, "kind": "continue", "leg": len(self.lineage) - 1,
                       "from": str(stem), "from_sha256": self.lineage[-1]["from_sha256"], "optimizer": how,
@@ -572,7 +574,8 @@ class Trainer:
         pool = cached_images(cfg, cfg.n_train, "train")  # uint8 ndarray, or a read-only np.memmap
         val = torch.from_numpy(np.array(cached_images(cfg, cfg.n_val, "test"))).float() / 255
         if pool.shape[1] != self.model.config.in_channels:
-            raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, model expects {self.model.config.in_channels}")
+            raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, "
+                             f"model expects {self.model.config.in_channels}")
         self.data_sha256 = data_fingerprint(pool)
         stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
         if not self.try_resume():
@@ -606,7 +609,8 @@ class Trainer:
                 g["lr"] = lr_at(cfg, self.step)
             loss = self._loss(model, pool, stream, self.step)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; last checkpoint kept in {self.out}")
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; "
+                                         f"last checkpoint kept in {self.out}")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -622,8 +626,9 @@ class Trainer:
             if self.step % cfg.log_every == 0:
                 self.log({"step": self.step, "images": self.images_seen, "loss": round(loss_acc / n_acc, 4),
                           "lr": lr_at(cfg, self.step), "wall_s": round(self.wall, 1),
-                          "img_per_s": round(n_acc * cfg.batch_size / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
-                          if hasattr(self, "_t_log") else None})
+                          "img_per_s": (round(n_acc * cfg.batch_size
+                                              / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
+                                        if hasattr(self, "_t_log") else None)})
                 loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
             if snapshot_due(cfg, self.images_seen) and self.rank == 0:
                 save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
