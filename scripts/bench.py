@@ -20,7 +20,8 @@ def parser() -> Parser:
     p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
     p.add_argument("--skip-contention", action="store_true")
     p.add_argument("--skip-train-settings", action="store_true")
-    p.add_argument("--compile", action="store_true", help="also time torch.compile'd training (about a minute of compiling)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time torch.compile'd training (about a minute of compiling)")
     p.add_argument("--figures", action="store_true",
                    help="print the per-notebook, per-stage seconds of the last notebook run "
                         "(figures/rendered/profile.json) as {\"figures_profile\": ...} instead of timing anything")

@@ -20,7 +20,8 @@ def parser() -> Parser:
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", type=existing_dir,
                    help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
-    p.add_argument("--out", required=True, type=out_dir, help="folder for curves.jsonl, curves.png, curves.md, fits.json")
+    p.add_argument("--out", required=True, type=out_dir,
+                   help="folder for curves.jsonl, curves.png, curves.md, fits.json")
     p.add_argument("--n-test", type=positive_int, default=2000, help="held-out images scored (default 2000)")
     p.add_argument("--n-train", type=positive_int, default=5000, help="train-split images the probes are fitted on")
     p.add_argument("--dataset", type=dataset_arg, help="dataset spec, if the run's images moved")
@@ -45,7 +46,8 @@ def check_args(p: Parser, a) -> None:
     no_duplicates(p, "runs", a.runs, key=resolved)
     no_duplicates(p, "--also", a.also)
     for run in a.runs:
-        if not a.no_measure and not (Path(run) / "snapshots").is_dir() and not (Path(run) / "model.safetensors").is_file():
+        if (not a.no_measure and not (Path(run) / "snapshots").is_dir()
+                and not (Path(run) / "model.safetensors").is_file()):
             p.error(f"argument runs: {run} holds neither snapshots/ nor model.safetensors (not a training run folder?)")
     if (a.no_measure or a.also) and not (Path(a.out) / "curves.jsonl").is_file():
         p.error(f"argument {'--no-measure' if a.no_measure else '--also'}: {Path(a.out) / 'curves.jsonl'} not found "

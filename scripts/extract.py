@@ -36,9 +36,11 @@ def parser() -> Parser:
                            "into memory-mapped .npy arrays (resumable; shards under torchrun).")
     p.add_argument("--checkpoint", required=True, type=checkpoint_arg,
                    help="checkpoint stem (lib.model.checkpoint), e.g. data/checkpoints/tux32")
-    p.add_argument("--dataset", required=True, type=dataset_arg, help="dataset spec, e.g. imagenet64:/data/imagenet64 or tuxphoto")
+    p.add_argument("--dataset", required=True, type=dataset_arg,
+                   help="dataset spec, e.g. imagenet64:/data/imagenet64 or tuxphoto")
     p.add_argument("--split", default="train", choices=["train", "test"])
-    p.add_argument("--n", type=positive_int, default=None, help="first n images (default: all; generated datasets: 2000)")
+    p.add_argument("--n", type=positive_int, default=None,
+                   help="first n images (default: all; generated datasets: 2000)")
     p.add_argument("--size", type=positive_int, default=None, help="image size (default: the checkpoint's image_size)")
     p.add_argument("--sigmas", type=sigma_arg, nargs="+", default=[0.0])
     p.add_argument("--n-noise", type=positive_int, default=20)
@@ -51,7 +53,8 @@ def parser() -> Parser:
     p.add_argument("--device", type=device_arg, default="auto")
     p.add_argument("--amp", default="auto", type=arg_type(lambda s: (parse_amp(s, "--amp"), s)[1]),
                    help="auto | true | false: bf16 autocast")
-    p.add_argument("--cache-dir", type=out_dir, default="data/cache", help="where the uint8 image pool is converted to once")
+    p.add_argument("--cache-dir", type=out_dir, default="data/cache",
+                   help="where the uint8 image pool is converted to once")
     p.add_argument("--noise-threads", type=nonneg_int, default=None)
     p.add_argument("--threads", type=nonneg_int, default=0,
                    help="torch CPU threads (0: the idle cores, lib.core.device.choose_threads)")

@@ -1,7 +1,8 @@
-"""Which blocks the denoiser's output goes through: the PSNR lost when a block's output is swapped between
+r"""Which blocks the denoiser's output goes through: the PSNR lost when a block's output is swapped between
 images or reduced to its spatial means (lib.measure.denoising.block_reliance), for every block.
 
-    python -m scripts.reliance data/checkpoints/cifar32 --dataset folder:data/cifar10-train --out figures/cifar10/reliance
+    python -m scripts.reliance data/checkpoints/cifar32 --dataset folder:data/cifar10-train \
+        --out figures/cifar10/reliance
 
 Held-out images (the test split of the dataset spec), noise draws fixed by --seed. Writes OUT/reliance.json
 (every checkpoint's table) and OUT/reliance.md, merged with what OUT already holds for other checkpoints.

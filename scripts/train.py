@@ -26,13 +26,15 @@ def parser() -> Parser:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "model":
-            p.add_argument(flag, type=_arg(_json_object, flag), help='UNetConfig overrides as JSON, e.g. \'{"norm": "batch"}\'')
+            p.add_argument(flag, type=_arg(_json_object, flag),
+                           help='UNetConfig overrides as JSON, e.g. \'{"norm": "batch"}\'')
         elif f.name == "amp":
             p.add_argument(flag, type=_arg(parse_amp, flag), help="auto | true | false (also yes/no, on/off, 1/0)")
         elif f.type in ("bool", bool):
             p.add_argument(flag, type=_arg(parse_bool, flag), help=f"true | false (default {f.default})")
         else:
-            typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            typ = {"int": int, "float": float, "str": str}.get(
+                f.type if isinstance(f.type, str) else f.type.__name__, str)
             p.add_argument(flag, type=typ, help=f"(default {f.default})")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--continue", dest="continue_from", metavar="CHECKPOINT",
@@ -47,7 +49,8 @@ def parser() -> Parser:
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, dict, bool]:
-    """The config, the Trainer's options (allow_changes, continue_from, reestimate_steps) and whether to show progress."""
+    """The config, the Trainer's options (allow_changes, continue_from, reestimate_steps) and whether to show
+    progress."""
     p = parser()
     a = p.parse_args(argv)
     base = {}
