@@ -1,4 +1,5 @@
-"""Known-answer tests of lib.measure.channels, lib.measure.clustering, lib.measure.probe and lib.measure.distances (fast, CPU)."""
+"""Known-answer tests of lib.measure.channels, lib.measure.clustering, lib.measure.probe and lib.measure.distances
+(fast, CPU)."""
 from __future__ import annotations
 
 import numpy as np

@@ -643,7 +643,8 @@ def second_trainer_on_same_out(t):
     return call, guard
 
 
-@case("training", ValueError, r"state\.safetensors: cannot resume at step 4 with changed settings .*'lr': \(0\.001, 0\.5\)"
+@case("training", ValueError, r"state\.safetensors: cannot resume at step 4 with changed settings "
+                              r".*'lr': \(0\.001, 0\.5\)"
                               r".*'schedule': \('cosine', 'constant'\).*--allow-changes")
 def resume_with_other_lr_and_schedule(t):
     run = t.copy(t.s.run)
@@ -674,7 +675,8 @@ def empty_training_split(t):
 
 
 @case("training", PermissionError, r"cannot write to the output folder .*run at step 6: .*Read-only file system: "
-                                   r".*state\.safetensors'; the last checkpoint there \(step 4\) is intact; the state at step 6 was saved to "
+                                   r".*state\.safetensors'; the last checkpoint there \(step 4\) is intact; "
+                                   r"the state at step 6 was saved to "
                                    r".*lib-train-rescue-")
 def output_becomes_read_only(t):
     import errno

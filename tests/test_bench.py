@@ -23,6 +23,8 @@ def test_bench_prints_flat_json_with_keys():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert KEYS <= set(res), KEYS - set(res)
     assert all(not isinstance(v, (dict, list)) for v in res.values())
-    assert all(0 <= res[k] <= 1 for k in ("guided_kept_factor_acc", "unconditional_kept_factor_acc", "target_kept_factor_acc"))
+    assert all(0 <= res[k] <= 1
+               for k in ("guided_kept_factor_acc", "unconditional_kept_factor_acc", "target_kept_factor_acc"))
     assert res["kept_factor"].split(" ")[0] in ("class", "background", "instance")
-    assert res["contended_slowdown"] > 0 and res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0 and res["sampler_fast_nfe"] > 0
+    assert (res["contended_slowdown"] > 0 and res["train_images_per_s"] > 0 and res["sampler_reference_nfe"] > 0
+            and res["sampler_fast_nfe"] > 0)

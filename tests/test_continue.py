@@ -48,7 +48,7 @@ def weights(out):
 
 
 def final_eval(out):
-    ev = [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines() if '"eval"' in l]
+    ev = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines() if '"eval"' in line]
     return np.array([r["output"] for r in ev[-1]["psnr"].values()])
 
 
@@ -93,7 +93,7 @@ def test_log_and_card_keep_every_leg(legs):
     d, cache, with_opt, _ = legs
     out = d / "c_card"
     train(*args(out, cache), "--continue", str(with_opt), "--allow-changes")
-    recs = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     cont = [r for r in recs if r.get("kind") == "continue"]
     assert len(cont) == 1 and cont[0]["step"] == STEPS // 2 and cont[0]["from"] == str(with_opt)
     assert min(r["step"] for r in recs if "loss" in r) < STEPS // 2 < max(r["step"] for r in recs if "loss" in r)

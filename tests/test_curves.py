@@ -52,7 +52,8 @@ def test_a_second_run_of_the_same_architecture_reuses_the_controls(run, tmp_path
     twin = tmp_path / "twin"
     shutil.copytree(run, twin)
     recs = measure_run(twin, tmp_path, n_test=60, n_train=80)
-    controls = [r for r in recs if r["run"] == "twin" and (r["kind"] in ("pixels", "pca_pixels", "untrained") or "init_seed" in r)]
+    controls = [r for r in recs
+                if r["run"] == "twin" and (r["kind"] in ("pixels", "pca_pixels", "untrained") or "init_seed" in r)]
     assert len(controls) == 1 + 1 + 3 + 3 and all(r["copied_from"] == "run" for r in controls)
     assert [r["probe_acc"] for r in controls if r["kind"] == "untrained"] == [r["probe_acc"] for r in first]
     trained = [r for r in recs if r["run"] == "twin" and r["kind"] == "trained"]
@@ -67,7 +68,7 @@ def test_cli_writes_figure_table_and_fits(run, tmp_path):
     md = (tmp_path / "curves.md").read_text()
     assert "| run | last snapshot | probe gap | kNN gap | probe gap ≥ +0.05 at" in md
     lines = md.splitlines()
-    row = lines[next(i for i, l in enumerate(lines) if l.startswith("| run | last snapshot")) + 2]
+    row = lines[next(i for i, line in enumerate(lines) if line.startswith("| run | last snapshot")) + 2]
     assert "not yet (" in row or row.count(",") >= 1  # a measured crossing, or why not yet
     assert len(row.split("|")) == 10 and "(64)" in row  # the PSNR of the last snapshot, named
 
@@ -79,7 +80,7 @@ def test_runs_sharing_a_folder_name_are_both_measured_under_their_own_labels(run
     shutil.copytree(run, y)
     out = tmp_path / "out"
     curves_cli.main([str(x), str(y), "--out", str(out), "--n-test", "60", "--n-train", "80"])
-    recs = [json.loads(l) for l in (out / "curves.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
     assert {r["run"] for r in recs if r["kind"] == "trained"} == {"x/run", "y/run"}
     assert sum(r["kind"] == "trained" for r in recs) == 4
     assert all(len(r["weights_sha256"]) == 16 for r in recs if r["kind"] == "trained")
@@ -124,7 +125,8 @@ def _gaps(f):
 
 def test_fit_gap_recovers_a_line_and_where_it_reaches_the_margin():
     f = fit_gap(_gaps(lambda x: -0.2 + 0.05 * x))  # the 10^4 point lies below min_images
-    assert f["n_points"] == 4 and f["slope_per_decade"] == pytest.approx(0.05) and f["slope_se"] == pytest.approx(0, abs=1e-9)
+    assert (f["n_points"] == 4 and f["slope_per_decade"] == pytest.approx(0.05)
+            and f["slope_se"] == pytest.approx(0, abs=1e-9))
     assert f["reaches_margin_at"] == pytest.approx(1e5)  # -0.2 + 0.05 * 5 = 0.05
 
 

@@ -147,7 +147,8 @@ def test_wrong_checksum_removes_the_download(tmp_path, archive):
         fetch_cifar10(tmp_path / "d", url=path.as_uri(), md5="0" * 32, progress=False)
     assert not (tmp_path / "d").exists()
     (tmp_path / "d").mkdir()
-    with pytest.raises(ValueError, match=r"MD5 of .*cifar-10-python\.tar\.gz is .* expected 0{32}.*nothing was unpacked"):
+    with pytest.raises(ValueError,
+                       match=r"MD5 of .*cifar-10-python\.tar\.gz is .* expected 0{32}.*nothing was unpacked"):
         fetch_cifar10(tmp_path / "d", archive=path, md5="0" * 32)
     assert listing(tmp_path / "d") == [] and path.is_file()
     with pytest.raises(ValueError, match="md5 must be 32 hexadecimal digits"):

@@ -192,7 +192,8 @@ def test_fashion_mnist_fake_idx(tmp_path):
         load_dataset(f"fashion-mnist:{tmp_path / 'nope'}")
 
 
-@pytest.mark.skipif(not Path(FASHION_DIR, "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not Path(FASHION_DIR, "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_debian_package():
     ds = load_dataset("fashion-mnist", n=100, size=16, split="test")
     assert ds.images.shape == (100, 3, 16, 16) and ds.labels.max() <= 9 and len(ds.class_names) == 10

@@ -77,7 +77,8 @@ def test_p_smoke_is_a_smoke_run(fake_papermill, tmp_path, capsys):
 def test_changed_parameters_never_write_the_committed_figures(fake_papermill, tmp_path, capsys):
     """Only the full pipeline writes figures/: -p CHECKPOINT (or N_IMAGES...) on the default paths is refused
     before any notebook runs; an explicit --figures is allowed; DEVICE is not a change of what is measured."""
-    code, err = cli(notebooks_cli.main, ["--only", "02", "-p", "CHECKPOINT", TINY, "--rendered", tmp_path / "r"], capsys)
+    code, err = cli(notebooks_cli.main, ["--only", "02", "-p", "CHECKPOINT", TINY, "--rendered", tmp_path / "r"],
+                    capsys)
     assert code != 0 and re.search(r"^error: -p CHECKPOINT: a run with changed parameters .* --figures", err), err
     assert not fake_papermill.calls and err.count("\n") == 1
     code, err = cli(notebooks_cli.main, ["--only", "02", "-p", "CHECKPOINT", TINY, "--rendered", tmp_path / "r",

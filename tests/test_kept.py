@@ -32,11 +32,13 @@ def setup():
 def test_known_answers(setup):
     model, readers, pool, factors = setup
     tidx = np.arange(6)  # two targets of each colour
-    copies = pool[tidx].repeat_interleave(2, 0) + 0.01 * torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    copies = (pool[tidx].repeat_interleave(2, 0)
+              + 0.01 * torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(3)))
     yc = factors["class"][tidx]
     wrong = flat_images((np.repeat(yc, 2) + 1) % 3, np.repeat(factors["bright"][tidx], 2), 4)
     unc = flat_images(np.arange(30) % 3, np.zeros(30, int), 5)
-    rows = {(r["factor"], r["reader"]): r for r in K.kept_table(model, readers, pool, factors, tidx, copies.clamp(0, 1), 2, unc)}
+    rows = {(r["factor"], r["reader"]): r
+            for r in K.kept_table(model, readers, pool, factors, tidx, copies.clamp(0, 1), 2, unc)}
     knn = rows[("class", "knn")]
     assert knn["guided"] == 1.0 and knn["target"] == 1.0 and knn["second_real"] == 1.0 and knn["pool_accuracy"] == 1.0
     assert knn["unconditional"] == pytest.approx(1 / 3)   # 10 of each colour against 2 targets of each

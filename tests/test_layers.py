@@ -12,7 +12,8 @@ LAYERS = ["core", "data", "model", "representation", "sampling", "measure", "tra
           "tools"]
 # Third-party modules that may be imported inside a function: optional or heavy, only some paths need them.
 LAZY_OK = {"tqdm", "tqdm.auto", "PIL", "scipy", "sklearn", "playwright", "papermill", "nbformat", "nbconvert",
-           "torch.distributed", "torch.nn.parallel", "IPython", "IPython.display", "ipywidgets", "matplotlib", "matplotlib.pyplot",
+           "torch.distributed", "torch.nn.parallel", "IPython", "IPython.display", "ipywidgets", "matplotlib",
+           "matplotlib.pyplot",
            "seaborn", "pandas", "safetensors", "psutil", "mistune", "threadpoolctl",
            "numpy._core.multiarray", "numpy.core.multiarray"}  # the last two: numpy 2 / numpy 1 pickle shim
 

@@ -78,7 +78,8 @@ def test_sparsify_does_not_hold():
 
 def test_sparsify_degenerate_overrides():
     """An output that barely varies is "degenerate" even when every number says "holds"; the bound is strict."""
-    row = {"varying out": 0.01, "PR in": 0.5, "PR out": 0.25, "eff in": 32.0, "eff out": 16.0, "untrained eff out": 32.0}
+    row = {"varying out": 0.01, "PR in": 0.5, "PR out": 0.25, "eff in": 32.0, "eff out": 16.0,
+           "untrained eff out": 32.0}
     assert nb01.sparsify_verdict(row, 0.05) == "degenerate"
     assert nb01.sparsify_verdict({**row, "varying out": 0.05}, 0.05) == "holds"
 
@@ -93,7 +94,8 @@ def test_pr_summary_sparser_and_denser():
     assert a4["mode in"] == approx(0.7, abs=0.01) and a4["median out"] == approx(0.3)
     assert (a4["paper in"], a4["paper out"]) == nb01.PAPER_PR_MODES["a4"]
     assert a2["block"] == "E2" and a2["verdict"] == "denser" and a2["paper verdict"] == "denser"
-    assert x9["block"] == "x9" and x9["verdict"] == "sparser" and x9["paper verdict"] == "" and math.isnan(x9["paper in"])
+    assert (x9["block"] == "x9" and x9["verdict"] == "sparser" and x9["paper verdict"] == ""
+            and math.isnan(x9["paper in"]))
 
 
 def test_pr_summary_constant_pr():
@@ -144,7 +146,8 @@ def test_spearman_band_degenerate():
 
 def test_separation_summary_clusters_vs_classes():
     """Pairs, median ratio, fraction strictly > 2, median of both groups' sizes: clusters separated, classes not."""
-    sep = {"clusters": {"ratio": np.array([3.0, 4.0, 5.0]), "n_a": np.array([10, 10, 10]), "n_b": np.array([20, 30, 40])},
+    sep = {"clusters": {"ratio": np.array([3.0, 4.0, 5.0]), "n_a": np.array([10, 10, 10]),
+                        "n_b": np.array([20, 30, 40])},
            "classes": {"ratio": np.array([0.5, 1.0, 2.0, 2.5]), "n_a": np.array([5, 5, 5, 5]),
                        "n_b": np.array([7, 7, 7, 7])}}
     s = nb05.separation_summary(sep)

@@ -89,7 +89,8 @@ def test_one_psnr_per_sigma():
     extra = found - set(PSNR_EXCEPTIONS)
     assert not extra, (f"a PSNR-per-sigma loop outside {PSNR_OWNER}: {sorted(extra)}; call "
                        f"lib.measure.denoising.psnr_table instead")
-    assert set(PSNR_EXCEPTIONS) <= found, f"stale exceptions (fix PSNR_EXCEPTIONS): {sorted(set(PSNR_EXCEPTIONS) - found)}"
+    assert set(PSNR_EXCEPTIONS) <= found, \
+        f"stale exceptions (fix PSNR_EXCEPTIONS): {sorted(set(PSNR_EXCEPTIONS) - found)}"
     assert "psnr_table" in psnr_loops((ROOT / PSNR_OWNER).read_text())
 
 

@@ -7,14 +7,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _names(reqs):
-    return {re.split(r"[<>=!\[ ]", r.strip(), 1)[0].lower() for r in reqs if r.strip() and not r.strip().startswith("-")}
+    return {re.split(r"[<>=!\[ ]", r.strip(), 1)[0].lower() for r in reqs
+            if r.strip() and not r.strip().startswith("-")}
 
 
 def test_environment_matches_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     want = _names(py["dependencies"]) | _names(py["optional-dependencies"]["dev"])
     env = (ROOT / "environment.yml").read_text()
-    pip = [l.strip()[2:] for l in env.split("- pip:")[1].splitlines() if l.strip().startswith("- ")]
+    pip = [line.strip()[2:] for line in env.split("- pip:")[1].splitlines() if line.strip().startswith("- ")]
     assert _names(pip) == want
     assert "python=3.11" in env and "-e ." in env
     for req in py["dependencies"]:

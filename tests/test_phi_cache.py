@@ -1,4 +1,5 @@
-"""Notebooks read phi from a lib.representation.extract cache when given one (issue: paper scale, phi for a million images)."""
+"""Notebooks read phi from a lib.representation.extract cache when given one (issue: paper scale, phi for a million
+images)."""
 import json
 
 import nbformat
@@ -18,7 +19,8 @@ N = nbsetup.SMOKE_IMAGES  # the notebooks smoke-run on this many images
 def cache(tmp_path_factory):
     out = tmp_path_factory.mktemp("phi_cache")
     extract_cli.main(["--checkpoint", str(nbsetup.SMOKE_CHECKPOINT), "--dataset", "tuxphoto", "--split", "test",
-                  "--n", str(N), "--sigmas", "0", "0.2", "--n-noise", "3", "--blocks", "a1", "a2", "a3", "a4", "a5", "a6",
+                  "--n", str(N), "--sigmas", "0", "0.2", "--n-noise", "3",
+                  "--blocks", "a1", "a2", "a3", "a4", "a5", "a6",
                   "--seed", "0", "--out", str(out / "c"), "--cache-dir", str(out / "pool"), "--no-progress",
                   "--amp", "false", "--chunk-size", "10"])
     return out / "c"

@@ -1,5 +1,6 @@
 """The README's generated blocks and the results site: current with the committed numbers, tolerant of
-missing keys, deterministic; lib.notebook.numbers writes stable JSON; lib.notebook.catalog covers the notebooks' figures."""
+missing keys, deterministic; lib.notebook.numbers writes stable JSON; lib.notebook.catalog covers the notebooks'
+figures."""
 import json
 import re
 import shutil
@@ -100,7 +101,8 @@ def test_scorecard_has_a_verdict_column_per_checkpoint(tmp_path):
     # a run page of the CIFAR-10 checkpoint shows that run's verdicts; the index links to it
     site.build_site(tmp_path)
     page = (tmp_path / "site" / "cifar10_02_channel_selectivity.html").read_text()
-    assert "<h2>Verdicts</h2>" in page and "class purity of top images 0.40" in page and "Factors on this dataset" in page
+    assert ("<h2>Verdicts</h2>" in page and "class purity of top images 0.40" in page
+            and "Factors on this dataset" in page)
     index = (tmp_path / "site" / "index.html").read_text()
     assert index.count('href="cifar10_02_channel_selectivity.html"') >= 2 and "<th>CIFAR-10</th>" in index
 
@@ -126,8 +128,9 @@ def test_render_readme_replaces_only_blocks():
 
 def test_write_numbers_is_stable(tmp_path):
     import numpy as np
-    ctx = SimpleNamespace(name="01_x", checkpoint=str(ROOT / "data" / "checkpoints" / "tiny16"), meta={"images_seen": 5},
-                          dataset="tuxphoto", images=[0] * 7, size=16, seed=0, smoke=True, fig_dir=tmp_path)
+    ctx = SimpleNamespace(name="01_x", checkpoint=str(ROOT / "data" / "checkpoints" / "tiny16"),
+                          meta={"images_seen": 5}, dataset="tuxphoto", images=[0] * 7, size=16, seed=0, smoke=True,
+                          fig_dir=tmp_path)
     vals = {"b": np.float32(1 / 3), "a": 123456.789, "n": float("nan"), "flag": np.bool_(True), "arr": np.arange(3),
             "nested": {"z": 2.0, "y": [0.000123456]}}
     p = numbers.write_numbers(ctx, vals)
@@ -137,7 +140,8 @@ def test_write_numbers_is_stable(tmp_path):
     d = json.loads(first)
     assert list(d["numbers"]) == sorted(d["numbers"])
     assert d["numbers"]["b"] == 0.3333 and d["numbers"]["a"] == 123500.0 and d["numbers"]["n"] is None
-    assert d["numbers"]["flag"] is True and d["numbers"]["arr"] == [0, 1, 2] and d["numbers"]["nested"]["y"] == [0.0001235]
+    assert (d["numbers"]["flag"] is True and d["numbers"]["arr"] == [0, 1, 2]
+            and d["numbers"]["nested"]["y"] == [0.0001235])
     assert d["run"]["checkpoint_path"] == "data/checkpoints/tiny16" and len(d["run"]["checkpoint_sha256"]) == 12
     assert str(ROOT) not in first
     with pytest.raises(ValueError):
@@ -176,7 +180,8 @@ def test_catalog_covers_committed_figures():
             continue
         pngs = {p.stem for p in d.glob("*.png")}
         assert pngs - set(nb.figures) == set(), f"{stem}: figures without a caption in lib/notebook/catalog.py"
-        assert set(nb.figures) - pngs == set(), f"{stem}: lib/notebook/catalog.py lists figures the notebook did not save"
+        assert set(nb.figures) - pngs == set(), \
+            f"{stem}: lib/notebook/catalog.py lists figures the notebook did not save"
 
 
 def test_title_line_names_checkpoint_n_and_sigma():

@@ -118,7 +118,8 @@ def test_sigma_scaled_lr(model, targets):
     """projection.lr x sigma_k ** lr_sigma_power is the same as the explicit per-step list, in both forms."""
     sched = [1.0, 0.25, 0.0625]  # exact in float32
     kw = dict(schedule=sched, progress=False)
-    a = backward(model, targets, 2, projection=S.Projection(iters=3, lr=0.05, lr_sigma_power=0.5), generator=gen(), **kw)
+    a = backward(model, targets, 2, projection=S.Projection(iters=3, lr=0.05, lr_sigma_power=0.5), generator=gen(),
+                 **kw)
     b = backward(model, targets, 2, projection=S.Projection(iters=3, lr=tuple(0.05 * s ** 0.5 for s in sched)),
                  generator=gen(), **kw)
     c = backward(model, targets, 2, projection=S.Projection(iters=3, lr=0.05), generator=gen(), **kw)

@@ -50,8 +50,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert wf.keys() == wp.keys()
     for k in wf:
         assert torch.equal(wf[k], wp[k]), k
-    steps = [json.loads(l)["step"] for l in (part / "log.jsonl").read_text().splitlines()
-             if "loss" in json.loads(l)]
+    steps = [json.loads(line)["step"] for line in (part / "log.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
     assert steps == sorted(set(steps)) and steps[-1] == 30  # nothing duplicated or lost
     assert int(read_tensors(state)[1]["step"]) == 30
 
@@ -121,7 +121,7 @@ def test_evidence_logged_during_training(tmp_path):
     out = tmp_path / "ev"
     assert run_train(args(out, tmp_path / "cache", total_images=16 * 4, evidence_every_images=32,
                           n_evidence=24, dataset="tuxphoto")).wait() == 0
-    ev = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines() if '"evidence"' in l]
+    ev = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"evidence"' in line]
     assert [e["images"] for e in ev] == [32, 64]
     assert {"mid_pr_in", "mid_pr_out", "n_kurtotic_channels", "class_nmi", "probe_acc"} <= set(ev[0])
 
@@ -133,7 +133,8 @@ def test_compiled_training_matches_eager(tmp_path):
     assert run_train(args(tmp_path / "eager", cache, **kw)).wait() == 0
     assert run_train(args(tmp_path / "compiled", cache, compile="true", **kw)).wait() == 0
     def losses(run):
-        return [json.loads(l)["loss"] for l in (tmp_path / run / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+        return [json.loads(line)["loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()
+                if '"loss"' in line]
     le, lc = losses("eager"), losses("compiled")
     assert len(le) == len(lc) == 2 and all(abs(a - b) <= 0.02 * a for a, b in zip(le, lc))
     we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")

@@ -21,7 +21,7 @@ def test_shapes_and_dtypes():
     assert d["labels"].shape == (10,) and d["labels"].dtype == np.int64
     names = d["class_names"]
     assert names == tuxphoto.class_names() and len(names) >= 8
-    assert all(0 <= l < len(names) for l in d["labels"])
+    assert all(0 <= label < len(names) for label in d["labels"])
     d64 = tuxphoto.generate(3, size=64, seed=0)
     assert d64["images"].shape == (3, 3, 64, 64)
     odd = tuxphoto.generate(2, size=9, seed=0)

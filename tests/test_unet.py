@@ -14,7 +14,10 @@ def test_paper_preset_parameter_count_and_mid_size():
 
 def test_paper_preset_structure():
     m = UNet(preset("paper64"))
-    convs = lambda b: sum(isinstance(x, torch.nn.Conv2d) for x in getattr(m, b).modules())
+
+    def convs(b):
+        return sum(isinstance(x, torch.nn.Conv2d) for x in getattr(m, b).modules())
+
     assert [convs(b) for b in ("enc1", "enc2", "enc3", "mid", "dec3", "dec2", "dec1")] == [2, 2, 2, 3, 7, 6, 5]
     assert m.up3.bias is None and m.enc1[0][0].bias is not None
     # first conv of E1 has no norm; the output conv has neither norm nor ReLU
