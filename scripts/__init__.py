@@ -18,6 +18,7 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, ``error: argument --n: ...``, exit status 2 (no usage block)."""
 
     def error(self, message):
+        """Print ``error: MESSAGE`` on one line (without the argument's name twice) and exit with status 2."""
         head, _, rest = message.partition(": ")
         if head.startswith("argument ") and rest.startswith(tuple(head[9:].split("/")[0] + c for c in " :")):
             message = rest  # the check named the argument already
@@ -190,6 +191,7 @@ def no_duplicates(p: argparse.ArgumentParser, flag: str, values, key=lambda v: v
 
 
 def resolved(path) -> str:
+    """``path`` absolute, ``~`` expanded and links resolved: the key under which two spellings of a path are equal."""
     return str(Path(path).expanduser().resolve())
 
 
@@ -200,6 +202,7 @@ def tracked_outputs():
 
 
 def inside(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, both resolved."""
     path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
     return path == folder or folder in path.parents
 

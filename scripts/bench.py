@@ -13,6 +13,7 @@ from scripts import Parser, checkpoint_arg, device_arg
 
 
 def parser() -> Parser:
+    """The arguments: what to skip, the device and checkpoint, --quick, --compile and --figures."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short timings and a tiny sampler batch")
     p.add_argument("--skip-sampler", action="store_true")
@@ -29,6 +30,8 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Run the benchmarks not skipped, printing the results so far as one JSON line after each (--figures: print the
+    last notebook run's profile instead)."""
     a = parser().parse_args(argv)
     if a.figures:
         print(json.dumps(figures_profile(), sort_keys=True))

@@ -14,6 +14,7 @@ from scripts import Parser, checkpoint_arg, no_duplicates, nonneg_int, positive_
 
 
 def parser() -> Parser:
+    """The arguments: checkpoint, number of targets and samples, seeds, threads and --quick."""
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
     p.add_argument("--quick", action="store_true")
@@ -25,6 +26,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Run the reference and fast presets on the same targets and seeds and print the comparison as JSON."""
     p = parser()
     a = p.parse_args(argv)
     no_duplicates(p, "--seeds", a.seeds)

@@ -18,6 +18,7 @@ from scripts import Parser, existing_dir
 
 
 def parser() -> Parser:
+    """The arguments: the regenerated figures folder and the commit to compare with."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--figures", type=existing_dir, default=str(FIGURES),
                    help="the regenerated figures folder, inside a git work tree (default figures/; its variants "
@@ -28,6 +29,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Print the table of every numbers.json key against the commit; exit 1 if any moved too far."""
     p = parser()
     a = p.parse_args(argv)
     try:

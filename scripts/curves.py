@@ -17,6 +17,7 @@ from scripts import Parser, arg_type, dataset_arg, existing_dir, no_duplicates, 
 
 
 def parser() -> Parser:
+    """The arguments: the run folders, the output folder, the image counts and what to measure or only redraw."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", type=existing_dir,
                    help="training run folders (with snapshots/); RUN/ema for a run's EMA weights")
@@ -55,6 +56,8 @@ def check_args(p: Parser, a) -> None:
 
 
 def main(argv=None):
+    """Measure every run's snapshots (unless --no-measure), then write curves.png, curves.md and fits.json to --out
+    and print the table."""
     p = parser()
     a = p.parse_args(argv)
     check_args(p, a)

@@ -12,6 +12,7 @@ from scripts import Parser, arg_type, existing_file, out_dir, positive_float
 
 
 def parser() -> Parser:
+    """The arguments: the dataset, where to unpack it, an archive downloaded by hand, URL, MD5 and timeout."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("dataset", choices=["cifar10"],
                    help="cifar10: the python batches (about 163 MB) into DEST/cifar-10-batches-py")
@@ -29,6 +30,8 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Fetch or unpack the dataset, say which of the two it did (or that it was already there), then print the
+    CIFAR10= value for `make figures`."""
     a = parser().parse_args(argv)
     got = fetch_cifar10(a.dest, url=a.url, md5=a.md5, archive=a.archive, timeout=a.timeout,
                         progress=False if a.quiet else None)

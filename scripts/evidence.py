@@ -13,6 +13,7 @@ from scripts import Parser, checkpoint_arg, existing_dir, out_dir, positive_int
 
 
 def parser() -> Parser:
+    """The arguments: the checkpoint, a run's snapshots folder and where to write its curves, the image count."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
     p.add_argument("--snapshots", type=existing_dir, help="a run's snapshots/ folder: write curves to --out")
@@ -24,6 +25,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Print the checkpoint's evidence as one JSON line; with --snapshots, first write the curves over them to --out."""
     p = parser()
     a = p.parse_args(argv)
     if a.snapshots:

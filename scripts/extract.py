@@ -32,6 +32,7 @@ from scripts import (
 
 
 def parser() -> Parser:
+    """The arguments: checkpoint, dataset and split, sigmas, noise draws, blocks, output folder and the run's knobs."""
     p = Parser(description="Extract phi (noise-averaged block means) for a whole dataset "
                            "into memory-mapped .npy arrays (resumable; shards under torchrun).")
     p.add_argument("--checkpoint", required=True, type=checkpoint_arg,
@@ -87,6 +88,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Extract this process's share of the dataset's phi into --out (rank 0 converts the dataset first) and print
+    the result as JSON."""
     a = parse_args(argv)
     from lib.data.pools import open_pool
     from lib.model.checkpoint import checkpoint_file, load_model

@@ -28,6 +28,7 @@ def _size_type(full):
 
 
 def parser() -> Parser:
+    """The arguments: device, dataset, seed, threads, output folder, --quick, and each of `SIZES` as a flag."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (runs on a CPU in seconds)")
     p.add_argument("--device", type=device_arg, default="auto")
@@ -43,6 +44,7 @@ def parser() -> Parser:
 
 
 def parse_args(argv=None):
+    """The arguments, each size not given filled in from `SIZES` (its quick value under --quick)."""
     a = parser().parse_args(argv)
     for k, (full, quick) in SIZES.items():
         if getattr(a, k) is None:
@@ -51,6 +53,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
+    """Time the train, extraction and k-means phases on the device, printing the record after each; returns it."""
     a = parse_args(argv)
     dev = pick_device(a.device)
     info = {"device": device_name(dev), "torch": torch.__version__, "quick": a.quick, "preset": a.preset,

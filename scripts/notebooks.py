@@ -13,6 +13,7 @@ from scripts import Parser, no_duplicates, out_dir, positive_int
 
 
 def parser() -> Parser:
+    """The arguments: which notebooks, SMOKE, papermill parameters, output folders, HTML, --force, jobs, logging."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="+", help="notebook numbers or stems, e.g. 01 03")
     p.add_argument("--smoke", action="store_true", help="SMOKE=True: tiny model, seconds per notebook")
@@ -31,6 +32,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Run the chosen notebooks with their parameters and print the total time; exit 1 if one failed."""
     p = parser()
     a = p.parse_args(argv)
     no_duplicates(p, "--only", a.only)

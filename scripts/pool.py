@@ -14,6 +14,7 @@ from scripts import Parser, arg_type, dataset_arg, nonneg_int, out_dir, positive
 
 
 def parser() -> Parser:
+    """The arguments: the dataset spec, split, image size, image count, seed and cache folder."""
     p = Parser(description="Convert a dataset once into a memory-mappable uint8 pool "
                            "(e.g. before a multi-node run without a shared data_cache).")
     p.add_argument("dataset", type=dataset_arg, help="e.g. imagenet64:/data/imagenet64")
@@ -33,6 +34,7 @@ def _size(text) -> int:
 
 
 def main(argv=None):
+    """Convert the dataset into its pool (or find it there already) and print its path, shape and class count."""
     a = parser().parse_args(argv)
     images, labels = open_pool(a.dataset, a.split, a.size, a.n, a.seed, a.cache_dir)
     print(json.dumps({"images": str(pool_paths(a.dataset, a.split, a.size, a.n, a.seed, a.cache_dir)["images"]),

@@ -42,6 +42,7 @@ def run_folder(stem: Path) -> Path:
 
 
 def parser() -> Parser:
+    """The arguments: the checkpoints, dataset, sigmas, image count, seed, threads and output folder."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", type=checkpoint_arg, help="checkpoint stems, e.g. data/checkpoints/tux32")
     p.add_argument("--dataset", required=True, type=dataset_arg, help="dataset spec of the held-out images")
@@ -67,6 +68,8 @@ def check_args(p: Parser, a) -> None:
 
 
 def main(argv=None):
+    """Measure each checkpoint's reliance on every block and merge the tables into OUT/reliance.json and
+    OUT/reliance.md."""
     p = parser()
     a = p.parse_args(argv)
     check_args(p, a)

@@ -14,6 +14,7 @@ from scripts import Parser, existing_dir, existing_file, resolved
 
 
 def parser() -> Parser:
+    """The arguments: the figures folder, the README to write, --check and --no-site."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="compare only; exit 1 if anything is stale")
     p.add_argument("--figures", type=existing_dir, default=str(FIGURES),
@@ -25,6 +26,8 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Rewrite the README's generated blocks and the results site from --figures (--check: only say whether they
+    are current, exit 1 if not)."""
     p = parser()
     a = p.parse_args(argv)
     if not find_numbers(a.figures):

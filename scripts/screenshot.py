@@ -22,6 +22,7 @@ def _png(text: str) -> str:
 
 
 def parser() -> Parser:
+    """The arguments: the output PNG and --smoke."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=arg_type(_png), help=f"the PNG to write (default {SCREENSHOT}; required with --smoke)")
     p.add_argument("--smoke", action="store_true", help="the tiny checkpoint (seconds)")
@@ -29,6 +30,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """Take the explorer screenshot and print its path; a smoke one may not overwrite a committed file."""
     p = parser()
     a = p.parse_args(argv)
     out = a.out or str(SCREENSHOT)

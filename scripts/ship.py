@@ -14,6 +14,7 @@ from scripts import Parser, arg_type, check, checkpoint_arg, existing_dir, nonne
 
 
 def parser() -> Parser:
+    """The arguments: the run, the checkpoint's name and destination, and what the checkpoint and its card hold."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("run", help="training output folder (holds model.safetensors/model.json/log.jsonl)")
     p.add_argument("--name", type=arg_type(check_name), help="checkpoint name (required unless --card-only)")
@@ -38,6 +39,8 @@ def _retrain(text: str) -> str:
 
 
 def main(argv=None):
+    """Ship the run as a checkpoint with its card (--card-only: rewrite the card of the checkpoint RUN) and print
+    the card."""
     p = parser()
     a = p.parse_args(argv)
     if a.card_only:

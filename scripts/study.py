@@ -13,6 +13,7 @@ from scripts import Parser, existing_file, no_duplicates, out_dir, positive_int
 
 
 def parser() -> Parser:
+    """The arguments: ``run`` or ``summary``, the study file, which runs, and the folders it reads and writes."""
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=["run", "summary"])
     p.add_argument("--only", nargs="+", help="run names (default: all, in the study's order)")
@@ -25,6 +26,7 @@ def parser() -> Parser:
 
 
 def main(argv=None):
+    """``run``: train the study's runs (resumable); ``summary``: write its table and curves, and print the table."""
     p = parser()
     a = p.parse_args(argv)
     no_duplicates(p, "--only", a.only)

@@ -21,6 +21,7 @@ from scripts import Parser, _dataset, _device, _out_dir, positive_int
 
 
 def parser() -> Parser:
+    """The arguments: --config, one flag per TrainConfig field (overriding the file), and the Trainer's options."""
     p = Parser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of TrainConfig fields (command-line flags override it)")
     for f in dataclasses.fields(TrainConfig):
@@ -125,6 +126,7 @@ def _json_object(s: str, flag: str) -> dict:
 
 
 def main(argv=None):
+    """Train, resume or continue the run the arguments describe."""
     cfg, options, progress = parse_args(argv)
     Trainer(cfg, **options).run(progress=progress)
 
