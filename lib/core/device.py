@@ -27,6 +27,7 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on ``device``: CUDA that supports it, or a CPU with AVX512-BF16/AMX units."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -67,6 +68,7 @@ def autocast(device: torch.device | str, enabled: bool | str = "auto"):
 
 
 def to_channels_last(model_or_tensor, enabled: bool = True):
+    """A model or 4-d tensor in channels_last memory format (other tensors, and ``enabled=False``: unchanged)."""
     if not enabled:
         return model_or_tensor
     if isinstance(model_or_tensor, torch.Tensor):
@@ -76,6 +78,7 @@ def to_channels_last(model_or_tensor, enabled: bool = True):
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -101,6 +104,7 @@ def per_sample_noise(n: int, shape, seed: int, draws: int = 1, offset: int = 0,
 
 
 def num_threads_default() -> int:
+    """OMP_NUM_THREADS if set, else the number of CPUs (1 if unknown)."""
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 

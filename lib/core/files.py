@@ -38,11 +38,13 @@ def atomic_path(path):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: readers see the old or the new file."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
 
 
 def atomic_write_json(path, obj) -> None:
+    """`atomic_write_bytes` of ``obj`` as indented JSON with sorted keys."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -59,6 +59,7 @@ def totals() -> dict[str, float]:
 
 
 def reset() -> None:
+    """Forget the seconds recorded so far in this process."""
     _totals.clear()
 
 

@@ -51,6 +51,7 @@ class DownloadError(FileNotFoundError):
 
 @dataclasses.dataclass(frozen=True)
 class Fetched:
+    """What `fetch_cifar10` did: where the batches are, the spec to use, how they got there and the MD5 checked."""
     path: Path    # DEST/cifar-10-batches-py
     spec: str     # the dataset spec to use: "cifar10:" + path
     status: str   # "present" (kept as it was), "downloaded" (from url) or "unpacked" (from archive=)

@@ -44,6 +44,7 @@ ALL = 1 << 62  # "n=None" as a row budget
 
 def load(name: str, path: str | None, n: int | None = None, size: int = 32, seed: int = 0,
          split: str = "train") -> ImageSet:
+    """The ImageSet of file-backed dataset ``name`` read from ``path`` (conventions: the module docstring)."""
     native = {"imagenet64": 64, "cifar10": 32, "fashion-mnist": 32}.get(name)
     if native is not None:
         _check_size(size, native, name)  # fail before any I/O
@@ -188,6 +189,7 @@ class SafeUnpickler(pickle.Unpickler):
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
+        """The numpy global ``module.name`` if ALLOWED, else an UnpicklingError."""
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused global {module}.{name} (only numpy arrays are allowed)")
         if name == "_reconstruct":  # numpy 2 moved it to numpy._core; don't touch the deprecated numpy.core shim

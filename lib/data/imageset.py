@@ -11,6 +11,8 @@ SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_003}
 
 @dataclass
 class ImageSet:
+    """A labelled image set: uint8 (N, C, H, W) images, int labels into ``class_names``, optional per-image
+    factors, and the dataset's name."""
     images: np.ndarray
     labels: np.ndarray
     class_names: list[str]
@@ -36,17 +38,21 @@ class ImageSet:
 
     @property
     def size(self) -> int:
+        """Image side in pixels."""
         return self.images.shape[-1]
 
     @property
     def channels(self) -> int:
+        """Number of colour channels."""
         return self.images.shape[1]
 
     def float(self, idx=None) -> torch.Tensor:
+        """The images (or those at ``idx``) as a float tensor in [0, 1]."""
         x = self.images if idx is None else self.images[idx]
         return torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
 
     def subset(self, idx) -> "ImageSet":
+        """The ImageSet of the images at ``idx``, with their labels and factors."""
         idx = np.asarray(idx)
         return ImageSet(self.images[idx], self.labels[idx], self.class_names,
                         {k: v[idx] for k, v in self.factors.items()}, self.name)

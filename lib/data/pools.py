@@ -83,6 +83,7 @@ def _normalize(spec: str, split: str, n: int | None, seed: int) -> tuple[int | N
 
 def pool_paths(spec: str, split: str = "train", size: int = 64, n: int | None = None, seed: int = 0,
                cache_dir: str | os.PathLike = "data/cache") -> dict[str, Path]:
+    """{"images", "labels", "stamp"}: the files of the pool of these settings under ``cache_dir``."""
     n, seed = _normalize(spec, split, n, seed)
     name, path = parse_spec(spec)
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}_{path or ''}").strip("_")
@@ -160,6 +161,7 @@ def _convert_imagenet64(root: Path, split: str, size: int, n: int | None, out: P
 
 def pool_ready(spec: str, split: str = "train", size: int = 64, n: int | None = None, seed: int = 0,
                cache_dir: str | os.PathLike = "data/cache") -> bool:
+    """Whether the pool of these settings exists and its stamp matches the source as it is now."""
     paths = pool_paths(spec, split, size, n, seed, cache_dir)
     if not all(p.is_file() for p in paths.values()):
         return False

@@ -40,6 +40,7 @@ def _texture(kind: str, X, Y, freq, phase):
 
 
 def render_one(rng: np.random.Generator, size: int):
+    """One image (uint8 (3, size, size)) drawn from ``rng``, with its factors."""
     S = size * SS
     shape_id = int(rng.integers(len(SHAPES)))
     tex_id = int(rng.integers(len(TEXTURES)))
@@ -62,6 +63,8 @@ def render_one(rng: np.random.Generator, size: int):
 
 
 def generate(n: int, size: int = 32, seed: int = 0) -> dict:
+    """``n`` images at ``size``: {images, labels (the shape), class_names, factors}; image i depends only on
+    (seed, i)."""
     if int(n) < 0:
         raise ValueError(f"n: expected >= 0, got {n}")
     if int(size) < 8:

@@ -99,6 +99,7 @@ def reliance_markdown(tables: dict) -> str:
 
 
 def held_out_psnr_table(model, dataset: str, size: int, n: int = 512, sigmas=EVAL_SIGMAS, seed: int = 0) -> dict:
+    """`psnr_table` on ``n`` held-out (test-split) images of ``dataset`` at ``size``."""
     x = load_dataset(dataset, n=n, size=size, seed=seed, split="test").float()
     return psnr_table(model, x, sigmas)
 

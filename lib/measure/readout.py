@@ -151,6 +151,7 @@ class Classifier:
     info: dict
 
     def predict(self, X) -> np.ndarray:
+        """Labels of the rows ``X`` (N, D), standardized like the training rows."""
         a = as_numpy(X, "X")
         if a.shape[1] != len(self.mu):
             raise ValueError(f"X: expected {len(self.mu)} columns like the classifier's training rows, "
@@ -399,6 +400,7 @@ def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrain
 
 
 def mean_sd(values) -> tuple[float, float]:
+    """(mean, sample sd) of ``values``; sd 0.0 for a single value."""
     v = np.asarray(list(values), dtype=np.float64)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 

@@ -29,6 +29,7 @@ class CheckpointError(ValueError):
 
 
 def atomic_save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Save ``tensors`` (detached, contiguous, on the CPU) as a safetensors file written atomically."""
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
 

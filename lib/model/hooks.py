@@ -78,6 +78,7 @@ class BlockRecorder:
         return self
 
     def close(self):
+        """Remove the hooks (the recorded tensors stay)."""
         for h in self._handles:
             h.remove()
         self._handles.clear()

@@ -64,6 +64,7 @@ class UNetConfig:
 
     @property
     def levels(self) -> int:
+        """Number of resolution levels (encoder blocks)."""
         return len(self.widths)
 
     @property
@@ -72,10 +73,12 @@ class UNetConfig:
         return 2 ** self.levels
 
     def to_dict(self) -> dict:
+        """The config as a plain dict (what checkpoints store)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
+        """The config of a dict from `to_dict`; unknown keys are a ValueError."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -93,6 +96,7 @@ class ScaleNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
+        """``x`` divided by each sample's std over (C, H, W), times the per-channel gain."""
         var = x.float().var(dim=(1, 2, 3), keepdim=True, unbiased=False)
         return x * torch.rsqrt(var + self.eps).to(x.dtype) * self.gain.view(1, -1, 1, 1).to(x.dtype)
 
@@ -108,6 +112,7 @@ class BiasFreeBatchNorm(nn.Module):
         self.eps, self.momentum = eps, momentum
 
     def forward(self, x):
+        """``x`` divided by each channel's batch std (running std at eval), times the gain."""
         if self.training:
             var = x.float().var(dim=(0, 2, 3), unbiased=False)
             with torch.no_grad():
@@ -119,6 +124,7 @@ class BiasFreeBatchNorm(nn.Module):
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
+    """The normalization layer named by ``kind`` (one of NORMS) for ``channels`` channels."""
     if kind == "scale":
         return ScaleNorm(channels)
     if kind == "bfbn":
@@ -188,6 +194,7 @@ class UNet(nn.Module):
                      range01=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """The denoised image D(y) of the noisy batch ``y`` (N, C, H, W)."""
         self.check_input(y, "y")
         L = self.config.levels
         skips, h = [], y
@@ -242,12 +249,14 @@ PRESETS: dict[str, UNetConfig] = {
 
 
 def preset(name: str, **overrides) -> UNetConfig:
+    """The UNetConfig of preset ``name`` (see PRESETS) with ``overrides`` applied."""
     if name not in PRESETS:
         raise ValueError(f"preset: unknown preset {name!r}; known: {sorted(PRESETS)}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

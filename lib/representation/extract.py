@@ -47,10 +47,12 @@ IGNORED_ON_RESUME = ("checkpoint",)  # a moved checkpoint is the same checkpoint
 
 
 def sigma_key(sigma: float) -> str:
+    """The text form of a sigma in file names and the manifest (``%g``)."""
     return f"{float(sigma):g}"
 
 
 def array_name(block: str, sigma: float) -> str:
+    """File name of the phi array of ``block`` at ``sigma``."""
     return f"phi_{block}_s{sigma_key(sigma)}.npy"
 
 
@@ -60,6 +62,7 @@ def rank_world() -> tuple[int, int]:
 
 
 def file_sha256(path, block: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file, read in blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while b := f.read(block):
@@ -69,6 +72,7 @@ def file_sha256(path, block: int = 1 << 22) -> str:
 
 # ------------------------------------------------------------------------------------------ reading
 def load_manifest(out_dir) -> dict:
+    """The cache's manifest.json, checked to hold the keys readers need."""
     f = Path(out_dir) / MANIFEST
     if not f.is_file():
         raise FileNotFoundError(f"phi cache: no {MANIFEST} in {str(out_dir)!r} "
@@ -96,6 +100,7 @@ def done_chunks(out_dir, n_chunks: int | None = None) -> np.ndarray:
 
 
 def cache_status(out_dir) -> dict:
+    """{N, n_chunks, done, missing (chunk indices), complete} of the cache in ``out_dir``."""
     m = load_manifest(out_dir)
     done = done_chunks(out_dir, m["n_chunks"])
     return {"N": m["N"], "n_chunks": m["n_chunks"], "done": int(done.sum()),
@@ -103,6 +108,7 @@ def cache_status(out_dir) -> dict:
 
 
 def find_sigma(m: dict, sigma) -> str:
+    """The manifest's key of ``sigma`` (equal up to rounding); ValueError naming the sigmas extracted."""
     s = check_sigma(sigma)
     for k in m["sigmas"]:
         if abs(float(k) - s) <= 1e-9 * max(1.0, s):
@@ -111,6 +117,7 @@ def find_sigma(m: dict, sigma) -> str:
 
 
 def find_block(m: dict, block: str) -> str:
+    """The manifest's name of ``block`` (a module name or the paper's alias); ValueError if not extracted."""
     if block in m["blocks"]:
         return block
     alias = block_aliases(m.get("levels", 3)).get(block)
@@ -149,6 +156,7 @@ def finite_rows(rows: np.ndarray, where: str) -> np.ndarray:
 
 
 def load_labels(out_dir) -> np.ndarray:
+    """The cached labels, int64 (N,)."""
     return load_npy(Path(out_dir) / "labels.npy")
 
 

@@ -27,6 +27,7 @@ class PhiTarget:
     seconds: float = 0.0  # and the time (both included in a sampler's wall_s, not in its nfe)
 
     def __call__(self, sigma: float) -> torch.Tensor:
+        """The T target phi vectors at ``sigma``: float32 CPU (T, C)."""
         raise NotImplementedError
 
 
@@ -41,6 +42,7 @@ class ImageTarget(PhiTarget):
         self.shape = tuple(images.shape[1:])
 
     def at(self, sigma: float) -> torch.Tensor:
+        """phi of the targets at exactly ``sigma``, computed once and cached."""
         key = round(float(sigma), 12)
         if key not in self.cache:
             t0 = time.perf_counter()
@@ -53,6 +55,7 @@ class ImageTarget(PhiTarget):
         return self.cache[key]
 
     def __call__(self, sigma):
+        """phi of the targets at ``sigma``, interpolated in log sigma between the grid points around it."""
         sigma = float(sigma)
         if sigma <= 0:
             return self.at(0.0)
@@ -71,14 +74,17 @@ class ConstantTarget(PhiTarget):
         self.n = self.v.shape[0]
 
     def __call__(self, sigma):
+        """The fixed phi, whatever ``sigma``."""
         return self.v
 
 
 class CallableTarget(PhiTarget):
+    """Target phi from a function ``fn(sigma) -> (T, C)`` or ``(C,)``; ``n``: the number of targets T."""
     def __init__(self, fn, n):
         self.fn, self.n = fn, n
 
     def __call__(self, sigma):
+        """``fn(sigma)`` as a float32 CPU (T, C) tensor."""
         v = torch.as_tensor(self.fn(float(sigma))).float().cpu()
         return v.reshape(-1, v.shape[-1])
 
@@ -97,13 +103,16 @@ class MaskedTarget(PhiTarget):
 
     @property
     def nfe(self):
+        """Network calls the wrapped target spent."""
         return getattr(self.target, "nfe", 0)
 
     @property
     def seconds(self):
+        """Seconds the wrapped target spent."""
         return getattr(self.target, "seconds", 0.0)
 
     def __call__(self, sigma):
+        """The wrapped target at ``sigma`` with the dropped channels set to 0."""
         return self.target(sigma) * self.keep
 
 
@@ -127,6 +136,7 @@ def channel_count(model, block="mid") -> int:
 
 
 def check_block(model, block):
+    """The module name of ``block`` (a name or paper alias); ValueError if the model has no such block."""
     try:
         return resolve_blocks(model, block)[-1]
     except ValueError as e:
@@ -176,6 +186,7 @@ def topk_mask(phi_vectors: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def expand_mask(mask, T, C):
+    """A 0/1 channel mask ((C,), (1, C) or (T, C); None: every channel) as a float (T, C) tensor, checked."""
     if mask is None:
         return torch.ones(T, C)
     m = torch.as_tensor(mask).float().cpu()

@@ -569,6 +569,7 @@ class Tracker:
         self.rows, self.seconds = [], 0.0  # seconds spent here (subtract from the sampler's wall_s)
 
     def __call__(self, s: Step):
+        """Every ``every`` steps, append a row (step, nfe, sigma, phi_rel_err, psnr) for the current x0."""
         if s.step % self.every:
             return
         t0 = time.perf_counter()
