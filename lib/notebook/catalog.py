@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Fig:
+    """One figure of a notebook: its caption, the paper's counterpart and the noise level it was drawn at."""
     caption: str
     paper: str = ""          # the paper's counterpart ("Fig. 1"); "" = ours, no counterpart
     sigma: str = ""          # a notebook parameter name (UPPER_CASE) or a literal description
@@ -23,6 +24,7 @@ class Fig:
 
 @dataclass(frozen=True)
 class Notebook:
+    """One notebook: its title, what it teaches, the paper figures it reproduces and its figures by name."""
     title: str
     teaches: str             # one line: what a reader learns from it
     paper: str               # the paper figures it reproduces
@@ -210,6 +212,7 @@ PAPER_FIGURES = {k: v.paper for k, v in NOTEBOOKS.items()}
 
 
 def figure_entry(notebook: str, name: str) -> Fig | None:
+    """The `Fig` of figure ``name`` of ``notebook`` (None if either is not listed)."""
     nb = NOTEBOOKS.get(notebook)
     return nb.figures.get(name) if nb else None
 

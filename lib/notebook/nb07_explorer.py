@@ -91,11 +91,13 @@ class Explorer:
 
     # --------------------------------------------------------------------------- computations
     def class_name(self, index: int) -> str:
+        """The class name of image ``index`` (its label as text if the set has no name for it)."""
         lab = int(self.data.labels[index])
         names = self.data.class_names
         return names[lab] if 0 <= lab < len(names) else str(lab)
 
     def top_channels(self, index: int, k: int | None = None) -> list[int]:
+        """The ``k`` channels of largest phi for image ``index`` (default: the top-k box's value)."""
         k = min(int(k or self.topk_box.value), self.n_channels)
         return [int(c) for c in torch.argsort(self.phis[index], descending=True, stable=True)[:k]]
 
@@ -116,10 +118,12 @@ class Explorer:
         return self._maps[index]
 
     def max_activating(self, channel: int, n: int | None = None) -> list[int]:
+        """The ``n`` images of largest phi on ``channel`` (default: ``n_top``)."""
         n = min(int(n or self.n_top), len(self.images))
         return [int(i) for i in torch.argsort(self.phis[:, channel], descending=True, stable=True)[:n]]
 
     def neighbours(self, index: int, k: int | None = None) -> tuple[list[int], list[int]]:
+        """(nearest neighbours in phi, nearest neighbours in pixels) of image ``index``, ``k`` each."""
         k = int(k or self.k)
         nn_phi = nearest_neighbours(self.phis.numpy(), [index], k)[0]
         nn_pix = nearest_neighbours(self._pixels, [index], k)[0]

@@ -85,6 +85,7 @@ def run_info(ctx) -> dict:
 
 
 def dumps(obj) -> str:
+    """``obj`` as the stable JSON of numbers.json: cleaned, sorted keys, one-space indent, no NaN, a final newline."""
     return json.dumps(clean(obj), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 

@@ -20,6 +20,7 @@ SAVED: list[Path] = []
 
 
 def set_style():
+    """The matplotlib settings every figure shares (DPI, font sizes, no top/right spines)."""
     import matplotlib.pyplot as plt
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": DPI, "font.size": 9, "axes.titlesize": 9,
                          "axes.spines.top": False, "axes.spines.right": False, "figure.max_open_warning": 0})
@@ -67,6 +68,7 @@ def _add_title_line(fig, line: str):
 
 
 def set_figure_dir(path: str | os.PathLike) -> Path:
+    """Save the next figures under ``path`` (created); returns it."""
     global _FIG_DIR
     _FIG_DIR = Path(path)
     _FIG_DIR.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,7 @@ def set_figure_dir(path: str | os.PathLike) -> Path:
 
 
 def figure_dir() -> Path:
+    """Where `save_figure` writes: the folder `set_figure_dir` chose, else figures/."""
     return _FIG_DIR if _FIG_DIR is not None else FIGURES
 
 
@@ -125,6 +128,7 @@ def image_grid(images, nrow: int, pad: int = 1, pad_value: float = 1.0) -> np.nd
 
 
 def show_images(ax, images, nrow: int, title: str | None = None):
+    """Draw ``images`` on ``ax`` as a grid of ``nrow`` per row, without axes; returns ``ax``."""
     ax.imshow(image_grid(images, nrow), interpolation="nearest")
     ax.set_axis_off()
     if title:

@@ -66,6 +66,7 @@ def plot_curves(tables: dict, fits: dict | None = None):
 
 
 def save_curves(tables: dict, fits: dict, path) -> None:
+    """Draw `plot_curves` of the runs' tables and fits and save it to ``path`` (PNG, no Software metadata)."""
     plot_curves(tables, fits).savefig(path, dpi=DPI, metadata={"Software": None})
 
 

@@ -63,6 +63,7 @@ class DriftReport:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing moved too far (no findings)."""
         return not self.findings
 
     def text(self) -> str:

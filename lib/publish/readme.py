@@ -44,6 +44,7 @@ VERDICT_TEXT = {True: "holds", False: "does not hold"}
 
 @dataclass(frozen=True)
 class Claim:
+    """One row of the scorecard: the paper's claim, the run and key numbers that test it, and its verdict key."""
     claim: str
     run: str                 # figures/<run>/numbers.json
     paper_figure: str
@@ -267,6 +268,7 @@ def verdict_counts(rows: list[dict]) -> str:
 
 
 def numbers_block(runs: dict) -> str:
+    """The ``numbers`` block: the checkpoints' provenance, the scorecard and how to read its verdicts."""
     rows = scorecard(runs)
     lines = [f"Checkpoints: {provenance(runs)}." if runs else "No numbers.json yet: run `make figures`.", "",
              scorecard_markdown(rows), "",
@@ -278,11 +280,14 @@ def numbers_block(runs: dict) -> str:
 
 
 def notebooks_block() -> str:
+    """The ``notebooks`` block: one line per notebook (link, paper figures, what it teaches)."""
     return "\n".join(f"- [`{stem}`](notebooks/{stem}.ipynb) — {nb.paper} — {nb.teaches}."
                      for stem, nb in NOTEBOOKS.items())
 
 
 def study_block(path=None) -> str:
+    """The ``study`` block: the factor study's final table and findings (default figures/evidence/study.jsonl),
+    or a line saying how to make it."""
     path = Path(path or FIGURES / "evidence" / "study.jsonl")
     if not path.is_file():
         return f"`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}` not found: run `make study`."

@@ -51,6 +51,8 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def find_notebooks(only=None) -> list[Path]:
+    """The numbered notebooks, in order; with ``only``, those whose stem starts with one of its entries
+    (SystemExit naming any entry that matches none)."""
     nbs = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if only:
         want = [str(o) for o in only]
@@ -140,6 +142,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def parse_value(s: str):
+    """A -p value as papermill gets it: JSON if it parses, True/False/None by name, else the text itself."""
     try:
         return json.loads(s)
     except json.JSONDecodeError:
@@ -147,6 +150,7 @@ def parse_value(s: str):
 
 
 def export_html(ipynb: Path, out: Path) -> None:
+    """Write the executed notebook ``ipynb`` as classic-template HTML to ``out``."""
     import nbformat
     from nbconvert import HTMLExporter
     nb = nbformat.read(ipynb, as_version=4)

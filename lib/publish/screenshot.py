@@ -39,6 +39,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-s
 
 
 def missing() -> str | None:
+    """Why a screenshot cannot be taken here (no Chromium, no playwright), or None."""
     if not CHROMIUM.exists():
         return f"{CHROMIUM} not found (run .ci/install-browser.sh)"
     try:
@@ -49,12 +50,14 @@ def missing() -> str | None:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of the call."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def write_settings(settings: Path):
+    """Write JupyterLab settings under ``settings``: no autosave, no news, the default kernel started unasked."""
     for plugin, values in {"docmanager-extension/plugin": {"autosave": False},
                            "apputils-extension/notification": {"fetchNews": "false"},
                            "notebook-extension/tracker": {"autoStartDefaultKernel": True}}.items():

@@ -169,6 +169,8 @@ def _label(run: str) -> str:
 
 
 def run_page(run: str, figures: Path, data: dict, numbers: dict, nav: str) -> str:
+    """The HTML page of run ``run`` (a notebook, or variant/notebook): provenance, verdicts, key numbers and
+    every figure with its caption and paper counterpart."""
     stem = run.split("/")[-1]
     variant = run.split("/")[0] if "/" in run else ""
     nb = NOTEBOOKS.get(stem)
@@ -219,6 +221,7 @@ def run_page(run: str, figures: Path, data: dict, numbers: dict, nav: str) -> st
 
 
 def index_page(runs: list[str], figures: Path, numbers: dict, rows: list[dict], nav: str) -> str:
+    """The site's index.html: the scorecard, the network, and a table of the runs of each checkpoint."""
     parts = ["<h1>Sparse semantic representations in a blind denoiser: results</h1>",
              "<p>A reproduction of Kadkhodaie, Mallat &amp; Simoncelli (arXiv 2506.01912) on the shipped CPU "
              "checkpoints. Every number and figure on these pages comes from the last <code>make figures</code> "
@@ -283,6 +286,7 @@ def build_site(figures=FIGURES, check: bool = False) -> list[str]:
 
 
 def site_pages(figures=FIGURES) -> list[Path]:
+    """The HTML pages of the site under ``figures``."""
     return sorted((Path(figures) / SITE).glob("*.html"))
 
 

@@ -42,12 +42,14 @@ def significant(x: float, digits: int = 4) -> float:
 
 
 def device_name(dev: torch.device) -> str:
+    """The device as reported: the GPU's name, or the CPU with its thread count."""
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def measured_matmul_tflops(dev: torch.device, n: int = 8192, seconds: float = 2.0) -> float:
+    """TFLOP/s of repeated n x n matmuls (bf16 where supported) over ``seconds``; n = 1024 on a CPU."""
     dtype = torch.bfloat16 if bf16_supported(dev) else torch.float32
     n = n if dev.type == "cuda" else 1024
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
@@ -67,6 +69,7 @@ def measured_matmul_tflops(dev: torch.device, n: int = 8192, seconds: float = 2.
 
 
 def peak_tflops(dev: torch.device, seconds: float = 2.0) -> tuple[float, str]:
+    """(dense bf16 peak TFLOP/s, where it came from): the table of known GPUs, else a measured matmul."""
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev).upper()
         for key, v in PEAK_BF16_TFLOPS.items():  # longest, most specific keys first in the table
@@ -76,12 +79,15 @@ def peak_tflops(dev: torch.device, seconds: float = 2.0) -> tuple[float, str]:
 
 
 def peak_memory_gb(dev: torch.device) -> float:
+    """Peak memory so far in GiB: the GPU's allocated peak, or the process's peak RSS on a CPU."""
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB (process RSS)
 
 
 def train_phase(a, dev, work: Path) -> dict:
+    """Train ``a.preset`` for ``a.train_seconds`` (from the first step) through the real Trainer; returns the
+    model and the phase's throughput, TFLOP/s and peak memory."""
     cfg = TrainConfig(out=str(work / "train"), preset=a.preset, dataset=a.dataset, size=a.size,
                       n_train=a.n_train, n_val=a.n_val, batch_size=a.batch_size, lr=1e-3, schedule="constant",
                       total_images=10**12, ckpt_every=10**9, log_every=50, device=str(dev), amp="auto",
@@ -110,6 +116,8 @@ def train_phase(a, dev, work: Path) -> dict:
 
 
 def extract_phase(a, model, dev, work: Path) -> dict:
+    """Extract phi (sigmas 0 and 0.1, middle block) for ``a.n_extract`` images; returns the phi at 0.1 as ``X``
+    and the phase's throughput, TFLOP/s and peak memory."""
     model.eval()
     uniq, _ = open_pool(a.dataset, "test", a.size, min(a.unique, a.n_extract), a.seed, work / "data_cache",
                         progress=not a.no_progress)
@@ -137,6 +145,7 @@ def extract_phase(a, model, dev, work: Path) -> dict:
 
 
 def kmeans_phase(a, X, dev) -> dict:
+    """Time `torch_kmeans` on ``X`` (k = ``a.k``) on the device; returns its seconds, inertia and clusters used."""
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()

@@ -56,6 +56,8 @@ def _aggregate(rows: list[dict]) -> dict:
 
 def run(checkpoint="data/checkpoints/tux32", quick=False, n_targets=8, n_samples=2, seeds=(0, 1),
         progress=False) -> dict:
+    """The benchmark of the module docstring on ``checkpoint``: one flat dict of ``sampler_*`` and ``*kept_factor*``
+    numbers (``quick``: 2 targets, one seed, short schedules)."""
     model = load_model(resolve_checkpoint(checkpoint))
     n_pool, n_readers = POOL_IMAGES, READER_IMAGES
     if quick:

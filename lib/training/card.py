@@ -48,6 +48,8 @@ OPTIONAL = (".optim.safetensors",)  # Adam's state, shipped with --with-optimize
 
 def card(name: str, meta: dict, table: dict, config: dict, retrain: str = "make checkpoint",
          live: list[dict] | None = None, read: dict | None = None) -> str:
+    """The checkpoint card (Markdown): data, network, training and lineage, the held-out PSNR table against the
+    blur oracle, and the liveness and class readout where given."""
     tc = meta.get("train_config", {})
     ok = all(r["output"] > r["input"] and r["output"] > r["blur_oracle"] for r in table.values())
     lines = [f"# Checkpoint `{name}`", "",

@@ -76,6 +76,7 @@ def new_leg(lineage: list[dict], step: int, images_seen: int, from_sha256: str |
 
 
 def same_legs(a: dict, b: dict) -> bool:
+    """Whether two leg records agree on everything fixed at a leg's start (LEG_KEYS)."""
     return all(a.get(k) == b.get(k) for k in LEG_KEYS)
 
 
@@ -86,6 +87,7 @@ def descends_from(lineage: list[dict], ancestor: list[dict]) -> bool:
 
 
 def last_data_sha256(lineage: list[dict]) -> str | None:
+    """The data fingerprint of the latest leg that recorded one (None if none did)."""
     for leg in reversed(lineage):
         if leg.get("data_sha256"):
             return leg["data_sha256"]

@@ -37,6 +37,8 @@ def load_study(path=STUDY) -> tuple[dict, dict]:
 
 
 def run_config(name: str, base: dict, over: dict, runs_dir=RUNS):
+    """The TrainConfig of study run ``name``: ``base`` updated by its overrides (model overrides merged),
+    training into ``runs_dir``/``name``."""
     merged = {**base, **over, "out": str(Path(runs_dir) / name)}
     if "model" in base or "model" in over:
         merged["model"] = {**base.get("model", {}), **over.get("model", {})}
@@ -44,6 +46,8 @@ def run_config(name: str, base: dict, over: dict, runs_dir=RUNS):
 
 
 def run(names=None, study=STUDY, runs_dir=RUNS, progress=True):
+    """Train the study's runs (``names``, default all) in order; each resumes where it stopped, and a SIGTERM
+    stops the study after the trainer has saved its state."""
     base, runs = load_study(study)
     unknown = set(names or []) - set(runs)
     if unknown:

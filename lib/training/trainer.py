@@ -76,6 +76,8 @@ from lib.training.lineage import (
 
 @dataclass
 class TrainConfig:
+    """Every setting of a training run: output folder, network, data, optimizer and lr schedule, noise levels,
+    checkpoints, snapshots and evidence, device and speed options (`scripts.train` takes each as a flag)."""
     out: str = "runs/tux32"
     preset: str = "cpu32"
     model: dict = field(default_factory=dict)  # UNetConfig overrides, e.g. {"norm": "batch"}
@@ -139,6 +141,7 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
+        """Optimizer steps in the run: ``total_images`` // ``batch_size`` (at least 1)."""
         return max(1, self.total_images // self.batch_size)
 
     def compatible(self) -> dict:
@@ -225,6 +228,7 @@ class BatchStream:
         return self._perms[epoch]
 
     def indices(self, step: int) -> torch.Tensor:
+        """Pool indices of global batch ``step``, crossing into the next epoch's permutation where needed."""
         k0 = step * self.b
         out, k = [], k0
         while k < k0 + self.b:
@@ -323,6 +327,8 @@ class Trainer:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self):
+        """Write the run's state (weights, Adam, EMA, metadata) and its model (and EMA model) into ``cfg.out``
+        (rank 0 only; on a write error, `_write_failed` saves them elsewhere)."""
         if self.rank != 0:
             return
         sd = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -345,6 +351,8 @@ class Trainer:
         self._saved_step = self.step
 
     def metadata(self, ema: bool = False) -> dict:
+        """The checkpoint metadata: dataset, size, position, wall time, config, history and lineage (the current
+        leg's end filled in), plus the EMA's settings for ``ema=True``."""
         meta = {"dataset": self.cfg.dataset, "size": self.cfg.size, "step": self.step,
                 "images_seen": self.images_seen, "wall_s": round(self.wall, 1),
                 "train_config": dataclasses.asdict(self.cfg)}
@@ -374,6 +382,8 @@ class Trainer:
                               f"checkpoint there ({last}) is intact; {saved}") from None
 
     def try_resume(self) -> bool:
+        """Resume from ``cfg.out``/state.safetensors if it exists, after checking that the settings, the data and
+        (when continuing) the lineage allow it; returns whether it resumed."""
         path = self.out / "state.safetensors"
         if not path.is_file():
             self._truncate_log(-1)  # a fresh start: entries of a run killed before its first checkpoint go
@@ -542,6 +552,7 @@ class Trainer:
         atomic_write_bytes(log, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def log(self, rec: dict):
+        """Append ``rec`` as one JSON line to ``cfg.out``/log.jsonl (rank 0 only)."""
         if self.rank != 0:
             return
         try:
