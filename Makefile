@@ -64,7 +64,9 @@ screenshot: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/python -m scripts.notebooks --smoke --rendered /tmp/smoke-rendered --figures /tmp/smoke-figures
 
+## House style by tools: ruff (pyproject.toml [tool.ruff]) first, so a lint error fails the target before the tests
 test: $(STAMP)
+	$(BIN)/ruff check lib scripts tests
 	bash .ci/install-browser.sh $(BIN)/pip || echo "no chromium: the browser test will be skipped"
 	$(BIN)/python -m pytest -q
 
