@@ -173,3 +173,21 @@ def test_sampler_hit_is_the_run(tiny, cache):
                           projection=dict(iters=1))
     assert not torch.equal(other.samples, a.samples)
     assert len(list((cache / "samples").glob("*.npz"))) == 2
+
+
+def test_probe_fit_rebuilt_from_the_cache_predicts_as_fitted(cache):
+    rng = np.random.default_rng(1)
+    ytr, yte = np.arange(300) % 3, np.arange(90) % 3
+    Xtr, Xte = rng.normal(size=(300, 6)) + ytr[:, None] * 0.7, rng.normal(size=(90, 6)) + yte[:, None] * 0.7
+    a = readout.fit_probe(Xtr, ytr, seed=0)
+    b = readout.fit_probe(Xtr, ytr, seed=0)
+    assert len(list((cache / "probe_fit").glob("*.npz"))) == 1
+    _, std, _, _, _ = readout._train_rows(Xtr, ytr)
+    fitted, train_acc, best, cv = readout._fit_logistic(std, ytr, 0, readout.PROBE_CS, 3, 300, readout.PROBE_CV_ROWS)
+    direct = fitted.predict((Xte - a.mu) / a.sd)
+    assert np.array_equal(a.predict(Xte), direct) and np.array_equal(b.predict(Xte), direct)
+    assert a.info == b.info and a.info["C"] == best and a.info["cv_accuracy"] == cv
+    assert a.train_accuracy == b.train_accuracy == train_acc
+    assert readout.knn_accuracy(Xtr, ytr, Xte, yte) == readout.knn_accuracy(Xtr, ytr, Xte, yte)
+    assert readout.ridge_probe(Xtr, ytr, Xte, yte) == readout.ridge_probe(Xtr, ytr, Xte, yte)
+    assert {p.parent.name for p in cache.glob("*/*.json")} == {"knn", "ridge"}

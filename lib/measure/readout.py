@@ -180,8 +180,31 @@ def fit_probe(Xtr, ytr, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: in
               cv_rows: int = PROBE_CV_ROWS) -> Classifier:
     """Multinomial logistic regression (L2) on standardized features, its inverse strength C chosen from
     ``Cs`` by stratified ``folds``-fold cross-validation on (a seeded, stratified subsample of at most
-    ``cv_rows`` of) the training rows, then refit on all of them. info: C, cv_accuracy (per C), n_train."""
-    _, a, ytr, mu, sd = _train_rows(Xtr, ytr)
+    ``cv_rows`` of) the training rows, then refit on all of them. info: C, cv_accuracy (per C), n_train.
+
+    The fitted coefficients are kept in the content-keyed cache (`lib.core.memo`, keyed by the rows, labels
+    and settings); the returned estimator is rebuilt from them on a hit and a miss alike."""
+    raw, a, ytr, mu, sd = _train_rows(Xtr, ytr)
+    from sklearn.linear_model import LogisticRegression
+    key = {"rows": digest(raw, ytr), "seed": int(seed), "cs": [float(c) for c in Cs], "folds": int(folds),
+           "max_iter": int(max_iter), "cv_rows": int(cv_rows)}
+
+    def compute():
+        clf, train_acc, best, cv = _fit_logistic(a, ytr, seed, Cs, folds, max_iter, cv_rows)
+        return {"coef": clf.coef_, "intercept": clf.intercept_, "classes": clf.classes_, "train_acc": train_acc,
+                "C": best, "cv_C": np.array(list(cv), dtype=np.float64),
+                "cv_acc": np.array(list(cv.values()), dtype=np.float64)}
+    got = memo_arrays("probe_fit", key, compute)
+    clf = LogisticRegression(C=float(got["C"]), max_iter=int(max_iter), random_state=int(seed))
+    clf.coef_, clf.intercept_, clf.classes_ = got["coef"], got["intercept"], got["classes"]
+    clf.n_features_in_ = a.shape[1]
+    cv = {float(c): float(v) for c, v in zip(got["cv_C"], got["cv_acc"])}
+    return Classifier("probe", mu, sd, clf, float(got["train_acc"]),
+                      {"n_train": len(a), "C": float(got["C"]), "cv_accuracy": cv})
+
+
+def _fit_logistic(a, ytr, seed, Cs, folds, max_iter, cv_rows):
+    """`fit_probe`'s fits on standardized rows: (estimator, train accuracy, chosen C, {C: CV accuracy})."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -208,7 +231,7 @@ def fit_probe(Xtr, ytr, seed: int = 0, Cs=PROBE_CS, folds: int = 3, max_iter: in
             best = float(Cs[0])
         clf = fit(a, ytr, best)
         train_acc = float((clf.predict(a) == ytr).mean())
-    return Classifier("probe", mu, sd, clf, train_acc, {"n_train": len(a), "C": best, "cv_accuracy": cv})
+    return clf, train_acc, best, cv
 
 
 @timed("probes")
@@ -230,7 +253,15 @@ def ridge_probe(Xtr, ytr, Xte, yte, alphas=(1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5))
 
     One thin SVD of the training rows, X = U S V^T, serves every alpha: the fitted values are
     U diag(s^2 / (s^2 + alpha)) U^T Y and the leave-one-out ones follow from the hat
-    matrix's diagonal h = sum_j U_ij^2 s_j^2 / (s_j^2 + alpha), as (Yhat - h Y) / (1 - h)."""
+    matrix's diagonal h = sum_j U_ij^2 s_j^2 / (s_j^2 + alpha), as (Yhat - h Y) / (1 - h).
+    Kept in the content-keyed cache (`lib.core.memo`)."""
+    yte = _check_test(Xtr, ytr, Xte, yte)
+    key = {"rows": digest(as_numpy(Xtr, "Xtr"), np.asarray(ytr), as_numpy(Xte, "Xte"), yte),
+           "alphas": [float(x) for x in alphas]}
+    return memo_json("ridge", key, lambda: _ridge_probe(Xtr, ytr, Xte, yte, alphas))
+
+
+def _ridge_probe(Xtr, ytr, Xte, yte, alphas) -> dict:
     a, b = standardize(Xtr, Xte)
     ytr, yte = _labels(ytr, yte, len(a), len(b))
     classes, yi = np.unique(ytr, return_inverse=True)
@@ -268,9 +299,10 @@ def fit_knn(Xtr, ytr, k: int = KNN_K) -> Classifier:
 
 @timed("probes")
 def knn_accuracy(Xtr, ytr, Xte, yte, k: int = KNN_K) -> float:
-    """Accuracy of `fit_knn` on the test rows."""
+    """Accuracy of `fit_knn` on the test rows (kept in the content-keyed cache, `lib.core.memo`)."""
     yte = _check_test(Xtr, ytr, Xte, yte)
-    return float((fit_knn(Xtr, ytr, k).predict(Xte) == yte).mean())
+    key = {"rows": digest(as_numpy(Xtr, "Xtr"), np.asarray(ytr), as_numpy(Xte, "Xte"), yte), "k": int(k)}
+    return float(memo_json("knn", key, lambda: float((fit_knn(Xtr, ytr, k).predict(Xte) == yte).mean())))
 
 
 def pca_like(Xtr, Xte, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
