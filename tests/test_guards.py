@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fileguard import snapshot
-from lib.core.checks import read_json, read_jsonl, run_cli
+from fileguard import run_command, snapshot
+from lib.core.checks import read_json, read_jsonl
 from lib.core.paths import CHECKPOINTS, FIGURES, ROOT
 from lib.publish import runner
 from scripts import notebooks as notebooks_cli
@@ -27,13 +27,7 @@ def repository_unchanged():
 
 def cli(main, argv, capsys):
     """(exit code, stderr) of a command run in-process through run_cli."""
-    capsys.readouterr()
-    try:
-        run_cli(main, [str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    err = capsys.readouterr().err
+    code, _, err = run_command(main, argv, capsys)
     return code, err
 
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from fileguard import snapshot
-from lib.core.checks import read_json, run_cli
+from fileguard import run_command, snapshot
+from lib.core.checks import read_json
 from lib.core.paths import FIGURES, ROOT
 from lib.publish import readme, runner
 from scripts import bench as bench_cli
@@ -30,14 +30,7 @@ def committed_unchanged():
 
 def cli(main, argv, capsys):
     """(exit code, stdout, stderr) of a command run in-process through run_cli."""
-    capsys.readouterr()
-    try:
-        run_cli(main, [str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_command(main, argv, capsys)
 
 
 def _notebooks(folder, bodies: dict):
