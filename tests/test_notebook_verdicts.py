@@ -241,3 +241,84 @@ def test_separation_plot_draws_when_no_pair_of_groups_is_large_enough():
     fig = nb05.separation_plot({f"{s}: {k}": empty for s in ("trained", "untrained", "pixels")
                                 for k in ("clusters", "classes")})
     assert len(fig.axes) == 3
+
+
+# ---- notebook 03: structure_verdict, verdict_markdown, the Fig. 7 panels -------------------------------------------
+
+def test_nb03_structure_verdict_rules():
+    from lib.notebook import nb03_sampling as nb03
+    ok = nb03.structure_verdict(0.2, 0.3, 0.1, 0.3, 400, 4000, "holds")
+    assert ok == {"closer": True, "diverse": True, "cheap": True, "claim": "holds",
+                  "claim_structure_kept": True, "claim_fast_10x_fewer_nfe": True}
+    edge = nb03.structure_verdict(0.27, 0.3, 0.075, 0.3, 401, 4000, "holds")  # 90% and 25% are not enough
+    assert (edge["closer"], edge["diverse"], edge["cheap"], edge["claim"]) == (False, False, False, "does not hold")
+    assert not edge["claim_structure_kept"]
+    part = nb03.structure_verdict(0.2, 0.3, 0.1, 0.3, 400, 4000, "partly")
+    assert part["claim"] == "partly" and not part["claim_structure_kept"]
+    assert nb03.structure_verdict(0.2, 0.3, 0.1, 0.3, 400, 4000, "does not hold")["claim"] == "does not hold"
+
+
+def test_nb03_verdict_markdown_says_the_verdict():
+    from lib.notebook import nb03_sampling as nb03
+    row = {"NFE": 400, "wall s / target": 1.0, "phi rel err": 0.04, "phi err / spread": 0.1, "PSNR to target": 12.0,
+           "final eff. sigma": 0.02}
+    best = {"factor": "background", "reader": "probe", "guided": 0.67, "guided_ci_low": 0.57, "guided_ci_high": 0.75,
+            "unconditional": 0.04, "second_real": 0.8, "target": 0.9}
+    other = dict(best, factor="class", guided=0.07, guided_ci_low=0.03, guided_ci_high=0.14, unconditional=0.07)
+    sub = [{"subspace": s, "guided": 0.5, "guided_ci_low": 0.4, "guided_ci_high": 0.6, "dropped": d}
+           for s, d in (("all", "-"), ("specialized", 0.1), ("common", 0.2))]
+    m = {"checkpoint": "c", "images_seen": 10, "dataset": "d", "n_targets": 6, "n_samples": 8, "n_ref_targets": 1,
+         "ref_steps": 25, "fast_row": row, "ref_row": dict(row, NFE=4000), "best": best, "kept": "holds",
+         "kept_rows": [best, other], "div_fast": 0.23, "div_ref": 0.16, "div_unc": 0.31, "dist_fast": 0.26,
+         "dist_ref": 0.19, "dist_unc": 0.34, "n_kept_targets": 50, "n_kept_samples": 2, "unc_steps": 100,
+         "unc_nfe": 100, "near": {"nearest_is_target": 0.1, "chance": 0.001, "target_rank_median": 3},
+         "n_images": 1000, "sub_rows": sub, "sub_psnr": {"specialized": 11.0, "common": 10.0},
+         "n_guided": 100, "n_unc": 64, "quality_note": "q", "smoke": False,
+         "live_phi": {"varying_fraction": 0.4, "mean_cosine": 0.6, "degenerate": False, "n": 500}}
+    m["verdict"] = nb03.structure_verdict(0.26, 0.34, 0.23, 0.31, 400, 4000, "holds")
+    text = nb03.verdict_markdown(m)
+    assert "holds on this model" in text and "10x fewer" in text and "(other factors not kept: class)" in text
+    m["verdict"] = nb03.structure_verdict(0.26, 0.34, 0.01, 0.31, 400, 4000, "holds")
+    assert "does NOT hold on this model" in nb03.verdict_markdown(m)
+
+
+def test_nb03_fig7_panels():
+    import torch
+
+    from lib.notebook import nb03_sampling as nb03
+    from lib.sampling.samplers import SampleResult
+    t = torch.rand(4, 3, 16, 16)
+    s = torch.rand(4 * 3, 3, 16, 16)
+    fig = nb03.plot_fig7(t, s, 3, [f"t{i}" for i in range(4)])
+    assert len(fig.axes) == 6 and sum(a.axison for a in fig.axes) == 0  # 2 rows of 3; the spare two are blank
+    r = SampleResult(s[:6], 10, torch.zeros(0), torch.zeros(6), None, 1, 0.0)
+    fig = nb03.plot_reference_vs_fast(t, SampleResult(s[:3], 100, torch.zeros(0), torch.zeros(3), None, 1, 0.0), r, 3)
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "reference: 100 NFE"
+
+
+# ---- notebook 04: distance_claims, block_labels ----------------------------------------------------------------
+
+def _auc(tr, un, px):
+    return {"trained a4": {"AUC class": tr}, "untrained a4": {"AUC class": un}, "pixels": {"AUC class": px}}
+
+
+def _rel(sp, psp, band, px_sp=0.3, px_band=6.0):
+    return {"trained a4": {"spearman": sp, "partial spearman": psp, "band ratio": band},
+            "pixels": {"spearman": px_sp, "band ratio": px_band}}
+
+
+def test_nb04_distance_claims():
+    c = nb04.distance_claims(_auc(0.7, 0.6, 0.55), _rel(0.8, 0.4, 3.0), ["class"], degenerate=False)
+    assert c["semantic"] == {"class": True} and c["tracks"]
+    assert c["claim_tracks_density_distance"] == c["claim_distance_semantic"] == "holds"
+    for rel in (_rel(0.5, 0.4, 3.0), _rel(0.8, 0.2, 3.0), _rel(0.8, 0.4, 6.0), _rel(0.8, 0.4, 3.0, px_sp=0.9)):
+        assert nb04.distance_claims(_auc(0.7, 0.6, 0.55), rel, ["class"], False)["claim_tracks_density_distance"] \
+            == "does not hold"
+    assert nb04.distance_claims(_auc(0.7, 0.7, 0.55), _rel(0.8, 0.4, 3.0), ["class"], False)[
+        "claim_distance_semantic"] == "does not hold"
+    d = nb04.distance_claims(_auc(0.7, 0.6, 0.55), _rel(0.8, 0.4, 3.0), ["class"], degenerate=True)
+    assert d["claim_tracks_density_distance"] == d["claim_distance_semantic"] == "degenerate"
+
+
+def test_nb04_block_labels_invert_the_one_alias_map():
+    assert nb04.block_labels() == {"enc1": "a1", "enc2": "a2", "enc3": "a3", "mid": "a4", "dec3": "a5", "dec2": "a6"}

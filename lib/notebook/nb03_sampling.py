@@ -11,7 +11,8 @@ import torch
 from lib.core.metrics import gaussian_blur
 from lib.measure.kept import features, kept_table
 from lib.measure.kernel_distance import kid_test
-from lib.notebook.plots import show_images
+from lib.measure.readout import ANALYSIS_SIGMA, liveness_note
+from lib.notebook.plots import show_images, show_ring
 from lib.sampling import samplers as S
 from lib.sampling.guidance import channel_count
 from lib.sampling.quality import dropped_share, summarize
@@ -214,3 +215,123 @@ def quality_note(rows: list[dict]) -> str:
                      f"{R['blurred'][s]['kid']:.3g}")
     clip = ", ".join(f"{k} {r['outside_01']:.2%}" for k, r in R.items() if r["outside_01"] == r["outside_01"])
     return "KID to held-out images " + "; ".join(parts) + f". Pixel values outside [0, 1] before clipping: {clip}."
+
+
+# --------------------------------------------------------------------------------------------- figures 7
+def plot_fig7(targets, samples, n_samples: int, titles: list[str], cols: int = 3):
+    """Fig. 7: each target (T, C, H, W) in the middle of a ring of its ``n_samples`` samples (target-major rows
+    of ``samples``), ``cols`` targets per row, one title per target."""
+    import matplotlib.pyplot as plt
+
+    T = targets.shape[0]
+    per = samples.reshape(T, n_samples, *targets.shape[1:])
+    cols = min(cols, T)
+    rows = -(-T // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.7 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < T:
+            show_ring(ax, targets[i], per[i], titles[i])
+        else:
+            ax.set_axis_off()
+    return fig
+
+
+def plot_reference_vs_fast(targets, ref, fast, n_samples: int):
+    """Fig. 7's two presets side by side: for each of ref's targets, its samples by the reference preset and by
+    the fast one (``ref``, ``fast``: SampleResults on the first targets, ``n_samples`` each, target-major)."""
+    import matplotlib.pyplot as plt
+
+    n = ref.samples.shape[0] // n_samples
+    ref_s = ref.samples.reshape(n, n_samples, *targets.shape[1:])
+    fast_s = fast.samples.reshape(-1, n_samples, *targets.shape[1:])
+    fig, axes = plt.subplots(n, 2, figsize=(5.4, 2.8 * n), squeeze=False)
+    for i in range(n):
+        show_ring(axes[i, 0], targets[i], ref_s[i], f"reference: {ref.nfe} NFE")
+        show_ring(axes[i, 1], targets[i], fast_s[i], f"fast: {fast.nfe} NFE")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- the verdict
+CLOSER_MARGIN = 0.9      # "closer to the target": fast samples' mean RMSE below 90% of the unconditional ones'
+DIVERSE_FRACTION = 0.25  # "still differ": diversity among a target's samples above 25% of the unconditional's
+CHEAPER_FACTOR = 10      # the fast preset's claim: at least 10x fewer network evaluations than the reference
+
+
+def structure_verdict(dist_fast: float, dist_unconditional: float, div_fast: float, div_unconditional: float,
+                      nfe_fast: int, nfe_reference: int, kept: str) -> dict:
+    """The paper's claim (samples keep the target's global content and vary in detail) from the measured numbers.
+
+    dist_*: mean RMSE of samples to their target (fast preset) and of unconditional samples to the targets;
+    div_*: mean pairwise RMSE among a target's samples and among unconditional samples; kept: `kept_verdict`
+    of the kept factor ("holds", "partly", "does not hold"). Returns closer, diverse, cheap (booleans), the
+    claim's word ("holds", "partly", "does not hold"), claim_structure_kept (holds and diverse) and
+    claim_fast_10x_fewer_nfe."""
+    closer = float(dist_fast) < CLOSER_MARGIN * float(dist_unconditional)
+    diverse = float(div_fast) > DIVERSE_FRACTION * float(div_unconditional)
+    cheap = int(nfe_fast) * CHEAPER_FACTOR <= int(nfe_reference)
+    word = kept if diverse and kept in ("holds", "partly") else "does not hold"
+    return {"closer": closer, "diverse": diverse, "cheap": cheap, "claim": word,
+            "claim_structure_kept": bool(kept == "holds" and diverse), "claim_fast_10x_fewer_nfe": bool(cheap)}
+
+
+def verdict_markdown(m: dict) -> str:
+    """Notebook 03's closing cell from its measurements ``m`` (a dict with the keys the notebook builds: the
+    run (checkpoint, images_seen, dataset, sizes), the summary rows (fast, reference), distances and
+    diversities, the kept-factor rows, nearest-real, subspaces, quality, liveness and `structure_verdict`)."""
+    fr, rr_, best, v = m["fast_row"], m["ref_row"], m["best"], m["verdict"]
+    sub_rows, near = m["sub_rows"], m["near"]
+    others = "; ".join(f"{q['factor']} ({q['reader']}) {q['guided']:.2f} vs {q['unconditional']:.2f} unconditional, "
+                       f"{q['second_real']:.2f} second real: {kept_verdict(q)}"
+                       for q in m["kept_rows"] if q is not best)
+    lost = sorted({q["factor"] for q in m["kept_rows"]}
+                  - {q["factor"] for q in m["kept_rows"] if kept_verdict(q) in ("holds", "partly")})
+    kept = m["kept"]
+    lead = {"holds": "holds on this model: ", "partly": "holds only partly on this model: "}
+    lines = [
+        f"Checkpoint `{m['checkpoint']}` ({m['images_seen']} training images seen); {m['n_targets']} held-out "
+        f"`{m['dataset']}` targets x {m['n_samples']} samples (fast), {m['n_ref_targets']} x {m['n_samples']} "
+        f"(reference).",
+        "",
+        f"- **Cost**: reference {rr_['NFE']} NFE and {rr_['wall s / target']:.1f} s per target; fast {fr['NFE']} NFE "
+        f"({rr_['NFE'] / fr['NFE']:.0f}x fewer) and {fr['wall s / target']:.1f} s per target "
+        f"({rr_['wall s / target'] / max(fr['wall s / target'], 1e-9):.0f}x less wall time).",
+        f"- **phi match**: relative error reference {rr_['phi rel err']:.4f}, fast {fr['phi rel err']:.4f}; on the "
+        f"scale of the typical distance between two images' phi: {rr_['phi err / spread']:.2f} vs "
+        f"{fr['phi err / spread']:.2f}.",
+        f"- **Image quality**: PSNR to the target {rr_['PSNR to target']:.1f} vs {fr['PSNR to target']:.1f} dB; final "
+        f"effective sigma (noise the denoiser still sees) {rr_['final eff. sigma']:.3f} vs "
+        f"{fr['final eff. sigma']:.3f}.",
+        f"- **Diversity**: mean pairwise RMSE among samples of one target: fast {m['div_fast']:.3f}, reference "
+        f"{m['div_ref']:.3f}; unconditional samples {m['div_unc']:.3f}. Distance to the target: fast "
+        f"{m['dist_fast']:.3f}, reference {m['dist_ref']:.3f}, unconditional {m['dist_unc']:.3f}.",
+        f"- **What the samples keep** ({m['n_kept_targets']} targets x {m['n_kept_samples']} samples): the kept "
+        f"factor, {best['factor']} read by {best['reader']}, matches its target for {best['guided']:.2f} "
+        f"[{best['guided_ci_low']:.2f}, {best['guided_ci_high']:.2f}] of the self-guided samples, against "
+        f"{best['unconditional']:.2f} for unconditional samples ({m['unc_steps']} steps, {m['unc_nfe']} NFE), "
+        f"{best['second_real']:.2f} for a second real image with the same {best['factor']} and {best['target']:.2f} "
+        f"for the target itself: **{kept}**. Other factors: {others}.",
+        f"- **Copies?** The nearest of the {m['n_images']} held-out images is the target itself for "
+        f"{near['nearest_is_target']:.0%} of the samples (chance {near['chance']:.1%}; median rank of the target "
+        f"{near['target_rank_median']:.0f}).",
+        "- **Subspaces** (dropped channels driven to zero): the kept factor matches for "
+        + ", ".join(f"{q['subspace']} {q['guided']:.2f} [{q['guided_ci_low']:.2f}, {q['guided_ci_high']:.2f}]"
+                    for q in sub_rows)
+        + f"; the dropped channels keep {sub_rows[1]['dropped']} (specialized-only) and {sub_rows[2]['dropped']} "
+        f"(common-only) of the targets' activity. PSNR to the target {m['sub_psnr']['specialized']:.1f} / "
+        f"{m['sub_psnr']['common']:.1f} dB.",
+        f"- **Sample quality** ({m['n_guided']} guided, {m['n_unc']} unconditional samples): {m['quality_note']}",
+        f"- **Representation**: {liveness_note(m['live_phi'], f'phi at σ={ANALYSIS_SIGMA:g}')}",
+        "",
+        "**Paper's claim** (samples keep the target's global content and vary in detail): "
+        + (lead.get(kept, "does NOT hold on this model: ") if v["diverse"] else "does NOT hold on this model: ")
+        + f"the target's {best['factor']} is {dict(holds='kept', partly='partly kept').get(kept, 'not kept')} by the "
+        f"samples (other factors not kept: {', '.join(f for f in lost if f != best['factor']) or 'none'}), which "
+        f"{'still differ' if v['diverse'] else 'hardly differ'} from each other; in pixels they are "
+        f"{'closer' if v['closer'] else 'not closer'} to their target than unconditional samples. The fast preset "
+        + ("costs at least 10x fewer network evaluations than the reference." if v["cheap"] else
+           f"is not 10x cheaper than this panel's shortened reference ({m['ref_steps']} steps); `make bench` compares "
+           "it with the full 100-step reference."),
+    ]
+    if m.get("smoke"):
+        lines.insert(0, "*SMOKE run: tiny model, a handful of samples; the numbers mean nothing.*\n")
+    return "\n".join(lines)

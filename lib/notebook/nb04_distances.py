@@ -1,9 +1,10 @@
-"""Figures of notebook 04 (distances, paper Fig. 8), drawn from arrays the notebook computed."""
+"""Figures and claims of notebook 04 (distances, paper Fig. 8), from arrays the notebook computed."""
 from __future__ import annotations
 
 import numpy as np
 
 from lib.measure import distances
+from lib.model.unet import block_aliases
 from lib.notebook.plots import show_images
 
 
@@ -104,3 +105,32 @@ def auc_table(reps: dict, factors: dict):
                 dists[name] = dd
         rows.append(row)
     return pd.DataFrame(rows).set_index("representation"), dists
+
+
+def block_labels(levels: int = 3) -> dict[str, str]:
+    """{block name: the paper's alias} (enc1 -> a1, ..., mid -> a4, ...), from the one map `block_aliases`."""
+    return {name: alias for alias, name in block_aliases(levels).items()}
+
+
+TRACK_SPEARMAN = 0.5          # phi distance tracks the density distance: Spearman above this ...
+TRACK_PARTIAL_SPEARMAN = 0.2  # ... and the partial Spearman given the pixel distance above this
+
+
+def distance_claims(auc: dict, rel: dict, factors, degenerate: bool) -> dict:
+    """Notebook 04's two claims from its measurements.
+
+    auc: {representation: {"AUC <factor>": value}} for "trained a4", "untrained a4", "pixels"; rel:
+    `spearman_band`'s rows for the same keys. Returns semantic ({factor: trained AUC above both controls}),
+    tracks (Spearman > TRACK_SPEARMAN, above pixels, partial Spearman > TRACK_PARTIAL_SPEARMAN, a narrower band
+    than pixels) and the claims' words: "degenerate" when phi does not vary across images, else "holds" or
+    "does not hold"."""
+    tr, un, px = (auc[k] for k in ("trained a4", "untrained a4", "pixels"))
+    semantic = {f: bool(tr[f"AUC {f}"] > max(un[f"AUC {f}"], px[f"AUC {f}"])) for f in factors}
+    rt, rp = rel["trained a4"], rel["pixels"]
+    tracks = bool(rt["spearman"] > TRACK_SPEARMAN and rt["spearman"] > rp["spearman"]
+                  and rt["partial spearman"] > TRACK_PARTIAL_SPEARMAN and rt["band ratio"] < rp["band ratio"])
+
+    def word(ok: bool) -> str:
+        return "degenerate" if degenerate else ("holds" if ok else "does not hold")
+    return {"semantic": semantic, "tracks": tracks, "claim_tracks_density_distance": word(tracks),
+            "claim_distance_semantic": word(semantic.get("class", False))}
