@@ -160,19 +160,6 @@ def test_wilson_interval():
         probe.wilson_interval(11, 10)
 
 
-def test_probe_separable_and_bad_inputs():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 4))
-    y = (X[:, 0] + X[:, 1] > 0).astype(int) + 2 * (X[:, 2] > 0)
-    r = probe.linear_probe(X, y, seed=0, C=100.0)
-    assert r["accuracy"] > 0.95 and r["ci_low"] <= r["accuracy"] <= r["ci_high"]
-    assert r["n_train"] + r["n_test"] == 300
-    with pytest.raises(ValueError, match="labels"):
-        probe.linear_probe(X, y[:10])
-    with pytest.raises(ValueError, match="labels"):
-        probe.linear_probe(X, np.zeros(300))
-
-
 # ---------------------------------------------------------------- distances
 
 def test_neighbours_and_auc():

@@ -23,7 +23,7 @@ from lib.core.files import exclusive_lock
 from lib.core.paths import CHECKPOINTS, FIGURES
 from lib.data.datasets import load_dataset
 from lib.measure import channels as analysis
-from lib.measure import clustering, distances, probe
+from lib.measure import clustering, distances, readout
 from lib.measure.denoising import denoise
 from lib.model.checkpoint import CheckpointError, load_model, read_tensors, save_model
 from lib.model.unet import UNet, preset
@@ -500,6 +500,11 @@ def sigma_L_zero(t):
 E = np.zeros((0, 8), np.float32)
 
 
+@case("analyses", ValueError, r"ytr: need at least two classes")
+def probe_one_class(t):
+    return lambda: readout.probe(np.random.rand(20, 4), np.zeros(20, int), np.random.rand(5, 4), np.zeros(5, int))
+
+
 @case("analyses", ValueError, r"v: empty array")
 def pr_of_nothing(t):
     return lambda: analysis.participation_ratio(E)
@@ -524,10 +529,6 @@ def kmeans_of_nan(t):
 def kmeans_k_zero(t):
     return lambda: clustering.kmeans(np.random.rand(10, 4), 0)
 
-
-@case("analyses", ValueError, r"labels: need at least two classes")
-def probe_one_class(t):
-    return lambda: probe.linear_probe(np.random.rand(20, 4), np.zeros(20, int))
 
 
 @case("analyses", ValueError, r"k: expected 1 <= k <= 4, got 10")

@@ -31,14 +31,13 @@ import numpy as np
 from lib.core.checks import read_json, read_jsonl
 from lib.core.files import waiting_lock
 from lib.measure.denoising import RELIANCE_SIGMAS, block_reliance, psnr_table
-from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, untrained_twin
+from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, UNTRAINED_SEEDS, untrained_twin
 from lib.model.checkpoint import load_model
 from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
 from lib.training.lineage import weights_fingerprint
 
 CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
 GAP_KEYS = ("probe_acc", "knn_acc")
-INIT_SEEDS = (0, 1, 2)
 RELIANCE_IMAGES = 256
 RELIANCE_KEYS = tuple(f"mid_{k}@{s}" for s in RELIANCE_SIGMAS for k in ("swap_drop", "means_drop"))
 PSNR_SIGMAS = (0.1, 0.4)  # the denoising a factor costs or buys, beside the readout (kind "psnr")
@@ -167,7 +166,7 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
 
     control("pixels", None, lambda: pixel_evidence(data, seed, train))
     control("pca_pixels", None, lambda: pca_pixel_evidence(data, train, dims, seed))
-    for s in INIT_SEEDS:
+    for s in UNTRAINED_SEEDS:
         control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
     shas = {}
     for images, stem in snaps:
@@ -182,7 +181,7 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
             add({"kind": "trained", "images_seen": images, "weights_sha256": sha,
                  **model_evidence(model, data, seed, train, sigma, n_noise)})
     few = data.float()[:RELIANCE_IMAGES]
-    for s in INIT_SEEDS:
+    for s in UNTRAINED_SEEDS:
         control("reliance", s, lambda: reliance_record(untrained_twin(first, s), few))
     for images, stem in snaps:
         if ("reliance", images, None) not in have:
