@@ -322,3 +322,18 @@ def test_nb04_distance_claims():
 
 def test_nb04_block_labels_invert_the_one_alias_map():
     assert nb04.block_labels() == {"enc1": "a1", "enc2": "a2", "enc3": "a3", "mid": "a4", "dec3": "a5", "dec2": "a6"}
+
+
+# ---- notebook 00: whose training-time evidence ------------------------------------------------------------------
+
+def test_nb00_evidence_only_of_its_own_checkpoint(tmp_path):
+    import json
+
+    from lib.training.evidence import evidence_of
+    p = tmp_path / "evidence.jsonl"
+    rows = [{"images_seen": 100, "class_nmi": 0.1, "source": "runs/tux32/snapshots"},
+            {"images_seen": 0, "class_nmi": 0.05, "source": "runs/tux32/snapshots"}, {"pixels": {"class_nmi": 0.07}}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got, px = evidence_of(p, "tux32")
+    assert [r["images_seen"] for r in got] == [0, 100] and px == {"class_nmi": 0.07}
+    assert evidence_of(p, "cifar32") is None

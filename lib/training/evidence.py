@@ -176,6 +176,15 @@ def read_evidence(path) -> tuple[list[dict], dict]:
     return sorted(rows, key=lambda r: r["images_seen"]), px
 
 
+def evidence_of(path, checkpoint_name: str) -> tuple[list[dict], dict] | None:
+    """`read_evidence` of ``path`` when its rows were measured on the snapshots of the run shipped as
+    ``checkpoint_name`` (their ``source`` is ``.../<checkpoint_name>/snapshots``), else None: another
+    checkpoint's training-time evidence (the tuxphoto default's file, read by a CIFAR-10 run) is not shown."""
+    rows, px = read_evidence(path)
+    runs = {Path(r["source"]).parent.name for r in rows if r.get("source")}
+    return (rows, px) if checkpoint_name in runs else None
+
+
 def read_log(path) -> tuple[list[dict], list[dict]]:
     """Training records and eval records of a training log.jsonl."""
     recs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
