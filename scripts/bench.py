@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from lib.core.checks import run_cli
-from lib.tools.bench import bench_contention, bench_core, bench_train_settings, figures_profile
+from lib.tools.bench import bench_contention, bench_core, bench_phi_compiled, bench_train_settings, figures_profile
 from lib.tools.sampler_bench import run as run_sampler_bench
 from scripts import Parser, checkpoint_arg, device_arg
 
@@ -21,6 +21,7 @@ def parser() -> Parser:
     p.add_argument("--checkpoint", type=checkpoint_arg, default="data/checkpoints/tux32")
     p.add_argument("--skip-contention", action="store_true")
     p.add_argument("--skip-train-settings", action="store_true")
+    p.add_argument("--skip-phi-compiled", action="store_true", help="skip timing phi's compiled extraction")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile'd training (about a minute of compiling)")
     p.add_argument("--figures", action="store_true",
@@ -40,6 +41,9 @@ def main(argv=None):
     print(json.dumps(res), flush=True)
     if not a.skip_train_settings:
         res.update(bench_train_settings(a.device, a.quick, a.compile))
+        print(json.dumps(res), flush=True)
+    if not a.skip_phi_compiled:
+        res.update(bench_phi_compiled(a.device, a.quick))
         print(json.dumps(res), flush=True)
     if not a.skip_contention:
         res.update(bench_contention(a.quick))

@@ -82,6 +82,7 @@ BAD = {
         "--device": [["--device", "gpu9"], ["--device", "cuda:x"]],
         "--checkpoint": [["--checkpoint", "data/checkpoints/tux23"], ["--checkpoint", DANGLING]],
         "--skip-contention": switch("--skip-contention"), "--skip-train-settings": switch("--skip-train-settings"),
+        "--skip-phi-compiled": switch("--skip-phi-compiled"),
         "--compile": switch("--compile"), "--figures": switch("--figures")},
     "bench_sampler": {
         "--checkpoint": [["--checkpoint", "data/checkpoints/nothere"]], "--quick": switch("--quick"),

@@ -36,7 +36,7 @@ from lib.measure.clustering import kmeans, limit_threads, scores
 from lib.measure.probe import wilson_interval
 from lib.model.hooks import resolve_blocks
 from lib.model.unet import UNet
-from lib.representation.phi import noise_averaged, phi
+from lib.representation.phi import compiled_extraction, noise_averaged, phi
 
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
 READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -408,6 +408,9 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
            "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
            "sigmas": [float(s) for s in sigmas], "blocks": blocks, "n_noise": int(n_noise),
            "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}
+    kernels = [compiled_extraction(model, len(x), n_noise, [s]) for x in (xtr, xte) for s in sigmas]
+    if any(kernels):  # compiled kernels round differently (lib.model.compiled)
+        key["kernels"] = ["inductor" if k else "eager" for k in kernels]
     return memo_json("readout_grid", key, lambda: _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise,
                                                                 untrained_seeds, seed, progress))
 

@@ -196,17 +196,44 @@ class UNet(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """The denoised image D(y) of the noisy batch ``y`` (N, C, H, W)."""
         self.check_input(y, "y")
+        return self.walk(y)[0]
+
+    def walk(self, y: torch.Tensor, keep: tuple = (), inputs: bool = False, full: bool = True):
+        """The forward pass, keeping on the way the spatial means (float32, (N, C)) of the outputs of the
+        blocks named in ``keep`` (and, with inputs=True, of their inputs). full=False stops after the last
+        of them. Returns (D(y), or None when it stopped early; {block: means}; {block: input means}).
+
+        The one statement of the network's topology: `forward` is ``walk(y)[0]``, and the compiled
+        extraction of phi (`lib.representation.phi`) calls it directly, since it needs no hooks. No input
+        check: `forward` and the callers check."""
+        outs, ins, left = {}, {}, [n for n in self.block_names if n in keep]
+
+        def block(name, x):
+            out = getattr(self, name)(x)
+            if name in left:
+                outs[name] = out.float().mean(dim=(2, 3))
+                if inputs:
+                    ins[name] = x.float().mean(dim=(2, 3))
+                left.remove(name)
+            return out
+
         L = self.config.levels
         skips, h = [], y
         for i in range(L):
-            h = getattr(self, f"enc{i + 1}")(h)
+            h = block(f"enc{i + 1}", h)
             skips.append(h)
+            if keep and not full and not left:
+                return None, outs, ins
             h = F.avg_pool2d(h, 2)
-        h = self.mid(h)
+        h = block("mid", h)
+        if keep and not full and not left:
+            return None, outs, ins
         for i in reversed(range(L)):
             h = getattr(self, f"up{i + 1}")(h)
-            h = getattr(self, f"dec{i + 1}")(torch.cat([h, skips[i]], dim=1))
-        return h
+            h = block(f"dec{i + 1}", torch.cat([h, skips[i]], dim=1))
+            if keep and not full and not left:
+                return None, outs, ins
+        return h, outs, ins
 
     @property
     def block_names(self) -> list[str]:

@@ -195,7 +195,8 @@ def phi_rows(model, images_u8: np.ndarray, offset: int, sigmas, n_noise: int, bl
             return phi_rows(model, images_u8, offset, sigmas, n_noise, blocks, seed, batch_size, amp, own, noise_parts)
     names = resolve_blocks(model, blocks)
     res = noise_averaged(model, images_u8, sigmas, int(n_noise), names, seed, batch_size, amp=amp, offset=offset,
-                         pool=pool, noise_parts=noise_parts, channels_last=True)
+                         pool=pool, noise_parts=noise_parts, channels_last=True,
+                         compiled=False)  # eager: a resumed or resharded extraction gives the same bits
     return {(b, sigma_key(s)): r.outputs[b].numpy().astype(np.float32, copy=False)
             for b in names for s, r in zip(sigmas, res)}
 

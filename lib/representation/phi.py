@@ -22,6 +22,8 @@ from lib.core.checks import check_images, check_sigma
 from lib.core.device import amp_enabled, autocast, base_seed, per_sample_noise, to_channels_last
 from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.profile import stage
+from lib.model import compiled
+from lib.model.compiled import use_compiled
 from lib.model.hooks import BlockRecorder, resolve_blocks
 
 MEMO_FROM = 256  # images: from here up, phi is worth a cache entry (lib.core.memo)
@@ -71,7 +73,7 @@ def _noise(pool, b: int, shape, seed: int, draws: int, offset: int, parts: int) 
 def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch_size: int = 256,
                    amp: bool | str = False, grad: bool = False, inputs: bool = False, output: bool = False,
                    offset: int = 0, pool=None, noise_parts: int = 1, channels_last: bool = False,
-                   progress: bool = False) -> list[NoiseAveraged]:
+                   progress: bool = False, compiled: bool | None = None) -> list[NoiseAveraged]:
     """The images x noise-draws loop: for each batch of images and each sigma of ``sigmas``, the block means
     of the noisy copies x + sigma z_k (k < n_noise; one clean copy at sigma = 0) averaged over the draws.
 
@@ -81,13 +83,15 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
     sigma is 0). grad: results on the model's device with their graph (no inference mode). output: the forward
     runs to the end and each result also holds D(y) of the first draw. pool (a ThreadPoolExecutor) draws the
     next batch's noise, split into ``noise_parts`` jobs, while the model runs. channels_last: on CUDA, the
-    batch in that memory format. Validation is the caller's. Returns one `NoiseAveraged` per sigma, on the
-    CPU unless grad."""
+    batch in that memory format. compiled: run the batches through the compiled trunk (`lib.model.compiled`);
+    None decides by `compiled_extraction`. Validation is the caller's. Returns one `NoiseAveraged` per sigma,
+    on the CPU unless grad."""
     dev = _model_device(model)
     names = resolve_blocks(model, blocks)
     n, shape = len(images), tuple(images.shape[1:])
     noisy = any(s > 0 for s in sigmas)
     per = max(1, int(batch_size) // int(n_noise)) if noisy else int(batch_size)
+    fast = compiled_extraction(model, n, n_noise, sigmas, grad) if compiled is None else bool(compiled) and not grad
     starts = list(range(0, n, per))
     acc = [{"outputs": {k: [] for k in names}, "inputs": {k: [] for k in names}, "denoised": []} for _ in sigmas]
     it = starts
@@ -115,7 +119,11 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
                 if channels_last and dev.type == "cuda":
                     y = to_channels_last(y)
                 with autocast(dev, amp):
-                    if output:
+                    if fast:
+                        d, outs, ins = _compiled_step(model, y, names, inputs, output, per * draws)
+                        if output:
+                            a["denoised"].append(d.float().reshape(b, draws, -1)[:, 0].cpu())
+                    elif output:
                         with BlockRecorder(model, names, inputs=inputs) as rec:
                             d = model(y)
                         outs = {k: rec.outputs[k].float().mean(dim=(2, 3)) for k in names}
@@ -132,6 +140,25 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
     return [NoiseAveraged({k: torch.cat(v) for k, v in a["outputs"].items()},
                           {k: torch.cat(v) for k, v in a["inputs"].items()} if inputs else None,
                           torch.cat(a["denoised"]) if output else None) for a in acc]
+
+
+def compiled_extraction(model, n: int, n_noise: int, sigmas, grad: bool = False) -> bool:
+    """Whether `noise_averaged` runs this call through the compiled trunk (`lib.model.compiled`): never with
+    grad, else by LIB_COMPILE and the image-draws of the call."""
+    draws = max(1 if s == 0 else int(n_noise) for s in sigmas)
+    return not grad and use_compiled(model, int(n) * draws)
+
+
+def _compiled_step(model, y, names, inputs: bool, output: bool, rows: int):
+    """One batch through the compiled walk; a short last batch is padded to ``rows`` (one compiled shape per
+    call; each image's rows do not depend on the others') and the padding dropped."""
+    b = y.shape[0]
+    if b < rows:
+        y = torch.cat([y, y.new_zeros((rows - b, *y.shape[1:]))])
+    d, outs, ins = compiled.walk(model, y, tuple(names), inputs=inputs, full=output, compiled=True)
+    outs = {k: v[:b] for k, v in outs.items()}
+    ins = {k: v[:b] for k, v in ins.items()} if inputs else None
+    return (d[:b] if d is not None else None), outs, ins
 
 
 def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, blocks="mid",
@@ -173,6 +200,8 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         key = {"weights": model_digest(model), "images": digest(images), "sigma": sigma,
                "n_noise": int(n_noise) if sigma > 0 else 1, "blocks": list(names), "seed": int(seed),
                "amp": amp_enabled(dev, amp), "device": dev.type, "inputs": bool(inputs)}
+        if compiled_extraction(model, images.shape[0], n_noise, [sigma]):
+            key["kernels"] = "inductor"  # compiled kernels round differently (lib.model.compiled)
 
         def flat():
             o, i = compute()

@@ -11,7 +11,9 @@ environment) next to contended_slowdown_all_cores (the same with one thread per 
 spin-waiting: what the notebooks did before), the seconds per pass behind them (alone_work_s*,
 contended_work_s*), contended_threads (threads chosen alone / contended),
 train_images_per_s[SETTING], train_best_images_per_s, train_best_setting (train images/s over batch size, threads,
-channels_last and optionally torch.compile: `bench_train_settings`), then the sampler keys of
+channels_last and optionally torch.compile: `bench_train_settings`), phi_eager_image_draws_per_s,
+phi_compiled_image_draws_per_s, phi_compiled_speedup, phi_compile_first_call_s, phi_compiled_max_abs_diff
+(phi's extraction eager and compiled: `bench_phi_compiled`), then the sampler keys of
 lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
 
 ``python -m scripts.bench --figures`` prints instead {"figures_profile": ...}: the per-notebook, per-stage
@@ -32,9 +34,11 @@ import torch
 from lib.core.checks import read_json
 from lib.core.device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
 from lib.core.paths import FIGURES
+from lib.model import compiled
 from lib.model.hooks import run_blocks
 from lib.model.unet import UNet, forward_flops, preset
 from lib.publish.runner import PROFILE_FILE
+from lib.representation.phi import noise_averaged
 
 # what `python -m scripts.bench --figures` reads: the profile the notebook runner merges after each notebook
 FIGURES_PROFILE = FIGURES / "rendered" / PROFILE_FILE
@@ -103,6 +107,33 @@ def bench_core(device="auto", quick=False) -> dict:
         "forward_gflops_per_s": round(forward_flops(cfg, size) * 256 / t_full / 1e9, 1),
         "matmul_peak_gflops_per_s": round(2 * n ** 3 / t_mm / 1e9, 1),
     }
+
+
+def bench_phi_compiled(device="auto", quick=False) -> dict:
+    """phi's extraction (`lib.representation.phi.noise_averaged`: cpu32 preset, 32x32, sigma 0.2, 4 draws,
+    batches of 256 rows, stopping after the middle block) eager and through the compiled trunk
+    (`lib.model.compiled`): image-draws/s of each after warm-up, the speed-up, the first compiled call's
+    seconds (compiling, or loading TorchInductor's on-disk cache) and the largest difference from eager."""
+    dev = pick_device(device)
+    torch.manual_seed(0)
+    model = UNet(preset("cpu32")).to(dev).eval()
+    n = 64 if quick else 256
+    x = torch.rand(n, 3, 32, 32, device=dev)
+
+    def run(fast):
+        return noise_averaged(model, x, [0.2], 4, ["mid"], 0, 256, compiled=fast)[0].outputs["mid"]
+    eager = run(False)
+    t0 = time.perf_counter()
+    fast = run(True)
+    first = time.perf_counter() - t0
+    if compiled._state["failed"]:
+        return {"phi_compiled_failed": True}
+    mt = 1.0 if quick else 5.0
+    t_eager, t_fast = _timeit(lambda: run(False), mt, 1), _timeit(lambda: run(True), mt, 1)
+    return {"phi_eager_image_draws_per_s": round(4 * n / t_eager, 1),
+            "phi_compiled_image_draws_per_s": round(4 * n / t_fast, 1),
+            "phi_compiled_speedup": round(t_eager / t_fast, 2), "phi_compile_first_call_s": round(first, 1),
+            "phi_compiled_max_abs_diff": float((fast - eager).abs().max())}
 
 
 def train_rate(device, batch: int, threads: int, channels_last: bool, compiled: bool = False,
