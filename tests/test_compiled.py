@@ -17,7 +17,8 @@ def images(n, seed=0):
 
 @pytest.fixture
 def fresh_state(monkeypatch):
-    monkeypatch.setattr(compiled, "_state", {"fn": None, "failed": False})
+    monkeypatch.setattr(compiled, "_state", {"failed": False})
+    monkeypatch.setattr(compiled, "_blocks", compiled.weakref.WeakKeyDictionary())
 
 
 def test_walk_is_the_forward_pass_and_keeps_the_hooks_block_means(tiny):
@@ -101,3 +102,10 @@ def test_the_cache_keeps_compiled_and_eager_entries_apart(tiny, tmp_path, monkey
     assert len(list((tmp_path / "memo" / "phi").glob("*.npz"))) == 2
     torch.testing.assert_close(fast, eager, rtol=1e-5, atol=1e-6)
     assert torch.equal(phimod.phi(tiny, x, 0.2, 2, "mid", seed=0), fast)
+
+
+def test_compiled_denoise_is_eager_denoise_to_rounding(tiny, fresh_state):
+    from lib.measure.denoising import denoise
+    y = images(5)
+    torch.testing.assert_close(denoise(tiny, y, batch_size=4, compiled=True), denoise(tiny, y, batch_size=4),
+                               rtol=1e-5, atol=1e-6)

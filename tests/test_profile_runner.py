@@ -168,3 +168,14 @@ def test_bench_figures_prints_the_profile_or_names_the_command(tmp_path, monkeyp
     code, out, err = cli(bench_cli.main, ["--figures"], capsys)
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1]) == {"figures_profile": prof}
+
+
+def test_longest_first_orders_by_the_last_full_run(tmp_path):
+    prof = tmp_path / "profile.json"
+    prof.write_text(json.dumps({"01_a": {"total": 200.0}, "03_b": {"total": 700.0}, "06_c": {"total": 650.0},
+                                "02_d": {"total": 10.0}}))
+    stems = ["01_a", "02_d", "03_b", "05_new", "06_c"]
+    assert runner.longest_first(stems, prof) == ["05_new", "03_b", "06_c", "01_a", "02_d"]
+    assert runner.longest_first(stems, tmp_path / "none.json") == sorted(stems)   # no record: notebook order
+    prof.write_text("{trunc")
+    assert runner.longest_first(stems, prof) == sorted(stems)                      # unreadable: notebook order

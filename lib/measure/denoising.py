@@ -11,14 +11,19 @@ from lib.core.checks import check_images
 from lib.core.device import autocast
 from lib.core.metrics import blur_oracle, psnr
 from lib.data.datasets import load_dataset
+from lib.model.compiled import use_compiled
 from lib.model.hooks import ReplaceOutput
+from lib.representation.phi import compiled_step
 
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 @torch.inference_mode()
-def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False) -> torch.Tensor:
-    """D(y) in batches, on the model's device; returns a float32 CPU tensor."""
+def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False,
+            compiled: bool = False) -> torch.Tensor:
+    """D(y) in batches, on the model's device; returns a float32 CPU tensor. compiled: through the compiled
+    blocks (`lib.model.compiled`; the last batch padded to ``batch_size``), for callers that denoise many
+    images (`psnr_table` decides by its total)."""
     check_images(y, "y", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
     if y.shape[0] == 0:
         raise ValueError("y: empty batch (0 images)")
@@ -26,7 +31,11 @@ def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = Fal
     outs = []
     for s in range(0, y.shape[0], batch_size):
         with autocast(dev, amp):
-            outs.append(model(y[s:s + batch_size].to(dev)).float().cpu())
+            yb = y[s:s + batch_size].to(dev)
+            if compiled:
+                outs.append(compiled_step(model, yb, (), False, True, batch_size)[0].float().cpu())
+            else:
+                outs.append(model(yb).float().cpu())
     return torch.cat(outs)
 
 
@@ -40,8 +49,9 @@ def noisy_copies(images: torch.Tensor, sigmas, seed: int):
 def psnr_table(model, images: torch.Tensor, sigmas=EVAL_SIGMAS, seed: int = 4321, amp=False) -> dict:
     """{str(sigma): {"input", "output", "blur_oracle", "blur_width"}} mean PSNR (dB) over ``images``."""
     table = {}
+    fast = use_compiled(model, images.shape[0] * len(sigmas))
     for s, y in noisy_copies(images, sigmas, seed):
-        out = denoise(model, y, amp=amp).clamp(0, 1)
+        out = denoise(model, y, amp=amp, compiled=fast).clamp(0, 1)
         ob, width = blur_oracle(y, images)
         table[str(s)] = {"input": round(psnr(y.clamp(0, 1), images).mean().item(), 2),
                          "output": round(psnr(out, images).mean().item(), 2),

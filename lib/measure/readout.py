@@ -380,15 +380,12 @@ def _readout_rows(Xtr, ytr, Xte, yte, seed: int, fast: bool, factors: dict | Non
     return out
 
 
-def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256) -> dict:
+def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256, compiled: bool = False) -> dict:
     """{block: (N, C) phi} for ``blocks`` and "output": D(x + sigma z) flattened (first draw), from one full
     forward pass per batch of images x draws (`lib.representation.phi.noise_averaged`, the loop phi runs)."""
     with stage("extraction"):
-        return _block_reps_now(model, x, sigma, blocks, n_noise, seed, batch_size)
-
-
-def _block_reps_now(model, x, sigma, blocks, n_noise, seed, batch_size: int) -> dict:
-    (r,) = noise_averaged(model, x, [sigma], n_noise, resolve_blocks(model, blocks), seed, batch_size, output=True)
+        (r,) = noise_averaged(model, x, [sigma], n_noise, resolve_blocks(model, blocks), seed, batch_size,
+                              output=True, compiled=compiled)
     return {**{k: v.numpy() for k, v in r.outputs.items()}, "output": r.denoised.numpy()}
 
 
@@ -408,14 +405,17 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
            "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
            "sigmas": [float(s) for s in sigmas], "blocks": blocks, "n_noise": int(n_noise),
            "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}
-    kernels = [compiled_extraction(model, len(x), n_noise, [s]) for x in (xtr, xte) for s in sigmas]
-    if any(kernels):  # compiled kernels round differently (lib.model.compiled)
-        key["kernels"] = ["inductor" if k else "eager" for k in kernels]
+    # the whole grid's image-draws decide whether its extraction runs compiled (lib.model.compiled)
+    work = (1 + len(untrained_seeds)) * (len(xtr) + len(xte)) * sum(1 if s == 0 else int(n_noise) for s in sigmas)
+    fast = compiled_extraction(model, work, 1, [1.0])
+    if fast:  # compiled kernels round differently
+        key["kernels"] = "inductor"
     return memo_json("readout_grid", key, lambda: _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise,
-                                                                untrained_seeds, seed, progress))
+                                                                untrained_seeds, seed, progress, fast))
 
 
-def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrained_seeds, seed, progress) -> list[dict]:
+def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrained_seeds, seed, progress,
+                  fast) -> list[dict]:
     rows = []
     px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
                                 seed=seed, fast=True)
@@ -426,8 +426,8 @@ def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrain
         from tqdm.auto import tqdm
         it = tqdm(it, desc="readout grid")
     for s, name, net in it:
-        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101)
-        rte = _block_reps(net, xte, s, blocks, n_noise, seed)
+        rtr = _block_reps(net, xtr, s, blocks, n_noise, seed + 101, compiled=fast)
+        rte = _block_reps(net, xte, s, blocks, n_noise, seed, compiled=fast)
         for b in rtr:
             rows.append({"model": name, "sigma": float(s), "block": b,
                          **representation_readout(rtr[b], train.labels, rte[b], test.labels, seed=seed, fast=True)})

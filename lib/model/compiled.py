@@ -1,25 +1,28 @@
-"""Compiled inference for phi's extraction: `torch.compile` of `UNet.walk`, chosen by the size of the work.
+"""Compiled inference: `UNet.walk` through `torch.compile`d blocks, chosen by the size of the work.
 
 Extraction is most of `make figures` on a CPU (phi of 10,000 images x 4 noise draws, several networks), and
-the compiled trunk runs it about twice as fast there (`make bench`, key `phi_compiled_speedup`); compiling
-costs about 20 s once per process (less when TorchInductor's on-disk cache is warm), so it pays from a few
-thousand image-draws. The compiled kernels round differently from the eager ones (about 1e-7 on phi), so the
-choice is a pure function of the call (never of what ran before in the process), and `lib.core.memo` keys say
-which kernels computed an entry.
+compiled blocks run it about twice as fast there (`make bench`, key `phi_compiled_speedup`). Compiling costs
+about 20-40 s once per process (each block once, whatever blocks a call keeps; a few seconds when
+TorchInductor's on-disk cache is warm), so it pays from a few thousand image-draws. The compiled kernels round
+differently from the eager ones (about 1e-7 on phi; the same bits at 1 or 2 threads), so the choice is a pure
+function of the call (never of what ran before in the process), and `lib.core.memo` keys say which kernels
+computed an entry. Without gradients only: the samplers' projections stay eager.
 
-LIB_COMPILE: ``auto`` (default: compile calls of at least COMPILE_FROM image-draws), ``on`` (every call),
-``off`` (never). Where compiling fails (no C compiler, an unsupported device) the process warns once and
-runs eager from then on.
+LIB_COMPILE: ``auto`` (default: compile calls of at least COMPILE_FROM image-draws; a caller that makes many
+small calls decides once on their total), ``on`` (every call), ``off`` (never). Where compiling fails (no C
+compiler, an unsupported device) the process warns once and runs eager from then on.
 """
 from __future__ import annotations
 
 import os
 import warnings
+import weakref
 
 import torch
 
 COMPILE_FROM = 2048  # image-draws per call from which LIB_COMPILE=auto compiles the extraction
-_state = {"fn": None, "failed": False}
+_state = {"failed": False}
+_blocks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compile_mode() -> str:
@@ -38,16 +41,24 @@ def use_compiled(model, work: int) -> bool:
     return mode == "on" or int(work) >= COMPILE_FROM
 
 
-def _walk(model, y, keep, inputs, full):
-    return model.walk(y, keep, inputs, full)
+def compiled_blocks(model) -> dict:
+    """{block name: torch.compile of that block} for ``model``, made once per model (a weak reference: they go
+    with the model). One compiled graph per block and batch shape serves every walk, whichever blocks it keeps
+    and whether it runs to the end, so a process compiles each block once."""
+    got = _blocks.get(model)
+    if got is None:
+        _raise_recompile_limit()
+        got = {n: torch.compile(getattr(model, n), dynamic=False) for n in model.block_names}
+        _blocks[model] = got
+    return got
 
 
-def _raise_recompile_limit(limit: int = 64) -> None:
-    """Each (blocks, inputs, full, batch shape) is one compiled graph; past dynamo's default limit of 8 a call
-    would silently run eager, with other rounding than its cache key says. Raise the limit (the name varies
-    across torch versions)."""
+def _raise_recompile_limit(limit: int = 512) -> None:
+    """Each (block, batch shape) is one compiled graph of the same code (nn.Sequential.forward); past dynamo's
+    default limit of 8 graphs per code a call would silently run eager, with other rounding than its cache key
+    says. Raise the limits (their names vary across torch versions)."""
     cfg = torch._dynamo.config
-    for name in ("recompile_limit", "cache_size_limit"):
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(cfg, name) and getattr(cfg, name) < limit:
             setattr(cfg, name, limit)
 
@@ -55,11 +66,8 @@ def _raise_recompile_limit(limit: int = 64) -> None:
 def walk(model, y: torch.Tensor, keep: tuple, inputs: bool = False, full: bool = False, compiled: bool = False):
     """``model.walk(y, keep, inputs, full)``, through the compiled function when ``compiled``."""
     if compiled and not _state["failed"]:
-        if _state["fn"] is None:
-            _raise_recompile_limit()
-            _state["fn"] = torch.compile(_walk, dynamic=False)
         try:
-            return _state["fn"](model, y, tuple(keep), bool(inputs), bool(full))
+            return model.walk(y, tuple(keep), bool(inputs), bool(full), modules=compiled_blocks(model))
         except Exception as exc:  # a missing compiler or an unsupported backend: eager from now on
             _state["failed"] = True
             warnings.warn(f"compiled extraction failed ({type(exc).__name__}: {str(exc)[:200]}); "

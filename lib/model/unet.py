@@ -198,18 +198,19 @@ class UNet(nn.Module):
         self.check_input(y, "y")
         return self.walk(y)[0]
 
-    def walk(self, y: torch.Tensor, keep: tuple = (), inputs: bool = False, full: bool = True):
+    def walk(self, y: torch.Tensor, keep: tuple = (), inputs: bool = False, full: bool = True,
+             modules: dict | None = None):
         """The forward pass, keeping on the way the spatial means (float32, (N, C)) of the outputs of the
         blocks named in ``keep`` (and, with inputs=True, of their inputs). full=False stops after the last
         of them. Returns (D(y), or None when it stopped early; {block: means}; {block: input means}).
 
         The one statement of the network's topology: `forward` is ``walk(y)[0]``, and the compiled
-        extraction of phi (`lib.representation.phi`) calls it directly, since it needs no hooks. No input
-        check: `forward` and the callers check."""
+        extraction of phi (`lib.representation.phi`) calls it with ``modules``, compiled stand-ins for the blocks
+        ({name: callable}; `lib.model.compiled`). No input check: `forward` and the callers check."""
         outs, ins, left = {}, {}, [n for n in self.block_names if n in keep]
 
         def block(name, x):
-            out = getattr(self, name)(x)
+            out = (modules[name] if modules else getattr(self, name))(x)
             if name in left:
                 outs[name] = out.float().mean(dim=(2, 3))
                 if inputs:

@@ -77,7 +77,12 @@ TOLERANCES = {
         # the 95% / 5% quantile ratio of slopes over N_PAIRS = 50 pairs: set by two or three pairs
         "band_ratio_*": {"rel": 0.1},
     },
-    "05_clustering": {},
+    "05_clustering": {
+        # k-means AMIs near 0 at up to k = 280 clusters of 1,000 images: phi changed by 1e-7 (compiled
+        # extraction, lib.model.compiled) moved the k = 280 one from -0.0038 to 0.0091 (the clusters changed,
+        # not their semantics), beyond DEFAULT's 0.005
+        "k_grid": {"abs": 0.02},
+    },
     "06_linear_probe": {
         # the probe's accuracy and its interval bounds: half the 95% interval, or 2 sd over seeds where written
         "*_probe_acc": {"ci": ("{1}_probe_ci_low", "{1}_probe_ci_high"), "sd": "{key}_sd"},

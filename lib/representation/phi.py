@@ -120,7 +120,7 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
                     y = to_channels_last(y)
                 with autocast(dev, amp):
                     if fast:
-                        d, outs, ins = _compiled_step(model, y, names, inputs, output, per * draws)
+                        d, outs, ins = compiled_step(model, y, names, inputs, output, per * draws)
                         if output:
                             a["denoised"].append(d.float().reshape(b, draws, -1)[:, 0].cpu())
                     elif output:
@@ -149,9 +149,10 @@ def compiled_extraction(model, n: int, n_noise: int, sigmas, grad: bool = False)
     return not grad and use_compiled(model, int(n) * draws)
 
 
-def _compiled_step(model, y, names, inputs: bool, output: bool, rows: int):
-    """One batch through the compiled walk; a short last batch is padded to ``rows`` (one compiled shape per
-    call; each image's rows do not depend on the others') and the padding dropped."""
+def compiled_step(model, y, names, inputs: bool, output: bool, rows: int):
+    """(D(y) or None, {block: means}, {block: input means} or None) of one batch through the compiled blocks
+    (`lib.model.compiled`): a short last batch is padded to ``rows`` (one compiled shape per call; each
+    image's rows do not depend on the others') and the padding dropped."""
     b = y.shape[0]
     if b < rows:
         y = torch.cat([y, y.new_zeros((rows - b, *y.shape[1:]))])
@@ -163,14 +164,16 @@ def _compiled_step(model, y, names, inputs: bool, output: bool, rows: int):
 
 def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, blocks="mid",
         generator: torch.Generator | None = None, seed: int | None = None, batch_size: int = 256,
-        grad: bool = False, amp: bool | str = False, inputs: bool = False, progress: bool = False):
+        grad: bool = False, amp: bool | str = False, inputs: bool = False, progress: bool = False,
+        compiled: bool | None = None):
     """Noise-averaged spatial means of ``blocks`` for clean ``images`` (N, C, H, W) in [0, 1].
 
     blocks: one name ('mid', 'a4', ...) -> returns an (N, C_block) float32 tensor on the CPU (or on the
     model's device when grad=True); a list -> dict {block: tensor}. inputs=True also returns the
     means of each block's input, as a second dict keyed like the first.
     Noise of image i comes from its own generator (seed from ``generator`` or ``seed``), so results do
-    not depend on ``batch_size``. The loop is `noise_averaged`.
+    not depend on ``batch_size``. The loop is `noise_averaged` (compiled: see there; a caller that makes many
+    small calls may decide once for all of them, as `lib.measure.channels.noise_robustness` does).
 
     From MEMO_FROM images up (and without grad) the result is kept in the content-keyed cache
     (`lib.core.memo`: the weights, the image bytes, sigma, draws, blocks, seed, amp and device type are the
@@ -187,11 +190,14 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
     if images.shape[0] == 0:
         raise ValueError("images: empty batch (0 images); phi needs at least one image")
     seed = base_seed(generator, seed)
+    if compiled is None:
+        compiled = compiled_extraction(model, images.shape[0], n_noise, [sigma], grad)
+    compiled = bool(compiled) and not grad
 
     def compute():
         with stage("extraction"):
             (r,) = noise_averaged(model, images, [sigma], int(n_noise), names, seed, int(batch_size),
-                                  amp=amp, grad=grad, inputs=inputs, progress=progress)
+                                  amp=amp, grad=grad, inputs=inputs, progress=progress, compiled=compiled)
         return r.outputs, (r.inputs if inputs else None)
     if grad or images.shape[0] < MEMO_FROM:
         outs, ins = compute()
@@ -200,7 +206,7 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         key = {"weights": model_digest(model), "images": digest(images), "sigma": sigma,
                "n_noise": int(n_noise) if sigma > 0 else 1, "blocks": list(names), "seed": int(seed),
                "amp": amp_enabled(dev, amp), "device": dev.type, "inputs": bool(inputs)}
-        if compiled_extraction(model, images.shape[0], n_noise, [sigma]):
+        if compiled:
             key["kernels"] = "inductor"  # compiled kernels round differently (lib.model.compiled)
 
         def flat():

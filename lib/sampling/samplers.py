@@ -55,6 +55,7 @@ from lib.core.device import autocast, base_seed, per_sample_noise
 from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.metrics import psnr
 from lib.core.profile import timed
+from lib.model.compiled import compile_mode
 from lib.representation.phi import phi as phi_of
 
 # Of lib.sampling.guidance's names, those imported "as" themselves are re-exported, not used here: targets and masks
@@ -426,6 +427,8 @@ def _memo_sample(fn):
                    "tracker": None if callback is None else {"every": callback.every, "n_noise": callback.n_noise,
                                                              "block": callback.block,
                                                              "targets": _describe(callback.targets)}}
+            if compile_mode() != "auto":  # a target's phi may be compiled or not (lib.model.compiled)
+                key["lib_compile"] = compile_mode()
         except _Uncacheable:
             return run()
 
