@@ -1,5 +1,5 @@
 """The compiled extraction (lib.model.compiled): `UNet.walk` is the forward pass, the compiled trunk gives eager's
-phi to rounding and the same bits whatever the batch's padding, the policy reads LIB_COMPILE, a failed compile
+phi to rounding and the same bits whatever the batch, the policy reads LIB_COMPILE, a failed compile
 falls back to eager with a warning, and the cache keeps compiled and eager entries apart."""
 import warnings
 
@@ -59,7 +59,7 @@ def test_policy_reads_lib_compile(tiny, monkeypatch, fresh_state):
         compiled.use_compiled(tiny, 1)
 
 
-def test_compiled_phi_is_eager_phi_to_rounding_and_padding_free(tiny, fresh_state):
+def test_compiled_phi_is_eager_phi_to_rounding_and_batch_independent(tiny, fresh_state):
     x = images(40)
     eager = phimod.noise_averaged(tiny, x, [0.2, 0.0], 4, ["enc1", "mid"], 0, 64, compiled=False)
     fast = phimod.noise_averaged(tiny, x, [0.2, 0.0], 4, ["enc1", "mid"], 0, 64, compiled=True)
@@ -67,7 +67,7 @@ def test_compiled_phi_is_eager_phi_to_rounding_and_padding_free(tiny, fresh_stat
     for e, f in zip(eager, fast):
         for k in ("enc1", "mid"):
             torch.testing.assert_close(f.outputs[k], e.outputs[k], rtol=1e-5, atol=1e-6)
-    # 40 images are batches of 16, 16 and 8 padded to 16: the first 8 images alone give the same bits
+    # 40 images are batches of 16, 16 and 8 (one graph, a symbolic batch size): 8 images alone give the same bits
     part = phimod.noise_averaged(tiny, x[:8], [0.2, 0.0], 4, ["enc1", "mid"], 0, 64, compiled=True)
     for p, f in zip(part, fast):
         assert torch.equal(p.outputs["mid"], f.outputs["mid"][:8])
@@ -108,4 +108,18 @@ def test_compiled_denoise_is_eager_denoise_to_rounding(tiny, fresh_state):
     from lib.measure.denoising import denoise
     y = images(5)
     torch.testing.assert_close(denoise(tiny, y, batch_size=4, compiled=True), denoise(tiny, y, batch_size=4),
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_samplers_follow_eager_to_rounding(tiny, monkeypatch, fresh_state):
+    from lib.sampling import samplers as S
+    x0 = S.flat_start(tiny, 3)
+    sched = S.AscentSchedule(max_steps=4)
+    monkeypatch.setenv("LIB_COMPILE", "off")
+    assert not S.sampler_compiled(tiny, x0, sched)
+    eager = S.sample_unconditional(tiny, x0, sched, generator=torch.Generator().manual_seed(0), progress=False)
+    monkeypatch.setenv("LIB_COMPILE", "on")
+    assert S.sampler_compiled(tiny, x0, sched) and not S.sampler_compiled(tiny, x0, "not a schedule")
+    fast = S.sample_unconditional(tiny, x0, sched, generator=torch.Generator().manual_seed(0), progress=False)
+    assert not compiled._state["failed"]
+    torch.testing.assert_close(fast.samples, eager.samples, rtol=1e-4, atol=1e-4)  # four steps: rounding only

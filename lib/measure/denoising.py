@@ -22,8 +22,7 @@ EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = False,
             compiled: bool = False) -> torch.Tensor:
     """D(y) in batches, on the model's device; returns a float32 CPU tensor. compiled: through the compiled
-    blocks (`lib.model.compiled`; the last batch padded to ``batch_size``), for callers that denoise many
-    images (`psnr_table` decides by its total)."""
+    blocks (`lib.model.compiled`), for callers that denoise many images (`psnr_table` decides by its total)."""
     check_images(y, "y", channels=model.config.in_channels, multiple=model.config.downsampling, range01=False)
     if y.shape[0] == 0:
         raise ValueError("y: empty batch (0 images)")
@@ -33,7 +32,7 @@ def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = Fal
         with autocast(dev, amp):
             yb = y[s:s + batch_size].to(dev)
             if compiled:
-                outs.append(compiled_step(model, yb, (), False, True, batch_size)[0].float().cpu())
+                outs.append(compiled_step(model, yb, (), False, True)[0].float().cpu())
             else:
                 outs.append(model(yb).float().cpu())
     return torch.cat(outs)

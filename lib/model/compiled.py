@@ -6,7 +6,8 @@ about 20-40 s once per process (each block once, whatever blocks a call keeps; a
 TorchInductor's on-disk cache is warm), so it pays from a few thousand image-draws. The compiled kernels round
 differently from the eager ones (about 1e-7 on phi; the same bits at 1 or 2 threads), so the choice is a pure
 function of the call (never of what ran before in the process), and `lib.core.memo` keys say which kernels
-computed an entry. Without gradients only: the samplers' projections stay eager.
+computed an entry. Without gradients only: the samplers' denoising steps are compiled, their projections
+(gradients through the encoder) stay eager.
 
 LIB_COMPILE: ``auto`` (default: compile calls of at least COMPILE_FROM image-draws; a caller that makes many
 small calls decides once on their total), ``on`` (every call), ``off`` (never). Where compiling fails (no C
@@ -43,20 +44,22 @@ def use_compiled(model, work: int) -> bool:
 
 def compiled_blocks(model) -> dict:
     """{block name: torch.compile of that block} for ``model``, made once per model (a weak reference: they go
-    with the model). One compiled graph per block and batch shape serves every walk, whichever blocks it keeps
-    and whether it runs to the end, so a process compiles each block once."""
+    with the model). One compiled graph per block, with a symbolic batch size, serves every walk whichever
+    blocks it keeps, whether it runs to the end and however many images it holds, so a process compiles each
+    block once (measured: the same bits as graphs compiled for one batch size, and an image's rows do not
+    depend on the others in its batch)."""
     got = _blocks.get(model)
     if got is None:
         _raise_recompile_limit()
-        got = {n: torch.compile(getattr(model, n), dynamic=False) for n in model.block_names}
+        got = {n: torch.compile(getattr(model, n), dynamic=True) for n in model.block_names}
         _blocks[model] = got
     return got
 
 
 def _raise_recompile_limit(limit: int = 512) -> None:
-    """Each (block, batch shape) is one compiled graph of the same code (nn.Sequential.forward); past dynamo's
-    default limit of 8 graphs per code a call would silently run eager, with other rounding than its cache key
-    says. Raise the limits (their names vary across torch versions)."""
+    """Each block (and each image size) is one compiled graph of the same code (nn.Sequential.forward); past
+    dynamo's default limit of 8 graphs per code a call would silently run eager, with other rounding than its
+    cache key says. Raise the limits (their names vary across torch versions)."""
     cfg = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(cfg, name) and getattr(cfg, name) < limit:

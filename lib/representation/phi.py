@@ -120,7 +120,7 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
                     y = to_channels_last(y)
                 with autocast(dev, amp):
                     if fast:
-                        d, outs, ins = compiled_step(model, y, names, inputs, output, per * draws)
+                        d, outs, ins = compiled_step(model, y, names, inputs, output)
                         if output:
                             a["denoised"].append(d.float().reshape(b, draws, -1)[:, 0].cpu())
                     elif output:
@@ -149,17 +149,11 @@ def compiled_extraction(model, n: int, n_noise: int, sigmas, grad: bool = False)
     return not grad and use_compiled(model, int(n) * draws)
 
 
-def compiled_step(model, y, names, inputs: bool, output: bool, rows: int):
+def compiled_step(model, y, names, inputs: bool, output: bool):
     """(D(y) or None, {block: means}, {block: input means} or None) of one batch through the compiled blocks
-    (`lib.model.compiled`): a short last batch is padded to ``rows`` (one compiled shape per call; each
-    image's rows do not depend on the others') and the padding dropped."""
-    b = y.shape[0]
-    if b < rows:
-        y = torch.cat([y, y.new_zeros((rows - b, *y.shape[1:]))])
+    (`lib.model.compiled`)."""
     d, outs, ins = compiled.walk(model, y, tuple(names), inputs=inputs, full=output, compiled=True)
-    outs = {k: v[:b] for k, v in outs.items()}
-    ins = {k: v[:b] for k, v in ins.items()} if inputs else None
-    return (d[:b] if d is not None else None), outs, ins
+    return d, outs, (ins if inputs else None)
 
 
 def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, blocks="mid",

@@ -55,7 +55,8 @@ from lib.core.device import autocast, base_seed, per_sample_noise
 from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.metrics import psnr
 from lib.core.profile import timed
-from lib.model.compiled import compile_mode
+from lib.model import compiled
+from lib.model.compiled import compile_mode, use_compiled
 from lib.representation.phi import phi as phi_of
 
 # Of lib.sampling.guidance's names, those imported "as" themselves are re-exported, not used here: targets and masks
@@ -229,9 +230,23 @@ def _begin(model, x) -> torch.Tensor:
     return x.detach().to(next(model.parameters()).device, torch.float32).clone()
 
 
-def _denoise(model, y, amp):
+def _denoise(model, y, amp, fast: bool = False):
+    """D(y) without gradients; fast: through the compiled blocks (`lib.model.compiled`)."""
     with torch.no_grad(), autocast(y.device, amp):
+        if fast:
+            return compiled.walk(model, y, (), full=True, compiled=True)[0].float()
         return model(y).float()
+
+
+def sampler_compiled(model, x, schedule) -> bool:
+    """Whether a sampler's denoising steps run compiled: by LIB_COMPILE and its images x steps (the schedule's
+    length, or an ascent's max_steps). A pure function of the call, so the cache's key can say it."""
+    try:
+        steps = schedule.max_steps if isinstance(schedule, AscentSchedule) else len(_sigmas(schedule))
+        work = int(x.shape[0]) * int(steps)
+    except Exception:  # a bad argument: the sampler's own checks name it
+        return False
+    return use_compiled(model, work)
 
 
 def _eff_sigma(y, d):
@@ -247,13 +262,13 @@ def _check_finite(y, step, sigma):
         raise FloatingPointError(f"sampler diverged at step {step} (sigma {float(sigma.max()):.4g}): NaN/inf in y")
 
 
-def _finish(model, x, nfe, sigmas, steps, t0, guided=None, info=None, amp=False):
+def _finish(model, x, nfe, sigmas, steps, t0, guided=None, info=None, amp=False, fast=False):
     """Clamp, measure final_sigma and phi_rel_err (not counted in nfe), pack a SampleResult.
     ``info["outside_01"]``: the share of pixel values outside [0, 1] before this clamp (the only one)."""
     wall = time.perf_counter() - t0
     outside = float(((x < 0) | (x > 1)).float().mean())
     x = x.clamp(0, 1)
-    final = _eff_sigma(x, _denoise(model, x, amp)).cpu()
+    final = _eff_sigma(x, _denoise(model, x, amp, fast)).cpu()
     err, target = None, None
     if guided is not None:
         target, mask, guide = guided.target, guided.mask, guided.guide
@@ -328,7 +343,8 @@ def _polish(model, x, g: _Guided, polish: Polish, sigma, seed, base, amp):
 
 
 # -------------------------------------------------------------------------------------- samplers
-def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, amp, guide=None, desc="ascent"):
+def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, amp, guide=None, desc="ascent",
+            fast=False):
     """Stochastic coarse-to-fine gradient ascent (Kadkhodaie & Simoncelli 2021; docs/method.md 6).
 
     y <- x + sigma0 z; each step: h_t = h0 t / (1 + h0 (t - 1)) (or h0 if not adaptive_h),
@@ -356,7 +372,7 @@ def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, a
         if guide is not None:  # forward-form projection before the score step (guided_ascent)
             ya, k = guide(ya, active, last[active.cpu()].to(dev))
             nfe += k
-        d = _denoise(model, ya, amp)
+        d = _denoise(model, ya, amp, fast)
         nfe += 1
         s = _eff_sigma(ya, d)
         last[active.cpu()] = s.cpu()
@@ -375,7 +391,7 @@ def _ascent(model, x, schedule: AscentSchedule, generator, callback, progress, a
         bar.set_postfix(sigma=float(s.max()), active=int(active.numel()))
     bar.close()
     if active.numel():  # max_steps reached: return the denoised current state
-        out[active] = _denoise(model, y[active], amp)
+        out[active] = _denoise(model, y[active], amp, fast)
         nfe += 1
     return out, nfe, sigmas, t, t0
 
@@ -429,6 +445,8 @@ def _memo_sample(fn):
                                                              "targets": _describe(callback.targets)}}
             if compile_mode() != "auto":  # a target's phi may be compiled or not (lib.model.compiled)
                 key["lib_compile"] = compile_mode()
+            if sampler_compiled(model, x, schedule):  # compiled denoising steps round differently
+                key["kernels"] = "inductor"
         except _Uncacheable:
             return run()
 
@@ -463,8 +481,9 @@ def sample_unconditional(model, x, schedule: AscentSchedule, *, generator=None, 
                          amp=False) -> SampleResult:
     """Unconditional samples by stochastic coarse-to-fine ascent (`_ascent`) from the starting images ``x``
     (N, C, H, W) along ``schedule``; nfe = one forward per step (+1 if max_steps stops images early)."""
-    out, nfe, sigmas, t, t0 = _ascent(model, x, schedule, generator, callback, progress, amp)
-    return _finish(model, out, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"))
+    fast = sampler_compiled(model, x, schedule)
+    out, nfe, sigmas, t, t0 = _ascent(model, x, schedule, generator, callback, progress, amp, fast=fast)
+    return _finish(model, out, nfe, sigmas, t, t0, amp=amp, info=dict(sampler="ascent"), fast=fast)
 
 
 @_memo_sample
@@ -498,13 +517,14 @@ def guided_ascent(model, x, schedule: AscentSchedule, target, *, guide: Guide = 
         its.append(used.float().mean().item())
         return ya, k
 
+    fast = sampler_compiled(model, x, schedule)
     out, nfe, sigmas, t, t0 = _ascent(model, x, schedule, generator, callback, progress, amp, guide=project_step,
-                                      desc="guided_ascent")
+                                      desc="guided_ascent", fast=fast)
     if polish is not None and polish.iters:
         out, c = _polish(model, out, g, polish, float(schedule.sigma_L), base_seed(generator), 0, amp)
         nfe += c
     return _finish(model, out, nfe, sigmas, t, t0, g, amp=amp,
-                   info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))))
+                   info=dict(sampler="guided_ascent", mean_proj_iters=sum(its) / max(1, len(its))), fast=fast)
 
 
 @_memo_sample
@@ -524,6 +544,7 @@ def guided_backward(model, x, schedule, target, *, guide: Guide = Guide(), proje
     Returns N = rows of ``x`` samples, N // T per target, target-major."""
     g = _guided(model, target, x, guide, amp)
     sched = _sigmas(schedule)
+    fast = sampler_compiled(model, x, schedule)
     proj = projection
     iters = _per_step(proj.iters, len(sched), "projection.iters", integer=True)
     lrs = _per_step(proj.lr, len(sched), "projection.lr")
@@ -540,7 +561,7 @@ def guided_backward(model, x, schedule, target, *, guide: Guide = Guide(), proje
         mm = None if proj.max_move is None else proj.max_move * sk
         lr = lrs[k] * sk ** proj.lr_sigma_power
         y, c, used, _, _ = project(model, y, tv, m_dev, g.block, proj.method, iters[k], lr, proj.tol, mm, amp)
-        xk = _denoise(model, y, amp)
+        xk = _denoise(model, y, amp, fast)
         nfe += c + 1
         its.append(used.float().mean().item())
         s = _eff_sigma(y, xk)
@@ -554,7 +575,7 @@ def guided_backward(model, x, schedule, target, *, guide: Guide = Guide(), proje
         xk, c = _polish(model, xk, g, polish, float(sched[-1]), seed, len(sched), amp)
         nfe += c
     return _finish(model, xk, nfe, sigmas, len(sched), t0, g, amp=amp,
-                   info=dict(sampler="guided_backward", mean_proj_iters=sum(its) / max(1, len(its))))
+                   info=dict(sampler="guided_backward", mean_proj_iters=sum(its) / max(1, len(its))), fast=fast)
 
 
 class Tracker:
