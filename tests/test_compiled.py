@@ -19,6 +19,7 @@ def images(n, seed=0):
 def fresh_state(monkeypatch):
     monkeypatch.setattr(compiled, "_state", {"failed": False})
     monkeypatch.setattr(compiled, "_blocks", compiled.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(compiled, "COMPILED_BF16", False)  # float32: compared with eager to rounding
 
 
 def test_walk_is_the_forward_pass_and_keeps_the_hooks_block_means(tiny):
@@ -123,3 +124,17 @@ def test_compiled_samplers_follow_eager_to_rounding(tiny, monkeypatch, fresh_sta
     fast = S.sample_unconditional(tiny, x0, sched, generator=torch.Generator().manual_seed(0), progress=False)
     assert not compiled._state["failed"]
     torch.testing.assert_close(fast.samples, eager.samples, rtol=1e-4, atol=1e-4)  # four steps: rounding only
+
+
+def test_compiled_extraction_in_bf16_stays_far_inside_phis_monte_carlo_error(tiny, monkeypatch, fresh_state):
+    monkeypatch.setattr(compiled, "COMPILED_BF16", True)
+    assert phimod.extraction_amp(False, True) == "auto" and phimod.extraction_amp(False, False) is False
+    assert phimod.extraction_amp(True, True) is True                 # an explicit choice wins
+    x = images(32)
+    fp32 = phimod.noise_averaged(tiny, x, [0.2], 4, ["mid"], 0, 64, compiled=False)[0].outputs["mid"]
+    fast = phimod.noise_averaged(tiny, x, [0.2], 4, ["mid"], 0, 64, compiled=True)[0].outputs["mid"]
+    other = phimod.noise_averaged(tiny, x, [0.2], 4, ["mid"], 1, 64, compiled=False)[0].outputs["mid"]
+
+    def rel(a, b):
+        return float(((a - b).norm(dim=1) / b.norm(dim=1)).median())
+    assert rel(fast, fp32) < 0.25 * rel(other, fp32)   # bf16's error << another draw of the noise

@@ -6,8 +6,9 @@ about 20-40 s once per process (each block once, whatever blocks a call keeps; a
 TorchInductor's on-disk cache is warm), so it pays from a few thousand image-draws. The compiled kernels round
 differently from the eager ones (about 1e-7 on phi; the same bits at 1 or 2 threads), so the choice is a pure
 function of the call (never of what ran before in the process), and `lib.core.memo` keys say which kernels
-computed an entry. Without gradients only: the samplers' denoising steps are compiled, their projections
-(gradients through the encoder) stay eager.
+computed an entry. Compiled extraction (phi) runs in bf16 where the device is fast at it (COMPILED_BF16; the
+cache keys say so too); the denoiser's output for PSNR and the samplers stay float32. Without gradients only:
+the samplers' denoising steps are compiled, their projections (gradients through the encoder) stay eager.
 
 LIB_COMPILE: ``auto`` (default: compile calls of at least COMPILE_FROM image-draws; a caller that makes many
 small calls decides once on their total), ``on`` (every call), ``off`` (never). Where compiling fails (no C
@@ -22,6 +23,9 @@ import weakref
 import torch
 
 COMPILE_FROM = 2048  # image-draws per call from which LIB_COMPILE=auto compiles the extraction
+# compiled extraction (phi, block means) runs under bf16 autocast where the device is fast at it
+# (lib.core.device.bf16_supported); lib.representation.phi.extraction_amp says why that is sound
+COMPILED_BF16 = True
 _state = {"failed": False}
 _blocks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

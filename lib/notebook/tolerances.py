@@ -69,6 +69,9 @@ TOLERANCES = {
         "subspace_*_kept_acc": {"abs": 0.05},
         "subspace_*_dropped_share": {"abs": 0.05},
         "nearest_is_target": {"abs": 0.04},            # over the 100 guided samples: four of them
+        # the median over those 100 samples of the target's rank among 1,000 held-out images: a heavy-tailed
+        # rank; compiling the samplers' denoising steps (other rounding, other chains) moved it 83 -> 71
+        "target_rank_median": {"rel": 0.25},
     },
     "04_distances": {
         "cd_sigmas": EXACT,

@@ -12,8 +12,9 @@ spin-waiting: what the notebooks did before), the seconds per pass behind them (
 contended_work_s*), contended_threads (threads chosen alone / contended),
 train_images_per_s[SETTING], train_best_images_per_s, train_best_setting (train images/s over batch size, threads,
 channels_last and optionally torch.compile: `bench_train_settings`), phi_eager_image_draws_per_s,
-phi_compiled_image_draws_per_s, phi_compiled_speedup, phi_compile_first_call_s, phi_compiled_max_abs_diff
-(phi's extraction eager and compiled: `bench_phi_compiled`), then the sampler keys of
+phi_compiled_image_draws_per_s, phi_compiled_speedup, phi_compile_first_call_s, phi_compiled_max_abs_diff,
+phi_library_image_draws_per_s, phi_library_speedup, phi_library_bf16, phi_library_median_rel_diff (phi's
+extraction eager, compiled in float32, and as the library runs it: `bench_phi_compiled`), then the sampler keys of
 lib.tools.sampler_bench. Numbers from a machine that is not idle are not comparable.
 
 ``python -m scripts.bench --figures`` prints instead {"figures_profile": ...}: the per-notebook, per-stage
@@ -32,7 +33,15 @@ from pathlib import Path
 import torch
 
 from lib.core.checks import read_json
-from lib.core.device import PASSIVE_WAIT, apply_threads, autocast, bf16_supported, pick_device, to_channels_last
+from lib.core.device import (
+    PASSIVE_WAIT,
+    amp_enabled,
+    apply_threads,
+    autocast,
+    bf16_supported,
+    pick_device,
+    to_channels_last,
+)
 from lib.core.paths import FIGURES
 from lib.model import compiled
 from lib.model.hooks import run_blocks
@@ -111,29 +120,42 @@ def bench_core(device="auto", quick=False) -> dict:
 
 def bench_phi_compiled(device="auto", quick=False) -> dict:
     """phi's extraction (`lib.representation.phi.noise_averaged`: cpu32 preset, 32x32, sigma 0.2, 4 draws,
-    batches of 256 rows, stopping after the middle block) eager and through the compiled trunk
-    (`lib.model.compiled`): image-draws/s of each after warm-up, the speed-up, the first compiled call's
-    seconds (compiling, or loading TorchInductor's on-disk cache) and the largest difference from eager."""
+    batches of 256 rows, stopping after the middle block) eager, through the compiled blocks in float32, and as
+    the library runs it (compiled, bf16 where the device is fast at it: `lib.model.compiled.COMPILED_BF16`):
+    image-draws/s of each after warm-up, the speed-ups over eager, the first compiled call's seconds (compiling,
+    or loading TorchInductor's on-disk cache), the largest float32 difference from eager and the median
+    per-image relative difference of the library's setting."""
     dev = pick_device(device)
     torch.manual_seed(0)
     model = UNet(preset("cpu32")).to(dev).eval()
     n = 64 if quick else 256
     x = torch.rand(n, 3, 32, 32, device=dev)
 
-    def run(fast):
-        return noise_averaged(model, x, [0.2], 4, ["mid"], 0, 256, compiled=fast)[0].outputs["mid"]
+    def run(fast, bf16=False):
+        old, compiled.COMPILED_BF16 = compiled.COMPILED_BF16, bf16
+        try:
+            return noise_averaged(model, x, [0.2], 4, ["mid"], 0, 256, compiled=fast)[0].outputs["mid"]
+        finally:
+            compiled.COMPILED_BF16 = old
     eager = run(False)
     t0 = time.perf_counter()
     fast = run(True)
     first = time.perf_counter() - t0
     if compiled._state["failed"]:
         return {"phi_compiled_failed": True}
+    lib_default = run(True, compiled.COMPILED_BF16)
     mt = 1.0 if quick else 5.0
     t_eager, t_fast = _timeit(lambda: run(False), mt, 1), _timeit(lambda: run(True), mt, 1)
+    t_lib = _timeit(lambda: run(True, compiled.COMPILED_BF16), mt, 1)
+    rel = ((lib_default - eager).norm(dim=1) / eager.norm(dim=1).clamp_min(1e-12)).median()
     return {"phi_eager_image_draws_per_s": round(4 * n / t_eager, 1),
             "phi_compiled_image_draws_per_s": round(4 * n / t_fast, 1),
             "phi_compiled_speedup": round(t_eager / t_fast, 2), "phi_compile_first_call_s": round(first, 1),
-            "phi_compiled_max_abs_diff": float((fast - eager).abs().max())}
+            "phi_compiled_max_abs_diff": float((fast - eager).abs().max()),
+            "phi_library_image_draws_per_s": round(4 * n / t_lib, 1),
+            "phi_library_speedup": round(t_eager / t_lib, 2),
+            "phi_library_bf16": bool(compiled.COMPILED_BF16 and amp_enabled(dev, "auto")),
+            "phi_library_median_rel_diff": float(rel)}
 
 
 def train_rate(device, batch: int, threads: int, channels_last: bool, compiled: bool = False,
