@@ -85,6 +85,10 @@ TOLERANCES = {
         # extraction, lib.model.compiled) moved the k = 280 one from -0.0038 to 0.0091 (the clusters changed,
         # not their semantics), beyond DEFAULT's 0.005
         "k_grid": {"abs": 0.02},
+        # the median between/within ratio of k-means clusters depends on which local optimum k-means lands in:
+        # phi moved by 0.1% (bf16 extraction) moved the trained one 7.64 -> 6.31 and the untrained 3.63 -> 3.50
+        # (no verdict changed: the claim needs a ratio of 2 and above)
+        "separation_median_*_clusters": {"rel": 0.25},
     },
     "06_linear_probe": {
         # the probe's accuracy and its interval bounds: half the 95% interval, or 2 sd over seeds where written
