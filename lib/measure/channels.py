@@ -19,9 +19,9 @@ import torch
 from scipy import stats as _stats
 
 from lib.core.checks import check_sigma
+from lib.model.compiled import use_compiled
 from lib.model.hooks import resolve_blocks
 from lib.model.unet import block_aliases
-from lib.representation.phi import compiled_extraction
 from lib.representation.phi import phi as phi_of  # parameters named phi hold phi arrays
 
 __all__ = ["participation_ratio", "energy_participation_ratio", "block_pr", "channel_stats",
@@ -330,7 +330,7 @@ def noise_robustness(model, images: torch.Tensor, sigmas, blocks=None, n_noise: 
     sig = [check_sigma(s, "sigmas") for s in np.atleast_1d(np.asarray(sigmas, dtype=np.float64))]
     blocks = _default_blocks(model) if blocks is None else ([blocks] if isinstance(blocks, str) else list(blocks))
     modules = [resolve_blocks(model, b)[0] for b in blocks]
-    fast = compiled_extraction(model, images.shape[0] * (1 + len(sig) * int(n_noise)), 1, [1.0])  # all the calls
+    fast = use_compiled(model, images.shape[0] * (1 + len(sig) * int(n_noise)))  # decided once for all the calls
     clean = phi_of(model, images, 0.0, 1, blocks=modules, batch_size=batch_size, amp=amp, compiled=fast)
     ref = {m: clean[m].double().numpy() for m in modules}
     out = {b: np.empty((len(sig), images.shape[0])) for b in blocks}

@@ -11,9 +11,9 @@ from lib.core.checks import check_images
 from lib.core.device import autocast
 from lib.core.metrics import blur_oracle, psnr
 from lib.data.datasets import load_dataset
+from lib.model import compiled as compiled_blocks
 from lib.model.compiled import use_compiled
 from lib.model.hooks import ReplaceOutput
-from lib.representation.phi import compiled_step
 
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -32,7 +32,7 @@ def denoise(model, y: torch.Tensor, batch_size: int = 256, amp: bool | str = Fal
         with autocast(dev, amp):
             yb = y[s:s + batch_size].to(dev)
             if compiled:
-                outs.append(compiled_step(model, yb, (), False, True)[0].float().cpu())
+                outs.append(compiled_blocks.walk(model, yb, (), full=True)[0].float().cpu())
             else:
                 outs.append(model(yb).float().cpu())
     return torch.cat(outs)

@@ -35,9 +35,10 @@ from lib.core.profile import stage, timed
 from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
 from lib.measure.clustering import kmeans, limit_threads, scores
 from lib.measure.probe import wilson_interval
+from lib.model.compiled import use_compiled
 from lib.model.hooks import resolve_blocks
 from lib.model.unet import UNet
-from lib.representation.phi import compiled_extraction, extraction_amp, noise_averaged, phi
+from lib.representation.phi import extraction_amp, noise_averaged, phi
 
 DEGENERATE_BELOW = 0.05          # varying fraction under which a representation is "degenerate"
 READOUT_SIGMAS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -408,7 +409,7 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
            "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}
     # the whole grid's image-draws decide whether its extraction runs compiled (lib.model.compiled)
     work = (1 + len(untrained_seeds)) * (len(xtr) + len(xte)) * sum(1 if s == 0 else int(n_noise) for s in sigmas)
-    fast = compiled_extraction(model, work, 1, [1.0])
+    fast = use_compiled(model, work)
     if fast:  # compiled kernels round differently, and the extraction may run in bf16
         dev = next(model.parameters()).device
         key["kernels"] = "inductor" + ("+bf16" if amp_enabled(dev, extraction_amp(False, True)) else "")

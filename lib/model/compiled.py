@@ -70,9 +70,9 @@ def _raise_recompile_limit(limit: int = 512) -> None:
             setattr(cfg, name, limit)
 
 
-def walk(model, y: torch.Tensor, keep: tuple, inputs: bool = False, full: bool = False, compiled: bool = False):
-    """``model.walk(y, keep, inputs, full)``, through the compiled function when ``compiled``."""
-    if compiled and not _state["failed"]:
+def walk(model, y: torch.Tensor, keep: tuple, inputs: bool = False, full: bool = False):
+    """``model.walk(y, keep, inputs, full)`` through the compiled blocks (eager once compiling has failed)."""
+    if not _state["failed"]:
         try:
             return model.walk(y, tuple(keep), bool(inputs), bool(full), modules=compiled_blocks(model))
         except Exception as exc:  # a missing compiler or an unsupported backend: eager from now on

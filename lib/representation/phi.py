@@ -22,7 +22,7 @@ from lib.core.checks import check_images, check_sigma
 from lib.core.device import amp_enabled, autocast, base_seed, per_sample_noise, to_channels_last
 from lib.core.memo import digest, memo_arrays, model_digest
 from lib.core.profile import stage
-from lib.model import compiled
+from lib.model import compiled as compiled_blocks  # parameters named `compiled` are flags
 from lib.model.compiled import use_compiled
 from lib.model.hooks import BlockRecorder, resolve_blocks
 
@@ -83,7 +83,7 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
     sigma is 0). grad: results on the model's device with their graph (no inference mode). output: the forward
     runs to the end and each result also holds D(y) of the first draw. pool (a ThreadPoolExecutor) draws the
     next batch's noise, split into ``noise_parts`` jobs, while the model runs. channels_last: on CUDA, the
-    batch in that memory format. compiled: run the batches through the compiled trunk (`lib.model.compiled`);
+    batch in that memory format. compiled: run the batches through the compiled blocks (`lib.model.compiled`);
     None decides by `compiled_extraction`. Validation is the caller's. Returns one `NoiseAveraged` per sigma,
     on the CPU unless grad."""
     dev = _model_device(model)
@@ -121,7 +121,7 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
                     y = to_channels_last(y)
                 with autocast(dev, amp):
                     if fast:
-                        d, outs, ins = compiled_step(model, y, names, inputs, output)
+                        d, outs, ins = compiled_blocks.walk(model, y, names, inputs=inputs, full=output)
                         if output:
                             a["denoised"].append(d.float().reshape(b, draws, -1)[:, 0].cpu())
                     elif output:
@@ -144,7 +144,7 @@ def noise_averaged(model, images, sigmas, n_noise: int, blocks, seed: int, batch
 
 
 def compiled_extraction(model, n: int, n_noise: int, sigmas, grad: bool = False) -> bool:
-    """Whether `noise_averaged` runs this call through the compiled trunk (`lib.model.compiled`): never with
+    """Whether `noise_averaged` runs this call through the compiled blocks (`lib.model.compiled`): never with
     grad, else by LIB_COMPILE and the image-draws of the call."""
     draws = max(1 if s == 0 else int(n_noise) for s in sigmas)
     return not grad and use_compiled(model, int(n) * draws)
@@ -155,16 +155,9 @@ def extraction_amp(amp, fast: bool):
     (amp False), "auto" when `lib.model.compiled.COMPILED_BF16`: bf16 where the device is fast at it. Measured
     (docs/method.md): bf16 moves phi by 0.1% per image, 20x less than its own Monte Carlo error (another seed of
     its 4 noise draws: 2.3%), for 2.4x the image-draws per second on the 2-core machine."""
-    if fast and compiled.COMPILED_BF16 and (amp is False or amp is None):
+    if fast and compiled_blocks.COMPILED_BF16 and (amp is False or amp is None):
         return "auto"
     return amp
-
-
-def compiled_step(model, y, names, inputs: bool, output: bool):
-    """(D(y) or None, {block: means}, {block: input means} or None) of one batch through the compiled blocks
-    (`lib.model.compiled`)."""
-    d, outs, ins = compiled.walk(model, y, tuple(names), inputs=inputs, full=output, compiled=True)
-    return d, outs, (ins if inputs else None)
 
 
 def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, blocks="mid",

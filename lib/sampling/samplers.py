@@ -234,7 +234,7 @@ def _denoise(model, y, amp, fast: bool = False):
     """D(y) without gradients; fast: through the compiled blocks (`lib.model.compiled`)."""
     with torch.no_grad(), autocast(y.device, amp):
         if fast:
-            return compiled.walk(model, y, (), full=True, compiled=True)[0].float()
+            return compiled.walk(model, y, (), full=True)[0].float()
         return model(y).float()
 
 
