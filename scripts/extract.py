@@ -12,10 +12,11 @@ import torch
 
 from lib.core.checks import parse_amp, run_cli
 from lib.core.device import apply_threads, pick_device, to_channels_last
+from lib.core.hashing import file_sha256
 from lib.core.paths import resolve
 from lib.model.checkpoint import read_config
 from lib.model.unet import UNet, block_aliases
-from lib.representation.extract import extract, file_sha256, rank_world
+from lib.representation.extract import extract, rank_world
 from scripts import (
     Parser,
     arg_type,

@@ -15,12 +15,12 @@ from pathlib import Path
 from lib.core.checks import read_json, run_cli
 from lib.core.device import apply_threads
 from lib.core.files import atomic_write_bytes
+from lib.core.hashing import weights_sha256
 from lib.core.paths import resolve
 from lib.data.datasets import load_dataset
 from lib.measure.denoising import RELIANCE_SIGMAS, reliance_by_block, reliance_markdown
 from lib.model.checkpoint import checkpoint_file, load_model, read_config
 from lib.training.curves import run_labels
-from lib.training.lineage import weights_fingerprint
 from scripts import (
     Parser,
     checkpoint_arg,
@@ -84,7 +84,7 @@ def main(argv=None):
     owners = [run_folder(Path(stem)) for stem in a.checkpoints]
     label = dict(zip(dict.fromkeys(owners), run_labels(list(dict.fromkeys(owners)))))
     keys = [f"{label[o]} ({m.checkpoint_metadata.get('images_seen', 0):,} images)" for o, m in zip(owners, models)]
-    shas = [weights_fingerprint(m) for m in models]
+    shas = [weights_sha256(m, 16) for m in models]
     for stem, key, sha in zip(a.checkpoints, keys, shas):
         if weights.get(key, sha) != sha or len({s for k, s in zip(keys, shas) if k == key}) > 1:
             raise ValueError(f"{stem}: other weights are already recorded as {key!r} in {path.parent}; measure it from "

@@ -20,6 +20,7 @@ import torch
 
 from fileguard import snapshot
 from lib.core.files import exclusive_lock
+from lib.core.hashing import file_sha256
 from lib.core.paths import CHECKPOINTS, FIGURES
 from lib.data.datasets import load_dataset
 from lib.measure import channels as analysis
@@ -68,7 +69,7 @@ def shared(tmp_path_factory):
     train_run(root / "run", root / "pool")
     images = (np.random.default_rng(0).random((12, 3, 16, 16)) * 255).astype(np.uint8)
     meta = {"dataset": "random", "split": "test", "size": 16,
-            "checkpoint_sha256": extract.file_sha256(str(ckpt) + ".safetensors")}
+            "checkpoint_sha256": file_sha256(str(ckpt) + ".safetensors")}
     extract.extract(model, images, root / "cache", sigmas=(0.0,), n_noise=1, blocks="mid", seed=0, chunk_size=4,
                     amp=False, labels=np.zeros(12, np.int64), meta=meta, progress=False)
     return SimpleNamespace(root=root, model=model, ckpt=ckpt, run=root / "run", cache=root / "cache", images=images)

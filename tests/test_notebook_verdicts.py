@@ -337,3 +337,33 @@ def test_nb00_evidence_only_of_its_own_checkpoint(tmp_path):
     got, px = evidence_of(p, "tux32")
     assert [r["images_seen"] for r in got] == [0, 100] and px == {"class_nmi": 0.07}
     assert evidence_of(p, "cifar32") is None
+
+
+def _nb05_inputs(trained_ami, cluster_ratio, class_ratio, control_ratio):
+    import pandas as pd
+    wide = pd.DataFrame({"ami class": [trained_ami, 0.10, 0.05]}, index=["trained a4", "untrained a4", "pixels"])
+    sep = {"trained: clusters": {"ratio": np.full(5, cluster_ratio)},
+           "trained: classes": {"ratio": np.full(5, class_ratio)},
+           **{f"{s}: {k}": {"ratio": np.full(5, control_ratio)} for s in ("untrained", "pixels")
+              for k in ("clusters", "classes")}}
+    return wide, sep
+
+
+def test_nb05_claims_hold_against_both_controls():
+    c = nb05.clustering_claims(*_nb05_inputs(0.3, 3.0, 1.0, 2.5), degenerate=False)
+    assert c["semantic"] == "holds" and c["separation"] == "holds"
+    assert c["median"]["trained: clusters"] == 3.0 and c["median"]["pixels: classes"] == 2.5
+
+
+@pytest.mark.parametrize("args", [(0.08, 3.0, 1.0, 2.5),   # class AMI under the untrained network's
+                                  (0.3, 1.9, 1.0, 1.0),    # clusters under a ratio of 2
+                                  (0.3, 3.0, 3.5, 1.0),    # classes as separated as clusters
+                                  (0.3, 3.0, 1.0, 3.0)])   # a control's clusters as separated
+def test_nb05_claims_fail_on_each_criterion(args):
+    c = nb05.clustering_claims(*_nb05_inputs(*args), degenerate=False)
+    assert "does not hold" in (c["semantic"], c["separation"])
+
+
+def test_nb05_claims_degenerate_overrides():
+    c = nb05.clustering_claims(*_nb05_inputs(0.3, 3.0, 1.0, 2.5), degenerate=True)
+    assert c["semantic"] == c["separation"] == "degenerate"

@@ -28,6 +28,17 @@ def test_committed_without_outputs_and_with_parameters(nb):
     assert "import" not in src and "(" not in src.split("#")[0], f"{nb.name}: parameters must be literals"
 
 
+MAX_CELL_LINES = 30  # a cell that defines more logic than this belongs in the notebook's lib/notebook module
+
+
+@pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
+def test_code_cells_are_short(nb):
+    book = nbformat.read(nb, as_version=4)
+    long = {i: len(c.source.splitlines()) for i, c in enumerate(book.cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > MAX_CELL_LINES}
+    assert not long, f"{nb.name}: code cells over {MAX_CELL_LINES} lines (cell: lines): {long}"
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
 def test_smoke_run_writes_figures(nb, tmp_path):

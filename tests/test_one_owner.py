@@ -18,8 +18,18 @@ PSNR_EXCEPTIONS = {
     "lib/training/trainer.py::evaluate": "the trainer's validation PSNR (its own seeds, batches of 128): a running "
                                          "training's eval numbers must stay continuous across legs; not edited",
 }
+HASH_OWNER = "lib/core/hashing.py"
+# Hashes of what is not a file or a network, each with the reason it is not `lib.core.hashing`'s.
+HASH_EXCEPTIONS = {
+    "lib/training/lineage.py::data_fingerprint": "a training pool's identity (its uint8 bytes and shape)",
+    "lib/data/datasets.py::source_fingerprint": "a folder's listing (paths, sizes, mtimes): cheap staleness",
+    "lib/data/pools.py::content_fingerprint": "a folder's identity from names, sizes and (sampled) bytes",
+    "lib/data/download.py::_md5_of": "CIFAR-10's published checksum is an MD5",
+    "lib/data/download.py::_download": "the MD5 of the bytes as they stream in, before they are on disk",
+}
 # The only definitions of these names.
-OWNED = {"phi": PHI_OWNER, "noise_averaged": PHI_OWNER, "block_means": PHI_OWNER,
+OWNED = {"digest": HASH_OWNER, "file_sha256": HASH_OWNER, "weights_sha256": HASH_OWNER,
+         "phi": PHI_OWNER, "noise_averaged": PHI_OWNER, "block_means": PHI_OWNER,
          "denoise": PSNR_OWNER, "psnr_table": PSNR_OWNER, "noisy_copies": PSNR_OWNER}
 
 
@@ -102,6 +112,49 @@ def test_owned_names_defined_once():
                 where.setdefault(node.name, []).append(path)
     for name, owner in OWNED.items():
         assert where.get(name) == [owner], f"{name}: defined in {where.get(name)}, expected only in {owner}"
+
+
+def hashing_functions(source: str) -> list[str]:
+    """Functions that call hashlib: each computes a hash of its own."""
+    return [f.name for f in _functions(ast.parse(source))
+            if any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "hashlib"
+                   for n in ast.walk(f))]
+
+
+def test_one_owner_of_file_and_weight_hashes():
+    found = {f"{path}::{fn}" for path, src in lib_files().items() if path != HASH_OWNER
+             for fn in hashing_functions(src)}
+    assert not found - set(HASH_EXCEPTIONS), (f"a hash computed outside {HASH_OWNER}: "
+                                              f"{sorted(found - set(HASH_EXCEPTIONS))}; use lib.core.hashing")
+    assert set(HASH_EXCEPTIONS) <= found, f"stale exceptions: {sorted(set(HASH_EXCEPTIONS) - found)}"
+    assert hashing_functions(OLD_FINGERPRINT) == ["weights_fingerprint"]
+
+
+def test_weights_hash_keeps_the_recorded_16_digit_fingerprints():
+    """The curve records and lineages name weights by the 16-digit fingerprint they were written with."""
+    import hashlib
+
+    import torch
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.GroupNorm(1, 2))
+    h = hashlib.sha256()
+    for k, v in m.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    from lib.core.hashing import weights_sha256
+    assert weights_sha256(m, 16) == h.hexdigest()[:16] and len(weights_sha256(m)) == 64
+    m.to(torch.bfloat16)
+    in_bf16 = weights_sha256(m)
+    m.float()  # the same values, now stored in float32: another network to run, so another hash
+    assert in_bf16 != weights_sha256(m)
+
+
+OLD_FINGERPRINT = '''
+def weights_fingerprint(model):
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+    return h.hexdigest()[:16]
+'''
 
 
 # The duplicates as they were before issue 26 (abridged): the detectors must flag them.

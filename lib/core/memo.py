@@ -1,7 +1,7 @@
 """A content-keyed on-disk cache for what is expensive and deterministic given its inputs (phi, probe fits,
 samples), shared by every notebook of a `make figures` run and by later runs.
 
-    key = {"weights": model_digest(model), "images": digest(x), "sigma": 0.2, "n_noise": 4, "seed": 0}
+    key = {"weights": weights_sha256(model), "images": digest(x), "sigma": 0.2, "n_noise": 4, "seed": 0}
     arrays = memo_arrays("phi", key, lambda: {"mid": compute()})      # {name: ndarray}
     record = memo_json("readout", key, lambda: {...})                  # a JSON-able value
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from lib.core.hashing import digest
 from lib.core.paths import ROOT
 from lib.core.profile import stage
 
@@ -44,49 +44,6 @@ def cache_dir() -> Path | None:
     if v.lower() in ("off", "0", "false", "no"):
         return None
     return Path(v) if v else DEFAULT
-
-
-def _update(h, value) -> None:
-    """Feed ``value`` to the hash ``h``: arrays and tensors by dtype, shape and bytes; containers recursively."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        t = value.detach().cpu().contiguous()
-        if str(t.dtype) == "torch.bfloat16":
-            t = t.float()
-        value = t.numpy()
-    if isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
-        h.update(f"nd{a.dtype.str}{a.shape}".encode())
-        h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
-    elif isinstance(value, dict):
-        h.update(b"{")
-        for k in sorted(value, key=str):
-            h.update(repr(str(k)).encode())
-            _update(h, value[k])
-        h.update(b"}")
-    elif isinstance(value, (list, tuple)):
-        h.update(b"[")
-        for v in value:
-            _update(h, v)
-        h.update(b"]")
-    elif isinstance(value, (np.generic,)):
-        _update(h, value.item())
-    elif value is None or isinstance(value, (bool, int, float, str)):
-        h.update(f"{type(value).__name__}:{value!r};".encode())
-    else:
-        raise TypeError(f"digest: cannot key a {type(value).__name__}")
-
-
-def digest(*values) -> str:
-    """sha256 (hex) of the content of ``values`` (arrays, tensors, numbers, strings, lists, dicts)."""
-    h = hashlib.sha256()
-    for v in values:
-        _update(h, v)
-    return h.hexdigest()
-
-
-def model_digest(model) -> str:
-    """The digest of a network's weights and buffers (state_dict content, in name order)."""
-    return digest(dict(model.state_dict()))
 
 
 def _paths(kind: str, key: dict, suffix: str):

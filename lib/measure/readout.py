@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from lib.core.device import amp_enabled
-from lib.core.memo import digest, memo_arrays, memo_json, model_digest
+from lib.core.hashing import digest, weights_sha256
+from lib.core.memo import memo_arrays, memo_json
 from lib.core.profile import stage, timed
 from lib.measure.channels import as_numpy, liveness_fraction, participation_ratio
 from lib.measure.clustering import kmeans, limit_threads, scores
@@ -403,7 +404,7 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
     for s in sigmas:
         check_trained_sigma(model, s)
     xtr, xte = train.float(), test.float()
-    key = {"weights": model_digest(model),
+    key = {"weights": weights_sha256(model),
            "images": digest(xtr, np.asarray(train.labels), xte, np.asarray(test.labels)),
            "sigmas": [float(s) for s in sigmas], "blocks": blocks, "n_noise": int(n_noise),
            "untrained_seeds": [int(s) for s in untrained_seeds], "seed": int(seed)}

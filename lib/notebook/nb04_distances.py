@@ -134,3 +134,41 @@ def distance_claims(auc: dict, rel: dict, factors, degenerate: bool) -> dict:
         return "degenerate" if degenerate else ("holds" if ok else "does not hold")
     return {"semantic": semantic, "tracks": tracks, "claim_tracks_density_distance": word(tracks),
             "claim_distance_semantic": word(semantic.get("class", False))}
+
+
+def summary_markdown(head: str, live: dict, auc, rel: dict, claims: dict, nn_class: dict, factors, cd: dict) -> str:
+    """Notebook 04's result in words: liveness, nearest neighbours, the density-distance claim and the semantic
+    distance claim (``claims`` from `distance_claims`). ``auc``: the AUC table (a DataFrame indexed by
+    representation); ``cd``: how the density distance was measured ({"pairs", "sigmas", "max_steps",
+    "residuals", "seconds"}); ``head``: the checkpoint/data sentence."""
+    tr, un, px = (auc.loc[k] for k in ("trained a4", "untrained a4", "pixels"))
+    rt, rp = rel["trained a4"], rel["pixels"]
+    sem = claims["semantic"]
+    best = auc["AUC class"].drop(["untrained a4", "pixels"])
+    lines = [
+        head,
+        "",
+        f"- **Liveness**: {live['varying_fraction']:.1%} of phi's energy varies across images (mean cosine "
+        f"{live['mean_cosine']:.3f}): {'DEGENERATE' if live['degenerate'] else 'live'}.",
+        f"- **Nearest neighbours**: the 1-NN shares the query's class for {nn_class['trained a4']:.0%} of images in "
+        f"phi space, {nn_class['pixels']:.0%} in pixel space, {nn_class['untrained a4']:.0%} for the untrained "
+        f"network.",
+        f"- **phi distance tracks the conditional-density distance** ({cd['pairs']} pairs, σ grid {cd['sigmas']}, "
+        f"projection until the loss stops falling, at most {cd['max_steps']} steps; median residual "
+        f"{', '.join(f'{r:.2f}' for r in cd['residuals'])} per σ; {cd['seconds']:.0f} s): Spearman "
+        f"{rt['spearman']:.2f} (pixels {rp['spearman']:.2f}, untrained {rel['untrained a4']['spearman']:.2f}); "
+        f"partial Spearman given the pixel distance {rt['partial spearman']:.2f} (untrained "
+        f"{rel['untrained a4']['partial spearman']:.2f}); band ratio {rt['band ratio']:.1f} (paper ≈ 3; pixels "
+        f"{rp['band ratio']:.1f}). Claim **{claims['claim_tracks_density_distance']}** on this model (criterion: "
+        f"Spearman > 0.5, above pixels, partial Spearman > 0.2, narrower band than pixels). The density distance "
+        f"is estimated with the trained model for all rows, so the comparison is between distance measures.",
+        f"- **Distance is semantic** (same-label pairs closer): AUC for class {tr['AUC class']:.3f} (untrained "
+        f"{un['AUC class']:.3f}, pixels {px['AUC class']:.3f})"
+        + "".join(f"; {f} {tr[f'AUC {f}']:.3f} (untrained {un[f'AUC {f}']:.3f}, pixels {px[f'AUC {f}']:.3f})"
+                  for f in factors if f != "class")
+        + ". Above both controls for: " + (", ".join(f for f, ok in sem.items() if ok) or "none")
+        + (" (phi is degenerate: these AUCs rank distances between nearly identical vectors)." if live["degenerate"]
+           else "."),
+        f"- Best block for class AUC: {best.idxmax()} ({best.max():.3f}).",
+    ]
+    return "\n".join(lines)

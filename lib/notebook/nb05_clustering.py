@@ -116,3 +116,56 @@ def tsne_panels(emb, clusters, labels, names, n_groups: int = 10):
         ax.legend(fontsize=6, markerscale=2, loc="best")
     fig.tight_layout()
     return fig
+
+
+def clustering_claims(wide, sep: dict, degenerate: bool) -> dict:
+    """The two verdicts of notebook 05 from its score table ``wide`` (rows "trained a4", "untrained a4",
+    "pixels"; columns "ami class", ...) and its separations ``sep`` ({"trained: clusters": {"ratio": ...}, ...}).
+
+    - clusters are semantic: the trained a4 class AMI is above both controls';
+    - separation (the paper's clusters at 2-4 and above, classes at about 1): the median ratio of cluster pairs is
+      at least 2, above the class pairs' and above the controls' cluster medians (k-means clusters are separated
+      by construction, so the controls set the bar).
+    Both read "degenerate" when phi does not vary. Returns {"median": {kind: median ratio}, "semantic", "separation"}.
+    """
+    med = {k: float(np.median(v["ratio"])) for k, v in sep.items()}
+    amis = {r: wide.loc[r, "ami class"] for r in ("trained a4", "untrained a4", "pixels")}
+    semantic = amis["trained a4"] > max(amis["untrained a4"], amis["pixels"])
+    separated = (med["trained: clusters"] >= 2 and med["trained: classes"] < med["trained: clusters"]
+                 and med["trained: clusters"] > max(med["untrained: clusters"], med["pixels: clusters"]))
+
+    def word(ok):
+        return "degenerate" if degenerate else ("holds" if ok else "does not hold")
+    return {"median": med, "semantic": word(semantic), "separation": word(separated)}
+
+
+def summary_markdown(wide, claims: dict, factors, live: dict, head: str) -> str:
+    """Notebook 05's result in words: liveness, the score table, class alignment and separation with their
+    verdicts (``claims`` from `clustering_claims`); ``head``: the checkpoint/data sentence."""
+    from lib.notebook.plots import markdown_table
+    tr, un, px = (wide.loc[r] for r in ("trained a4", "untrained a4", "pixels"))
+    med = claims["median"]
+    lines = [
+        head,
+        "",
+        f"- **Liveness**: {live['varying_fraction']:.1%} of phi's energy varies across images (mean cosine "
+        f"{live['mean_cosine']:.3f}): {'DEGENERATE' if live['degenerate'] else 'live'}.",
+        "- **Score table** (k = number of values of each factor; AMI and ARI are 0 for chance):",
+        "",
+        markdown_table(wide.reset_index().to_dict("records")),
+        "",
+        f"- **Clusters partly align with classes**: trained a4 vs class AMI {tr['ami class']:.3f} (untrained "
+        f"{un['ami class']:.3f}, pixels {px['ami class']:.3f}). "
+        + ("; ".join(f"{f}: {tr[f'ami {f}']:.3f} (untrained {un[f'ami {f}']:.3f}, pixels {px[f'ami {f}']:.3f})"
+                     for f in factors if f != "class"))
+        + f". phi clusters carry more class information than both controls: "
+        f"**{claims['semantic']}**; best block for class: "
+        f"{wide['ami class'].drop(['untrained a4', 'pixels']).idxmax()}.",
+        f"- **Separation** (paper: clusters at 2-4 and above, classes at about 1 or below): median ratio of cluster "
+        f"pairs {med['trained: clusters']:.2f}, of class pairs {med['trained: classes']:.2f} in phi space "
+        f"(untrained {med['untrained: clusters']:.2f} / {med['untrained: classes']:.2f}, pixels "
+        f"{med['pixels: clusters']:.2f} / {med['pixels: classes']:.2f}; median group sizes in the table above). "
+        f"Claim **{claims['separation']}** on this model (criterion: cluster median ≥ 2, above the class median "
+        f"and above the controls' cluster medians, since k-means clusters are separated by construction).",
+    ]
+    return "\n".join(lines)

@@ -10,7 +10,6 @@ paper-vs-ours scorecard from these files; `lib.publish.site` shows them on the r
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.checks import read_json
+from lib.core.hashing import file_sha256
 from lib.core.paths import FIGURES, ROOT
 
 SIGNIFICANT = 4
@@ -67,11 +67,7 @@ def checkpoint_sha256(checkpoint) -> str | None:
     w = Path(checkpoint).with_suffix(".safetensors")
     if not w.is_file():
         return None
-    h = hashlib.sha256()
-    with open(w, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
+    return file_sha256(w, 12)
 
 
 def run_info(ctx) -> dict:

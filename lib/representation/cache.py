@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib.core.hashing import file_sha256
 from lib.model.checkpoint import checkpoint_file
 from lib.model.hooks import resolve_blocks
 from lib.representation.extract import (
     MANIFEST,
-    file_sha256,
     find_block,
     find_sigma,
     finite_rows,

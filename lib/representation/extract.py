@@ -24,7 +24,6 @@ depend on chunking, batching or sharding, and equals ``phi(model, all_images, si
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -59,15 +58,6 @@ def array_name(block: str, sigma: float) -> str:
 def rank_world() -> tuple[int, int]:
     """(rank, world size) from the environment torchrun sets; (0, 1) otherwise."""
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def file_sha256(path, block: int = 1 << 22) -> str:
-    """SHA-256 hex digest of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(block):
-            h.update(b)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -20,7 +20,8 @@ import torch
 
 from lib.core.checks import check_images, check_sigma
 from lib.core.device import amp_enabled, autocast, base_seed, per_sample_noise, to_channels_last
-from lib.core.memo import digest, memo_arrays, model_digest
+from lib.core.hashing import digest, weights_sha256
+from lib.core.memo import memo_arrays
 from lib.core.profile import stage
 from lib.model import compiled as compiled_blocks  # parameters named `compiled` are flags
 from lib.model.compiled import use_compiled
@@ -201,7 +202,7 @@ def phi(model, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, bloc
         outs, ins = compute()
     else:
         dev = _model_device(model)
-        key = {"weights": model_digest(model), "images": digest(images), "sigma": sigma,
+        key = {"weights": weights_sha256(model), "images": digest(images), "sigma": sigma,
                "n_noise": int(n_noise) if sigma > 0 else 1, "blocks": list(names), "seed": int(seed),
                "amp": amp_enabled(dev, extraction_amp(amp, compiled)), "device": dev.type, "inputs": bool(inputs)}
         if compiled:

@@ -52,7 +52,8 @@ import torch
 
 from lib.core.checks import check_images, check_sigma
 from lib.core.device import autocast, base_seed, per_sample_noise
-from lib.core.memo import digest, memo_arrays, model_digest
+from lib.core.hashing import digest, weights_sha256
+from lib.core.memo import memo_arrays
 from lib.core.metrics import psnr
 from lib.core.profile import timed
 from lib.model import compiled
@@ -409,7 +410,7 @@ def _describe(v):
         return {"generator": digest(v.get_state()), "device": str(v.device)}
     if isinstance(v, ImageTarget):
         return {"ImageTarget": _describe(v.images), "block": v.block, "n_noise": v.n_noise, "seed": v.seed,
-                "centroid": v.centroid, "amp": v.amp, "weights": model_digest(v.model)}
+                "centroid": v.centroid, "amp": v.amp, "weights": weights_sha256(v.model)}
     if isinstance(v, ConstantTarget):
         return {"ConstantTarget": _describe(v.v)}
     if isinstance(v, MaskedTarget):
@@ -437,7 +438,7 @@ def _memo_sample(fn):
         if callback is not None and (not isinstance(callback, Tracker) or callback.rows):
             return run()  # a callback of its own, or a Tracker that already holds rows of another run
         try:
-            key = {"sampler": fn.__name__, "weights": model_digest(model), "x": _describe(x),
+            key = {"sampler": fn.__name__, "weights": weights_sha256(model), "x": _describe(x),
                    "schedule": _describe(schedule), "args": _describe(list(args)), "options": _describe(kw),
                    "generator": _describe(generator),
                    "tracker": None if callback is None else {"every": callback.every, "n_noise": callback.n_noise,

@@ -30,11 +30,11 @@ import numpy as np
 
 from lib.core.checks import read_json, read_jsonl
 from lib.core.files import waiting_lock
+from lib.core.hashing import weights_sha256
 from lib.measure.denoising import RELIANCE_SIGMAS, block_reliance, psnr_table
 from lib.measure.readout import ANALYSIS_NOISE, ANALYSIS_SIGMA, UNTRAINED_SEEDS, untrained_twin
 from lib.model.checkpoint import load_model
 from lib.training.evidence import evidence_sets, model_evidence, pca_pixel_evidence, pixel_evidence
-from lib.training.lineage import weights_fingerprint
 
 CURVE_KEYS = ("mid_varying_fraction", "mid_eff_channels_out", "class_ami", "probe_acc", "knn_acc")
 GAP_KEYS = ("probe_acc", "knn_acc")
@@ -171,7 +171,7 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     shas = {}
     for images, stem in snaps:
         model = load_model(stem)
-        shas[images] = sha = weights_fingerprint(model)
+        shas[images] = sha = weights_sha256(model, 16)
         old = recorded.get(("trained", images), sha)
         if old not in (None, sha):
             raise ValueError(f"{path}: run {label!r} was recorded at {images:,} images with weights {old}, but "

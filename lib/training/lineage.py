@@ -44,17 +44,6 @@ def data_fingerprint(pool: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 (16 hex digits) of a model's tensors in state-dict order."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            continue
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def lineage_of(meta: dict) -> list[dict]:
     """The legs recorded in a checkpoint's metadata; a checkpoint from before lineage was recorded is one leg
     from scratch (its images and wall time are those of the metadata)."""

@@ -46,6 +46,7 @@ import torch
 from lib.core.checks import amp_name, check_field_types, parse_amp
 from lib.core.device import apply_threads, autocast, pick_device, to_channels_last
 from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
+from lib.core.hashing import weights_sha256
 from lib.core.metrics import psnr
 from lib.data.pools import open_pool
 from lib.measure.denoising import EVAL_SIGMAS
@@ -70,7 +71,6 @@ from lib.training.lineage import (
     lineage_of,
     new_leg,
     reestimate_adam,
-    weights_fingerprint,
 )
 
 
@@ -439,7 +439,7 @@ class Trainer:
                              f"run's images, or pass --allow-changes to go on with these (recorded in the lineage)")
         self.history.append({"step": self.step, "images_seen": self.images_seen,
                              "changed": {"data_sha256": (recorded, self.data_sha256)}})
-        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_fingerprint(self.model),
+        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_sha256(self.model, 16),
                                     "kept", self.data_sha256))
         self._leg_wall0 = self.wall
 
@@ -487,7 +487,7 @@ class Trainer:
             k = min(self.reestimate_steps, self.step)
             reestimate_adam(self.model, self.opt, lambda i: self._loss(self.model, pool, stream, self.step - k + i), k)
             how = f"re-estimated (last {k} batches at lr 0)"
-        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_fingerprint(self.model), how,
+        self.lineage.append(new_leg(self.lineage, self.step, self.images_seen, weights_sha256(self.model, 16), how,
                                     self.data_sha256))
         self._leg_wall0 = self.wall
         log = checkpoint_file(stem, ".log.jsonl")
