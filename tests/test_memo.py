@@ -105,15 +105,15 @@ def test_json_entries(cache):
     Xtr, Xte = rng.normal(size=(120, 8)), rng.normal(size=(60, 8))
     ytr, yte = np.arange(120) % 3, np.arange(60) % 3
     Xtr[:, 0] += ytr
-    a = readout.representation_readout(Xtr, ytr, Xte, yte, fast=True)
-    assert len(list((cache / "readout").glob("*.json"))) == 1
-    b = readout.representation_readout(Xtr, ytr, Xte, yte, fast=True)
-    assert a == b and isinstance(a["degenerate"], bool)
-    readout.representation_readout(Xtr, ytr, Xte, yte[::-1].copy(), fast=True)   # other labels: another entry
-    assert len(list((cache / "readout").glob("*.json"))) == 2
-    (entry,) = [p for p in (cache / "readout").glob("*.json") if json.loads(p.read_text())["value"] == a]
+    a = readout.score(Xte, yte, Xtr, ytr, fast=True)
+    assert len(list((cache / "score").glob("*.json"))) == 1
+    b = readout.score(Xte, yte, Xtr, ytr, fast=True)
+    assert a == b and isinstance(a.degenerate, bool)
+    readout.score(Xte, yte[::-1].copy(), Xtr, ytr, fast=True)   # other labels: another entry
+    assert len(list((cache / "score").glob("*.json"))) == 2
+    (entry,) = [p for p in (cache / "score").glob("*.json") if json.loads(p.read_text())["value"] == vars(a)]
     entry.write_text('{"key": 1')
-    assert readout.representation_readout(Xtr, ytr, Xte, yte, fast=True) == a
+    assert readout.score(Xte, yte, Xtr, ytr, fast=True) == a
 
 
 def _slow_entry(folder, marks, out):

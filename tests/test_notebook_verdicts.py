@@ -163,11 +163,18 @@ def test_separation_summary_degenerate():
 
 # ---- notebook 06: semantic_verdict -----------------------------------------------------------------------------
 
-def _res(phi, untrained, pixel, pca_pixel, **extra):
-    """probe_with_controls-shaped dict from (probe_acc, knn_acc) per representation."""
-    out = {f"{r}_{m}": v for r, pair in zip(nb06.REPS, (phi, untrained, pixel, pca_pixel))
-           for m, v in zip(("probe_acc", "knn_acc"), pair)}
-    return {**out, **extra}
+def _score(probe, knn, varying=0.5):
+    from lib.measure.readout import Score
+    return Score(n=100, dims=8, varying_fraction=varying, mean_cosine=0.5, degenerate=varying < DEGENERATE_BELOW,
+                 clusters={"class": {"nmi": 0.1, "ami": 0.1, "ari": 0.1}}, clusters_std={}, probe_acc=probe,
+                 probe_train_acc=probe, probe_ci_low=probe, probe_ci_high=probe, knn_acc=knn)
+
+
+def _res(phi, untrained, pixel, pca_pixel, phi_varying_fraction=0.5):
+    """A Readout from (probe_acc, knn_acc) per representation."""
+    from lib.measure.readout import Readout
+    return Readout(0.2, 4, "mid", 100, 100, 2, 3.0, (_score(*phi, phi_varying_fraction),), (_score(*untrained),),
+                   (_score(*pixel),), (_score(*pca_pixel),))
 
 
 def test_semantic_holds_against_best_control():

@@ -28,7 +28,12 @@ HASH_EXCEPTIONS = {
     "lib/data/download.py::_download": "the MD5 of the bytes as they stream in, before they are on disk",
 }
 # The only definitions of these names.
-OWNED = {"digest": HASH_OWNER, "file_sha256": HASH_OWNER, "weights_sha256": HASH_OWNER,
+READOUT_OWNER = "lib/measure/readout.py"
+PROBES = {"probe", "ridge_probe", "fit_probe"}
+CLUSTERINGS = {"kmeans", "cluster_ami"}
+OWNED = {"score": READOUT_OWNER, "Score": READOUT_OWNER, "Readout": READOUT_OWNER,
+         "probe_with_controls": READOUT_OWNER, "readout_grid": READOUT_OWNER, "untrained_twin": READOUT_OWNER,
+         "digest": HASH_OWNER, "file_sha256": HASH_OWNER, "weights_sha256": HASH_OWNER,
          "phi": PHI_OWNER, "noise_averaged": PHI_OWNER, "block_means": PHI_OWNER,
          "denoise": PSNR_OWNER, "psnr_table": PSNR_OWNER, "noisy_copies": PSNR_OWNER}
 
@@ -112,6 +117,27 @@ def test_owned_names_defined_once():
                 where.setdefault(node.name, []).append(path)
     for name, owner in OWNED.items():
         assert where.get(name) == [owner], f"{name}: defined in {where.get(name)}, expected only in {owner}"
+
+
+def readouts(source: str) -> list[str]:
+    """Functions that fit a probe and cluster the same rows: a readout of a representation."""
+    return [f.name for f in _functions(ast.parse(source)) if _calls(f) & PROBES and _calls(f) & CLUSTERINGS]
+
+
+def test_one_readout():
+    found = {f"{path}::{fn}" for path, src in lib_files().items() if path != READOUT_OWNER for fn in readouts(src)}
+    assert not found, f"a readout outside {READOUT_OWNER}: {sorted(found)}; call lib.measure.readout.score"
+    assert readouts(OLD_REPRESENTATION_SCORES) == ["representation_scores"]
+
+
+OLD_REPRESENTATION_SCORES = '''
+def representation_scores(X, data, seed=0, train_X=None, train=None):
+    lab = kmeans(X, min(k, len(X)), seed=seed, n_init=4)
+    for name, y in factors:
+        s = scores(lab, y)
+    if train is not None:
+        p = probe(train_X, train.labels, X, data.labels, seed=seed)
+'''
 
 
 def hashing_functions(source: str) -> list[str]:

@@ -122,12 +122,17 @@ def test_probe_with_controls_and_grid_on_tiny_model():
     net = UNet(preset("tiny")).eval()
     train = load_dataset("shapes", n=60, size=16, seed=0, split="train")
     test = load_dataset("shapes", n=40, size=16, seed=0, split="test")
-    r = readout.probe_with_controls(net, train, test, sigma=0.2, n_noise=1, seeds=(0, 1), untrained_seeds=(0, 1))
+    res = readout.probe_with_controls(net, train, test, sigma=0.2, n_noise=1, seeds=(0, 1), untrained_seeds=(0, 1))
+    assert (len(res.phi), len(res.untrained), len(res.pixel), len(res.pca_pixel)) == (2, 2, 1, 1)
+    r = res.flat()
     for rep in ("phi", "untrained", "pixel", "pca_pixel"):
         for k in ("probe_acc", "knn_acc", "class_ami", "varying_fraction"):
             assert np.isfinite(r[f"{rep}_{k}"]), (rep, k)
-    assert "phi_probe_acc_sd" in r and "untrained_knn_acc_sd" in r
+        assert r[f"{rep}_probe_acc"] == pytest.approx(np.mean([sc.probe_acc for sc in getattr(res, rep)]))
+    assert "phi_probe_acc_sd" in r and "untrained_knn_acc_sd" in r and "pixel_knn_acc_sd" not in r
     assert r["probe_train_images"] == 60 and r["pca_pixel_dims"] == net.config.mid_width
+    best = max(r[f"{c}_knn_acc"] for c in ("untrained", "pixel", "pca_pixel"))
+    assert res.gaps()["knn_acc"] == pytest.approx(r["phi_knn_acc"] - best)
     rows = readout.readout_grid(net, train, test, sigmas=(0.0, 0.2), blocks=["enc1", "mid"], n_noise=1)
     assert {(r["model"], r["block"]) for r in rows} >= {("pixels", "pixels"), ("trained", "mid"),
                                                         ("untrained-0", "output")}

@@ -211,30 +211,11 @@ def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigm
     until its loss stops falling (see `project_to_phi`), ``steps`` being the maximum.
     """
 
-    C = model.config.in_channels
-    check_images(x1, "x1", channels=C, multiple=model.config.downsampling)
-    check_images(x2, "x2", channels=C, multiple=model.config.downsampling)
-    if x1.shape != x2.shape:
-        raise ValueError(f"x2: expected the shape of x1 {tuple(x1.shape)}, got {tuple(x2.shape)}")
-    sig = np.asarray([check_sigma(s, "sigmas") for s in np.atleast_1d(sigmas)], dtype=np.float64)
-    if len(sig) < 2 or (sig <= 0).any() or (np.diff(sig) <= 0).any():
-        raise ValueError(f"sigmas: expected >= 2 increasing positive noise levels, got {sigmas!r}")
-    if int(n_noise) < 1 or int(steps) < 0:
-        raise ValueError(f"n_noise/steps: expected n_noise >= 1 and steps >= 0, got {n_noise!r}, {steps!r}")
+    sig = _check_cdd_args(model, x1, x2, sigmas, n_noise, steps)
     P, S, R, D = x1.shape[0], len(sig), int(n_noise), 2 if symmetric else 1
     dev = next(model.parameters()).device
-    # every row: (sigma si, direction di, pair p, draw r); each row is projected toward t1 and toward t2
-    ys, t1s, t2s, lrs = [], [], [], []
-    for si, s in enumerate(sig):
-        t1 = phi(model, x1, s, phi_noise, blocks="mid", seed=seed + 7919 * si, amp=amp)
-        t2 = phi(model, x2, s, phi_noise, blocks="mid", seed=seed + 7919 * si + 1, amp=amp)
-        for di, xa in enumerate([x1, x2][:D]):
-            z = per_sample_noise(P, xa.shape[1:], seed + 104729 * (si + 1) + di, draws=R)
-            ys.append((xa.float().unsqueeze(1) + float(s) * z).reshape(P * R, *xa.shape[1:]))
-            t1s.append(t1.repeat_interleave(R, 0))
-            t2s.append(t2.repeat_interleave(R, 0))
-            lrs.append(torch.full((P * R,), float(lr)))
-    y, t1, t2, lr_all = torch.cat(ys), torch.cat(t1s), torch.cat(t2s), torch.cat(lrs)
+    y, t1, t2, lr_all = _projection_rows(model, x1, x2, sig, R, D, lr, phi_noise, seed, amp)
+    # 2. project every row toward both targets, denoise, and take the squared difference of the two denoised
     n = y.shape[0]
     half = max(1, int(batch_size) // 2)
     sq = torch.empty(n)
@@ -253,6 +234,7 @@ def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigm
         den = denoise(model, yp, batch_size=2 * m, amp=amp)
         sq[sl] = (den[:m] - den[m:]).flatten(1).pow(2).sum(1)
         ratio[0, sl], ratio[1, sl] = rr[:m], rr[m:]
+    # 3. Delta(sigma) per pair, integrated over sigma with weight sigma
     sq = sq.double().numpy().reshape(S, D, P, R)
     delta = sq.mean(axis=(1, 3)) / sig[:, None] ** 4
     ratio = ratio.double().numpy().reshape(2, S, D, P * R)       # target t1 / t2, sigma, direction
@@ -260,3 +242,35 @@ def conditional_density_distance(model, x1: torch.Tensor, x2: torch.Tensor, sigm
     ratios = np.median(other, axis=1)
     dist = np.trapezoid(sig[:, None] * delta, sig, axis=0)
     return (dist, delta, ratios) if return_curve else dist
+
+
+def _check_cdd_args(model, x1, x2, sigmas, n_noise, steps) -> np.ndarray:
+    """`conditional_density_distance`'s inputs checked; its sigmas as a float64 array."""
+    C = model.config.in_channels
+    check_images(x1, "x1", channels=C, multiple=model.config.downsampling)
+    check_images(x2, "x2", channels=C, multiple=model.config.downsampling)
+    if x1.shape != x2.shape:
+        raise ValueError(f"x2: expected the shape of x1 {tuple(x1.shape)}, got {tuple(x2.shape)}")
+    sig = np.asarray([check_sigma(s, "sigmas") for s in np.atleast_1d(sigmas)], dtype=np.float64)
+    if len(sig) < 2 or (sig <= 0).any() or (np.diff(sig) <= 0).any():
+        raise ValueError(f"sigmas: expected >= 2 increasing positive noise levels, got {sigmas!r}")
+    if int(n_noise) < 1 or int(steps) < 0:
+        raise ValueError(f"n_noise/steps: expected n_noise >= 1 and steps >= 0, got {n_noise!r}, {steps!r}")
+    return sig
+
+
+def _projection_rows(model, x1, x2, sig, R, D, lr, phi_noise, seed, amp):
+    """1. The rows to project: for each sigma, direction (noisy x1, and x2 when symmetric), pair and draw, the
+    noisy image y with both targets phi(x1, sigma) and phi(x2, sigma) and its step size. Returns (y, t1, t2, lr)."""
+    P = x1.shape[0]
+    ys, t1s, t2s, lrs = [], [], [], []
+    for si, s in enumerate(sig):
+        t1 = phi(model, x1, s, phi_noise, blocks="mid", seed=seed + 7919 * si, amp=amp)
+        t2 = phi(model, x2, s, phi_noise, blocks="mid", seed=seed + 7919 * si + 1, amp=amp)
+        for di, xa in enumerate([x1, x2][:D]):
+            z = per_sample_noise(P, xa.shape[1:], seed + 104729 * (si + 1) + di, draws=R)
+            ys.append((xa.float().unsqueeze(1) + float(s) * z).reshape(P * R, *xa.shape[1:]))
+            t1s.append(t1.repeat_interleave(R, 0))
+            t2s.append(t2.repeat_interleave(R, 0))
+            lrs.append(torch.full((P * R,), float(lr)))
+    return torch.cat(ys), torch.cat(t1s), torch.cat(t2s), torch.cat(lrs)

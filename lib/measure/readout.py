@@ -5,7 +5,8 @@
     r = probe(Xtr, ytr, Xte, yte, seed=0)     # logistic regression, C chosen by cross-validation
     k = knn_accuracy(Xtr, ytr, Xte, yte)      # k = 20, cosine, on standardized features
     rows = readout_grid(model, train, test)   # sigma x block grid, trained vs untrained vs pixels
-    res = probe_with_controls(model, train, test, sigma=ANALYSIS_SIGMA)
+    s = score(Xte, yte, Xtr, ytr)              # one representation: a Score (liveness, probe, kNN, clusters)
+    res = probe_with_controls(model, train, test, sigma=ANALYSIS_SIGMA)  # phi and every control: a Readout
 
 Why each rule (measured on this repository's models):
 - A blind denoiser needs its middle block only when there is noise to remove: on clean images its phi is
@@ -56,7 +57,7 @@ __all__ = ["DEGENERATE_BELOW", "READOUT_SIGMAS", "ANALYSIS_SIGMA", "ANALYSIS_NOI
            "PROBE_TRAIN_IMAGES", "UNTRAINED_SEEDS", "PROBE_SEEDS", "liveness", "liveness_note", "effective_channels",
            "standardize", "zscore", "Classifier", "fit_probe", "fit_knn", "probe", "ridge_probe", "knn_accuracy",
            "pca_like", "untrained_twin", "check_trained_sigma", "cluster_ami",
-           "representation_readout", "readout_grid", "probe_with_controls", "mean_sd"]
+           "Score", "score", "Readout", "readout_grid", "probe_with_controls", "mean_sd"]
 
 
 def liveness(X) -> dict:
@@ -358,29 +359,79 @@ def cluster_ami(X, labels, k: int | None = None, seed: int = 0, n_init: int = 4,
     return scores(kmeans(a, k, seed=seed, n_init=n_init), y)["ami"]
 
 
-def representation_readout(Xtr, ytr, Xte, yte, seed: int = 0, fast: bool = False, factors: dict | None = None) -> dict:
-    """Liveness (on the test rows), probe (tuned logistic, or ridge when ``fast``), kNN accuracy and
-    k-means AMI (raw and standardized; k = number of classes) of one representation.
+@dataclass(frozen=True)
+class Score:
+    """One representation read once (`score`): on the held-out rows its liveness and k-means clusters; with a
+    train split, a tuned logistic probe (test accuracy with its Wilson 95% interval, train accuracy) and a kNN
+    vote fitted on it (None without one). ``clusters``: {factor: {"nmi", "ami", "ari"}} of k-means on the raw
+    rows, ``clusters_std`` the same on standardized rows ({} when not asked for); k = the number of classes."""
 
-    Kept in the content-keyed cache (`lib.core.memo`, keyed by the rows, labels and settings themselves)."""
-    key = {"rows": digest(as_numpy(Xtr, "Xtr"), np.asarray(ytr), as_numpy(Xte, "Xte"), np.asarray(yte),
-                          {k: np.asarray(v) for k, v in (factors or {}).items()}),
-           "seed": int(seed), "fast": bool(fast), "knn_k": KNN_K, "cs": list(PROBE_CS), "cv_rows": PROBE_CV_ROWS}
-    return memo_json("readout", key, lambda: _readout_rows(Xtr, ytr, Xte, yte, seed, fast, factors))
+    n: int
+    dims: int
+    varying_fraction: float
+    mean_cosine: float
+    degenerate: bool
+    clusters: dict
+    clusters_std: dict
+    probe_acc: float | None = None
+    probe_train_acc: float | None = None
+    probe_ci_low: float | None = None
+    probe_ci_high: float | None = None
+    knn_acc: float | None = None
+    n_train: int | None = None
+
+    def flat(self) -> dict:
+        """The readout's record keys: varying_fraction, mean_cosine, degenerate, dims, probe_acc,
+        probe_train_acc, probe_ci_low, probe_ci_high, knn_acc (with a train split), <factor>_ami and
+        <factor>_ami_std (standardized rows)."""
+        out = {"varying_fraction": self.varying_fraction, "mean_cosine": self.mean_cosine,
+               "degenerate": self.degenerate, "dims": self.dims}
+        if self.probe_acc is not None:
+            out.update(probe_acc=self.probe_acc, probe_train_acc=self.probe_train_acc, probe_ci_low=self.probe_ci_low,
+                       probe_ci_high=self.probe_ci_high, knn_acc=self.knn_acc)
+        for f, c in self.clusters.items():
+            out[f"{f}_ami"] = c["ami"]
+            if f in self.clusters_std:
+                out[f"{f}_ami_std"] = self.clusters_std[f]["ami"]
+        return out
 
 
-def _readout_rows(Xtr, ytr, Xte, yte, seed: int, fast: bool, factors: dict | None) -> dict:
-    live = liveness(Xte)
-    p = (ridge_probe if fast else probe)(Xtr, ytr, Xte, yte, **({} if fast else {"seed": seed}))
-    out = {"varying_fraction": live["varying_fraction"], "mean_cosine": live["mean_cosine"],
-           "degenerate": live["degenerate"], "dims": int(np.shape(Xte)[1]),
-           "probe_acc": p["accuracy"], "probe_train_acc": p["train_accuracy"],
-           "probe_ci_low": p["ci_low"], "probe_ci_high": p["ci_high"],
-           "knn_acc": knn_accuracy(Xtr, ytr, Xte, yte)}
-    for name, y in {"class": yte, **(factors or {})}.items():
-        out[f"{name}_ami"] = cluster_ami(Xte, y, seed=seed)
-        out[f"{name}_ami_std"] = cluster_ami(Xte, y, seed=seed, standardized=True)
-    return out
+def score(Xte, yte, Xtr=None, ytr=None, seed: int = 0, fast: bool = False, factors: dict | None = None,
+          k: int | None = None, standardized: bool = True) -> Score:
+    """The readout of one representation: liveness and k-means (``k`` clusters, default the number of classes
+    among ``yte``; scored against the class and each of ``factors``, {name: test labels}) on the test rows;
+    with training rows, the probe (tuned logistic, or the ridge probe when ``fast``) and the kNN accuracy.
+    ``standardized``: also cluster the z-scored rows. Kept in the content-keyed cache (`lib.core.memo`, keyed by
+    the rows, labels and settings themselves)."""
+    b, yte = as_numpy(Xte, "Xte"), np.asarray(yte)
+    train = Xtr is not None
+    facs = {"class": yte, **{f: np.asarray(v) for f, v in (factors or {}).items()}}
+    k = len(np.unique(yte)) if k is None else int(k)
+    key = {"rows": digest(b, facs, *((as_numpy(Xtr, "Xtr"), np.asarray(ytr)) if train else ())),
+           "seed": int(seed), "fast": bool(fast), "k": k, "standardized": bool(standardized), "knn_k": KNN_K,
+           "cs": list(PROBE_CS), "cv_rows": PROBE_CV_ROWS}
+
+    def compute():
+        live = liveness(b)
+        out = {"n": int(len(b)), "dims": int(b.shape[1]), "varying_fraction": live["varying_fraction"],
+               "mean_cosine": live["mean_cosine"], "degenerate": live["degenerate"],
+               "clusters": _clusters(b, facs, k, seed), "clusters_std": _clusters(zscore(b), facs, k, seed)
+               if standardized else {}}
+        if train:
+            p = (ridge_probe if fast else probe)(Xtr, ytr, b, yte, **({} if fast else {"seed": seed}))
+            out.update(probe_acc=p["accuracy"], probe_train_acc=p["train_accuracy"], probe_ci_low=p["ci_low"],
+                       probe_ci_high=p["ci_high"], knn_acc=knn_accuracy(Xtr, ytr, b, yte), n_train=p["n_train"])
+        return out
+    return Score(**memo_json("score", key, compute))
+
+
+def _clusters(a: np.ndarray, factors: dict, k: int, seed: int, n_init: int = 4) -> dict:
+    """{factor: {"nmi", "ami", "ari"}} of one k-means clustering of the rows ``a`` against each factor."""
+    if k > len(a):
+        raise ValueError(f"k: {k} clusters asked for {len(a)} images; need at least as many images as clusters")
+    lab = kmeans(a, k, seed=seed, n_init=n_init)
+    return {f: {m: float(v) for m, v in scores(lab, y).items() if m in ("nmi", "ami", "ari")}
+            for f, y in factors.items()}
 
 
 def _block_reps(model, x, sigma, blocks, n_noise, seed, batch_size: int = 256, compiled: bool = False) -> dict:
@@ -398,7 +449,7 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
     D(x + sigma z), of the trained model and its untrained twins, plus raw pixels (sigma-independent).
 
     ``train``/``test``: ImageSets (the probe and kNN fit on train, everything is scored on test); the
-    fast ridge probe is used. Returns rows {"model", "sigma", "block", ...representation_readout keys}.
+    fast ridge probe is used. Returns rows {"model", "sigma", "block", ...`Score.flat` keys}.
     """
     blocks = list(model.block_names[:-1] if blocks is None else blocks)
     for s in sigmas:
@@ -421,9 +472,8 @@ def readout_grid(model, train, test, sigmas=READOUT_SIGMAS, blocks=None, n_noise
 def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrained_seeds, seed, progress,
                   fast) -> list[dict]:
     rows = []
-    px = representation_readout(xtr.flatten(1).numpy(), train.labels, xte.flatten(1).numpy(), test.labels,
-                                seed=seed, fast=True)
-    rows.append({"model": "pixels", "sigma": None, "block": "pixels", **px})
+    px = score(xte.flatten(1).numpy(), test.labels, xtr.flatten(1).numpy(), train.labels, seed=seed, fast=True)
+    rows.append({"model": "pixels", "sigma": None, "block": "pixels", **px.flat()})
     nets = [("trained", model)] + [(f"untrained-{s}", untrained_twin(model, s)) for s in untrained_seeds]
     it = [(s, name, net) for s in sigmas for name, net in nets]
     if progress:
@@ -434,7 +484,7 @@ def _readout_grid(model, train, test, xtr, xte, sigmas, blocks, n_noise, untrain
         rte = _block_reps(net, xte, s, blocks, n_noise, seed, compiled=fast)
         for b in rtr:
             rows.append({"model": name, "sigma": float(s), "block": b,
-                         **representation_readout(rtr[b], train.labels, rte[b], test.labels, seed=seed, fast=True)})
+                         **score(rte[b], test.labels, rtr[b], train.labels, seed=seed, fast=True).flat()})
     return rows
 
 
@@ -444,49 +494,93 @@ def mean_sd(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+CONTROLS = ("untrained", "pixel", "pca_pixel")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """phi of one block at one sigma against every control (`probe_with_controls`): the trained network over
+    probe seeds (noise draws and CV folds), untrained twins over init seeds, raw pixels, and pixels reduced by
+    PCA to phi's dimension; each a `Score`. ``eff_channels``: phi's median effective channel count (PR x C) on
+    the test rows (first seed)."""
+
+    sigma: float
+    n_noise: int
+    block: str
+    train_images: int
+    test_images: int
+    n_classes: int
+    eff_channels: float
+    phi: tuple
+    untrained: tuple
+    pixel: tuple
+    pca_pixel: tuple
+
+    REPS = ("phi",) + CONTROLS
+
+    def values(self, rep: str, key: str) -> list:
+        """``key`` (a `Score.flat` key) of representation ``rep`` ("phi", "untrained", "pixel", "pca_pixel"),
+        one value per seed."""
+        return [sc.flat()[key] for sc in getattr(self, rep)]
+
+    def mean(self, rep: str, key: str) -> float:
+        """The mean of ``key`` over ``rep``'s seeds."""
+        return mean_sd(self.values(rep, key))[0]
+
+    def gaps(self) -> dict:
+        """{"probe_acc", "knn_acc"}: phi's mean minus the best control's (NaN controls skipped; NaN if none)."""
+        out = {}
+        for m in ("probe_acc", "knn_acc"):
+            ctrl = [v for v in (self.mean(c, m) for c in CONTROLS) if v == v]
+            out[m] = self.mean("phi", m) - max(ctrl) if ctrl else float("nan")
+        return out
+
+    def flat(self) -> dict:
+        """The flat record notebooks write to numbers.json: sigma, n_noise, block, probe_train_images,
+        probe_test_images, n_classes, phi_eff_channels, and <rep>_<key> (mean over seeds) with <rep>_<key>_sd
+        for the seeded representations, for every `Score.flat` key."""
+        out = {"sigma": self.sigma, "n_noise": self.n_noise, "block": self.block,
+               "probe_train_images": self.train_images, "probe_test_images": self.test_images,
+               "n_classes": self.n_classes, "phi_eff_channels": self.eff_channels}
+        for rep in self.REPS:
+            runs = [sc.flat() for sc in getattr(self, rep)]
+            for k, v in runs[0].items():
+                if isinstance(v, (bool, np.bool_)):
+                    out[f"{rep}_{k}"] = bool(v)
+                    continue
+                m, sd = mean_sd(r[k] for r in runs)
+                out[f"{rep}_{k}"] = m
+                if len(runs) > 1:
+                    out[f"{rep}_{k}_sd"] = sd
+        return out
+
+
 def probe_with_controls(model, train, test, sigma: float = ANALYSIS_SIGMA, n_noise: int = ANALYSIS_NOISE,
                         block: str = "mid", seeds=PROBE_SEEDS, untrained_seeds=UNTRAINED_SEEDS,
-                        factors: dict | None = None) -> dict:
-    """The full readout of one block at one sigma with every control, as a flat dict.
+                        factors: dict | None = None) -> Readout:
+    """The full readout of one block at one sigma with every control: a `Readout`.
 
-    trained: phi over ``seeds`` (noise draws and CV folds; mean and sd), untrained twins over
-    ``untrained_seeds`` (mean and sd), raw pixels and pixels PCA-reduced to phi's dimension. Keys:
-    <rep>_probe_acc, <rep>_probe_train_acc, <rep>_knn_acc, <rep>_class_ami(_std), <rep>_varying_fraction
-    for rep in phi, untrained, pixel, pca_pixel; *_sd for the seeded ones; phi_eff_channels (median)."""
+    trained: phi over ``seeds`` (noise draws and CV folds), untrained twins over ``untrained_seeds``, raw
+    pixels and pixels PCA-reduced to phi's dimension; the probes fit on ``train``, everything is scored on
+    ``test`` (ImageSets); ``factors``: other test labellings the k-means clusters are scored against."""
     check_trained_sigma(model, sigma)
     xtr, xte = train.float(), test.float()
     ytr, yte = train.labels, test.labels
-    out = {"sigma": float(sigma), "n_noise": int(n_noise), "block": block, "probe_train_images": int(len(xtr)),
-           "probe_test_images": int(len(xte)), "n_classes": int(len(np.unique(ytr)))}
-
-    def add(prefix, runs):
-        keys = runs[0].keys()
-        for k in keys:
-            if isinstance(runs[0][k], (bool, np.bool_)):
-                out[f"{prefix}_{k}"] = bool(runs[0][k])
-            else:
-                m, sd = mean_sd(r[k] for r in runs)
-                out[f"{prefix}_{k}"] = m
-                if len(runs) > 1:
-                    out[f"{prefix}_{k}_sd"] = sd
 
     def phis(net, s):
         return (phi(net, xtr, sigma, n_noise, block, seed=1000 + s).numpy(),
                 phi(net, xte, sigma, n_noise, block, seed=s).numpy())
-    runs = []
+
+    def read(a, b, s):
+        return score(b, yte, a, ytr, seed=s, factors=factors)
+    trained, eff = [], None
     for s in seeds:
         a, b = phis(model, s)
-        runs.append(representation_readout(a, ytr, b, yte, seed=s, factors=factors))
-        if s == seeds[0]:
-            out["phi_eff_channels"] = float(np.nanmedian(effective_channels(b)))
-    add("phi", runs)
-    runs = []
-    for s in untrained_seeds:
-        a, b = phis(untrained_twin(model, s), seeds[0])
-        runs.append(representation_readout(a, ytr, b, yte, seed=seeds[0], factors=factors))
-    add("untrained", runs)
+        trained.append(read(a, b, s))
+        if eff is None:
+            eff = float(np.nanmedian(effective_channels(b)))
+    untrained = [read(*phis(untrained_twin(model, s), seeds[0]), seeds[0]) for s in untrained_seeds]
     ptr, pte = xtr.flatten(1).numpy(), xte.flatten(1).numpy()
-    add("pixel", [representation_readout(ptr, ytr, pte, yte, seed=seeds[0], factors=factors)])
-    qtr, qte = pca_like(ptr, pte, int(out["phi_dims"]), seed=seeds[0])
-    add("pca_pixel", [representation_readout(qtr, ytr, qte, yte, seed=seeds[0], factors=factors)])
-    return out
+    qtr, qte = pca_like(ptr, pte, trained[0].dims, seed=seeds[0])
+    return Readout(float(sigma), int(n_noise), block, int(len(xtr)), int(len(xte)), int(len(np.unique(ytr))), eff,
+                   tuple(trained), tuple(untrained), (read(ptr, pte, seeds[0]),), (read(qtr, qte, seeds[0]),))

@@ -5,7 +5,7 @@ import numpy as np
 
 from lib.measure.clustering import kmeans, scores
 from lib.measure.readout import zscore
-from lib.notebook.plots import show_images
+from lib.notebook.plots import markdown_table, show_images
 
 
 def k_grid(feats, labels_k: dict, factors: dict, seed: int = 0) -> list[dict]:
@@ -142,7 +142,6 @@ def clustering_claims(wide, sep: dict, degenerate: bool) -> dict:
 def summary_markdown(wide, claims: dict, factors, live: dict, head: str) -> str:
     """Notebook 05's result in words: liveness, the score table, class alignment and separation with their
     verdicts (``claims`` from `clustering_claims`); ``head``: the checkpoint/data sentence."""
-    from lib.notebook.plots import markdown_table
     tr, un, px = (wide.loc[r] for r in ("trained a4", "untrained a4", "pixels"))
     med = claims["median"]
     lines = [

@@ -11,16 +11,18 @@ REPS = ("phi", "untrained", "pixel", "pca_pixel")
 REP_LABELS = {"phi": "trained a4 (phi)", "untrained": "untrained a4", "pixel": "pixels", "pca_pixel": "PCA pixels"}
 
 
-def readout_display(res: dict) -> list[dict]:
-    """One row per representation of a lib.measure.readout.probe_with_controls result (mean ± sd over seeds)."""
+def readout_display(res: readout.Readout) -> list[dict]:
+    """One row per representation of a `lib.measure.readout.Readout` (mean ± sd over seeds)."""
+    flat = res.flat()
     rows = []
     for r in REPS:
-        g = lambda k: res.get(f"{r}_{k}", float("nan"))  # noqa: E731
+        def g(k):
+            return flat.get(f"{r}_{k}", float("nan"))
         rows.append({"representation": REP_LABELS[r], "dims": int(g("dims")), "varying fraction": g("varying_fraction"),
-                     "probe test": g("probe_acc"), "probe sd": res.get(f"{r}_probe_acc_sd", 0.0),
+                     "probe test": g("probe_acc"), "probe sd": flat.get(f"{r}_probe_acc_sd", 0.0),
                      "95% CI": f"[{g('probe_ci_low'):.3f}, {g('probe_ci_high'):.3f}]",
                      "probe train": g("probe_train_acc"), "kNN (k=20)": g("knn_acc"),
-                     "kNN sd": res.get(f"{r}_knn_acc_sd", 0.0), "k-means AMI": g("class_ami"),
+                     "kNN sd": flat.get(f"{r}_knn_acc_sd", 0.0), "k-means AMI": g("class_ami"),
                      "AMI (standardized)": g("class_ami_std")})
     return rows
 
@@ -51,13 +53,12 @@ def block_rows(model, untrained, train, test, sigma: float, n_noise: int, blocks
     return rows
 
 
-def semantic_verdict(res: dict, margin: float = 0.05) -> tuple[str, dict]:
+def semantic_verdict(res: readout.Readout, margin: float = 0.05) -> tuple[str, dict]:
     """Does phi beat every control by ``margin`` on both the probe and kNN? Returns (verdict, gaps) where
-    gaps = phi minus the best control, for the probe and for kNN. "degenerate" is not used here: a probe
-    standardizes its features, which removes a constant vector (the liveness is reported beside it)."""
-    ctrl = ("untrained", "pixel", "pca_pixel")
-    vals = {m: [res[f"{c}_{m}"] for c in ctrl if res[f"{c}_{m}"] == res[f"{c}_{m}"]] for m in ("probe_acc", "knn_acc")}
-    gaps = {m: res[f"phi_{m}"] - max(v) if v else float("nan") for m, v in vals.items()}  # NaN controls are skipped
+    gaps = phi minus the best control, for the probe and for kNN (`Readout.gaps`: NaN controls are skipped).
+    "degenerate" is not used here: a probe standardizes its features, which removes a constant vector (the
+    liveness is reported beside it)."""
+    gaps = res.gaps()
     if any(g != g for g in gaps.values()):
         return "not measured", gaps
     ok = all(g >= margin for g in gaps.values())

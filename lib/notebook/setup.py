@@ -18,13 +18,11 @@ import sys
 import time
 from types import SimpleNamespace
 
-import torch
-
 from lib.core.device import apply_threads, pick_device, seed_everything
 from lib.core.paths import CHECKPOINTS, FIGURES, resolve
 from lib.data.datasets import load_dataset
+from lib.measure.readout import untrained_twin
 from lib.model.checkpoint import load_model
-from lib.model.unet import UNet
 from lib.notebook.plots import set_context, set_figure_dir, set_style
 
 SMOKE_CHECKPOINT = CHECKPOINTS / "tiny16"
@@ -48,8 +46,7 @@ def setup(name: str, checkpoint: str, dataset: str, device: str = "auto", smoke:
     size = int(size or model.config.image_size)
     n = min(int(n_images), SMOKE_IMAGES) if smoke else int(n_images)
     data = load_dataset(dataset, n=n, size=size, seed=seed, split="test")
-    torch.manual_seed(seed)
-    untrained = UNet(model.config).to(dev).eval()
+    untrained = untrained_twin(model, seed)  # the readout's control: the model's configuration, weights from SEED
     if figures:
         fig_dir = set_figure_dir(figures)
     elif os.environ.get("LIB_FIGURES_DIR"):  # set by the runner (tests point it at a temp folder)

@@ -202,46 +202,13 @@ def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", 
     if rank is None or world is None:
         rank, world = rank_world()
     out = Path(out)
-    sigmas = [check_sigma(s, "sigmas") for s in sigmas]
-    if not sigmas or len(set(map(sigma_key, sigmas))) != len(sigmas):
-        raise ValueError(f"sigmas: expected distinct values, got {sigmas}")
-    if int(n_noise) < 1 or int(chunk_size) < 1 or int(batch_size) < 1:
-        raise ValueError("n_noise, chunk_size and batch_size must be >= 1")
-    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4):
-        raise ValueError(f"images: expected a uint8 (N, C, H, W) array, got {type(images).__name__} "
-                         f"{getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}")
+    sigmas = _check_extract_args(images, sigmas, n_noise, chunk_size, batch_size)
     N = len(images)
-    if N == 0:
-        raise ValueError("images: empty (0 images); nothing to extract")
     names = resolve_blocks(model, blocks)
     amp = amp_enabled(next(model.parameters()).device, amp)  # record what ran, not "auto"
-    n_chunks = -(-N // int(chunk_size))
-    channels = block_channels(model, names)
-    manifest = {"format": FORMAT, **(meta or {}), "N": N, "image_shape": list(images.shape[1:]),
-                "sigmas": [float(s) for s in sigmas], "n_noise": int(n_noise), "seed": int(seed),
-                "blocks": names, "levels": model.config.levels, "channels": channels, "amp": amp,
-                "chunk_size": int(chunk_size), "n_chunks": n_chunks, "dtype": "float32",
-                "arrays": {b: {sigma_key(s): array_name(b, s) for s in sigmas} for b in names}}
-    manifest = json.loads(json.dumps(manifest))
-    out.mkdir(parents=True, exist_ok=True)
-    mpath = out / MANIFEST
-    if mpath.is_file():
-        old = read_json(mpath, "phi cache manifest")
-        strip = lambda d: {k: v for k, v in d.items() if k not in IGNORED_ON_RESUME}  # noqa: E731
-        if strip(old) != strip(manifest):
-            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest)
-                    if k not in IGNORED_ON_RESUME and old.get(k) != manifest.get(k)}
-            raise ValueError(f"{mpath}: cannot resume, the cache was started with different settings "
-                             f"{diff} (use another --out or delete the folder)")
-    else:
-        atomic_write_json(mpath, manifest)  # identical content from every rank: a race is harmless
-    for b in names:
-        for s in sigmas:
-            _create_npy(out / array_name(b, s), (N, channels[b]))
-    if labels is not None and not (out / "labels.npy").is_file():
-        atomic_write_bytes(out / "labels.npy", _npy_bytes(np.asarray(labels, np.int64)))
-    arrays = {(b, sigma_key(s)): np.load(out / array_name(b, s), mmap_mode="r+") for b in names for s in sigmas}
-
+    manifest = _manifest(model, images, sigmas, n_noise, seed, names, amp, chunk_size, meta)
+    arrays = _open_cache(out, manifest, labels)
+    n_chunks = manifest["n_chunks"]
     done_file = out / "done" / f"rank{rank}-of{world}.npy"
     mine = load_npy(done_file).astype(bool) if done_file.is_file() else np.zeros(n_chunks, bool)
     done = done_chunks(out, n_chunks) | mine
@@ -272,6 +239,59 @@ def extract(model, images, out, sigmas=(0.0,), n_noise: int = 20, blocks="mid", 
     return {"rank": rank, "world": world, "chunks": len(todo), "images": n_done, "seconds": round(dt, 3),
             "images_per_s": round(n_done / dt, 1) if dt > 0 and n_done else None,
             "complete": bool(done_chunks(out, n_chunks).all())}
+
+
+def _check_extract_args(images, sigmas, n_noise, chunk_size, batch_size) -> list[float]:
+    """`extract`'s arguments checked before any file is touched; the sigmas, checked."""
+    sigmas = [check_sigma(s, "sigmas") for s in sigmas]
+    if not sigmas or len(set(map(sigma_key, sigmas))) != len(sigmas):
+        raise ValueError(f"sigmas: expected distinct values, got {sigmas}")
+    if int(n_noise) < 1 or int(chunk_size) < 1 or int(batch_size) < 1:
+        raise ValueError("n_noise, chunk_size and batch_size must be >= 1")
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4):
+        raise ValueError(f"images: expected a uint8 (N, C, H, W) array, got {type(images).__name__} "
+                         f"{getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}")
+    if len(images) == 0:
+        raise ValueError("images: empty (0 images); nothing to extract")
+    return sigmas
+
+
+def _manifest(model, images, sigmas, n_noise, seed, names, amp, chunk_size, meta) -> dict:
+    """The cache's manifest: what was extracted, how, and the arrays that hold it (as JSON reads it back)."""
+    N = len(images)
+    channels = block_channels(model, names)
+    manifest = {"format": FORMAT, **(meta or {}), "N": N, "image_shape": list(images.shape[1:]),
+                "sigmas": [float(s) for s in sigmas], "n_noise": int(n_noise), "seed": int(seed),
+                "blocks": names, "levels": model.config.levels, "channels": channels, "amp": amp,
+                "chunk_size": int(chunk_size), "n_chunks": -(-N // int(chunk_size)), "dtype": "float32",
+                "arrays": {b: {sigma_key(s): array_name(b, s) for s in sigmas} for b in names}}
+    return json.loads(json.dumps(manifest))
+
+
+def _open_cache(out: Path, manifest: dict, labels) -> dict:
+    """Create (or, with the same settings, reopen) the cache folder: its manifest, one .npy array per block
+    and sigma, and the labels. Returns {(block, sigma key): writable memmap}; refuses other settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    mpath = out / MANIFEST
+    if mpath.is_file():
+        old = read_json(mpath, "phi cache manifest")
+
+        def strip(d):
+            return {k: v for k, v in d.items() if k not in IGNORED_ON_RESUME}
+        if strip(old) != strip(manifest):
+            diff = {k: (old.get(k), manifest.get(k)) for k in set(old) | set(manifest)
+                    if k not in IGNORED_ON_RESUME and old.get(k) != manifest.get(k)}
+            raise ValueError(f"{mpath}: cannot resume, the cache was started with different settings "
+                             f"{diff} (use another --out or delete the folder)")
+    else:
+        atomic_write_json(mpath, manifest)  # identical content from every rank: a race is harmless
+    names, sigmas, N = manifest["blocks"], manifest["sigmas"], manifest["N"]
+    for b in names:
+        for s in sigmas:
+            _create_npy(out / array_name(b, s), (N, manifest["channels"][b]))
+    if labels is not None and not (out / "labels.npy").is_file():
+        atomic_write_bytes(out / "labels.npy", _npy_bytes(np.asarray(labels, np.int64)))
+    return {(b, sigma_key(s)): np.load(out / array_name(b, s), mmap_mode="r+") for b in names for s in sigmas}
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -31,7 +31,7 @@ from lib.measure.readout import (
     DEGENERATE_BELOW,
     READOUT_SIGMAS,
     liveness,
-    representation_readout,
+    score,
     untrained_twin,
 )
 from lib.model.checkpoint import atomic_save_tensors, checkpoint_file, load_model, read_tensors, save_model
@@ -109,9 +109,9 @@ def readout_rows(model, dataset: str, size: int, n_train: int = N_READOUT_TRAIN,
              "pixels": lambda x: x.flatten(1).numpy()}
     rows = {}
     for name, f in feats.items():
-        r = representation_readout(f(train.float()), train.labels, f(test.float()), test.labels, fast=True)
-        rows[name] = {"probe": r["probe_acc"], "ci_low": r["probe_ci_low"], "ci_high": r["probe_ci_high"],
-                      "knn": r["knn_acc"], "varying_fraction": r["varying_fraction"]}
+        r = score(f(test.float()), test.labels, f(train.float()), train.labels, fast=True)
+        rows[name] = {"probe": r.probe_acc, "ci_low": r.probe_ci_low, "ci_high": r.probe_ci_high, "knn": r.knn_acc,
+                      "varying_fraction": r.varying_fraction}
     return {"sigma": ANALYSIS_SIGMA, "n_train": len(train), "n_test": len(test), "rows": rows}
 
 
@@ -191,15 +191,10 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
     if existing and not force:
         raise FileExistsError(f"--name {name}: {dest} already holds {existing}; choose another name or pass "
                               f"--force to replace them")
-    if snapshot is not None:
-        source = run / "snapshots" / f"img{int(snapshot):09d}"
-        if not checkpoint_file(source, ".safetensors").is_file():
-            kept = sorted(int(p.stem[3:]) for p in (run / "snapshots").glob("img*.safetensors"))
-            raise FileNotFoundError(f"--snapshot {snapshot}: {run} has no snapshot at that many images seen; "
-                                    f"kept: {kept or 'none'}")
+    source = _source(run, snapshot)
     # the current model is rewritten while a run trains: refuse a running run unless shipping a snapshot
     with exclusive_lock(run, "training run", shared=True) if snapshot is None else contextlib.nullcontext():
-        model = load_model(run / "model" if snapshot is None else source)
+        model = load_model(source)
         meta = dict(model.checkpoint_metadata)
         missing = [k for k in ("dataset", "size") if k not in meta]
         if missing:
@@ -215,35 +210,65 @@ def ship(run: str | Path, name: str, dest: Path = CHECKPOINTS, retrain: str = "m
             staged = stage / name
             save_model(staged, model, meta)
             if with_optimizer:
-                state, smeta = read_tensors(run / "state.safetensors")
-                if int(smeta["step"]) != int(meta.get("step", -1)):
-                    raise ValueError(f"--with-optimizer: {run}/state.safetensors is at step {smeta['step']} but the "
-                                     f"model at step {meta.get('step')}; ship when the run has stopped")
-                atomic_save_tensors(checkpoint_file(staged, ".optim.safetensors"),
-                                    {k: v for k, v in state.items() if k.startswith("opt.")},
-                                    {"step": smeta["step"], "optimizer": smeta["optimizer"]})
-            if log.is_file() and snapshot is None:
-                shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
-            elif log.is_file():  # the lines up to the snapshot's step
-                lines = [line for line in log.read_text().splitlines(keepends=True)
-                         if line.strip() and json.loads(line).get("step", 0) <= int(meta.get("step", 0))]
-                atomic_write_bytes(checkpoint_file(staged, ".log.jsonl"), "".join(lines).encode())
+                _stage_optimizer(staged, run, meta)
+            _stage_log(staged, log, None if snapshot is None else int(meta.get("step", 0)))
             atomic_write_json(checkpoint_file(staged, ".metrics.json"),
                               {"psnr": table, "n_held_out": N_HELD_OUT, "images_seen": meta.get("images_seen")})
             live = liveness_rows(model, meta["dataset"], int(meta["size"]))
             read = readout_rows(model, meta["dataset"], int(meta["size"])) if readout else None
             atomic_write_bytes(checkpoint_file(staged, ".md"),
                                card(name, meta, table, model.config.to_dict(), retrain, live, read).encode())
-            missing = [ext for ext in SHIPPED if not checkpoint_file(staged, ext).exists()
-                       and not (ext == ".log.jsonl" and not log.is_file())]
-            if missing:
-                raise RuntimeError(f"ship: staging {stage} lacks {missing}; nothing was replaced")
-            for ext, t in zip(SHIPPED + OPTIONAL, targets):
-                src = checkpoint_file(staged, ext)
-                if src.exists():
-                    os.replace(src, t)
-                elif t.exists():  # --force over a checkpoint that had a log, from a run without one
-                    t.unlink()
+            _move_into_place(staged, targets, log.is_file(), stage)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return stem
+
+
+def _source(run: Path, snapshot: int | None) -> Path:
+    """The checkpoint stem `ship` ships: the run's current model, or its snapshot at ``snapshot`` images."""
+    if snapshot is None:
+        return run / "model"
+    source = run / "snapshots" / f"img{int(snapshot):09d}"
+    if not checkpoint_file(source, ".safetensors").is_file():
+        kept = sorted(int(p.stem[3:]) for p in (run / "snapshots").glob("img*.safetensors"))
+        raise FileNotFoundError(f"--snapshot {snapshot}: {run} has no snapshot at that many images seen; "
+                                f"kept: {kept or 'none'}")
+    return source
+
+
+def _stage_optimizer(staged: Path, run: Path, meta: dict) -> None:
+    """Adam's state of the run, beside the staged weights; refused unless it is at the model's step."""
+    state, smeta = read_tensors(run / "state.safetensors")
+    if int(smeta["step"]) != int(meta.get("step", -1)):
+        raise ValueError(f"--with-optimizer: {run}/state.safetensors is at step {smeta['step']} but the "
+                         f"model at step {meta.get('step')}; ship when the run has stopped")
+    atomic_save_tensors(checkpoint_file(staged, ".optim.safetensors"),
+                        {k: v for k, v in state.items() if k.startswith("opt.")},
+                        {"step": smeta["step"], "optimizer": smeta["optimizer"]})
+
+
+def _stage_log(staged: Path, log: Path, up_to_step: int | None) -> None:
+    """The run's log beside the staged weights (a snapshot's: the lines up to its step); none without a log."""
+    if not log.is_file():
+        return
+    if up_to_step is None:
+        shutil.copyfile(log, checkpoint_file(staged, ".log.jsonl"))
+        return
+    lines = [line for line in log.read_text().splitlines(keepends=True)
+             if line.strip() and json.loads(line).get("step", 0) <= up_to_step]
+    atomic_write_bytes(checkpoint_file(staged, ".log.jsonl"), "".join(lines).encode())
+
+
+def _move_into_place(staged: Path, targets: list, has_log: bool, stage: Path) -> None:
+    """Check that every shipped file was staged, then move each over its target (a target the staged files
+    lack, such as an older log or optimizer state, is removed)."""
+    missing = [ext for ext in SHIPPED if not checkpoint_file(staged, ext).exists()
+               and not (ext == ".log.jsonl" and not has_log)]
+    if missing:
+        raise RuntimeError(f"ship: staging {stage} lacks {missing}; nothing was replaced")
+    for ext, t in zip(SHIPPED + OPTIONAL, targets):
+        src = checkpoint_file(staged, ext)
+        if src.exists():
+            os.replace(src, t)
+        elif t.exists():  # --force over a checkpoint that had a log, from a run without one
+            t.unlink()

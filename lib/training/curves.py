@@ -111,6 +111,64 @@ def _read(path: Path) -> list[dict]:
     return read_jsonl(path, "curves records", skip_torn_last=True)
 
 
+class _Records:
+    """The records of one run (its ``settings``) in a curves.jsonl file: what is there, what another run of the
+    same settings measured that this one may copy, and appending under the file's lock."""
+
+    def __init__(self, path: Path, settings: dict, spec: str, first):
+        self.path, self.settings, self.rows = path, settings, []
+        recs = _read(path)
+        self.done = [r for r in recs if all(r.get(k) == v for k, v in settings.items())]
+        self.have = {(r["kind"], r.get("images_seen"), r.get("init_seed")) for r in self.done}
+        self.recorded = {(r["kind"], r["images_seen"]): r.get("weights_sha256") for r in self.done
+                         if "images_seen" in r}
+        self.arch = json.dumps(first.config.to_dict(), sort_keys=True)
+        self.dims = int(first.config.mid_width)
+        # the controls depend on the images and the architecture only: reuse another run's when they match
+        others = [r for r in recs if r.get("run") != settings["run"] and r.get("dataset") == spec
+                  and all(r.get(k) == v for k, v in settings.items() if k != "run")]
+        self.shared = {(r["kind"], r.get("init_seed")): r for r in others
+                       if r["kind"] == "pixels" or (r["kind"] == "pca_pixels" and r.get("dims") == self.dims)
+                       or (r["kind"] in ("untrained", "reliance") and r.get("arch") == self.arch
+                           and "init_seed" in r)}
+        self.spec = spec
+
+    def add(self, rec: dict) -> None:
+        """Append ``rec`` (with the settings) as one line; concurrent writers append whole lines."""
+        rec = {**self.settings, **rec}
+        with waiting_lock(self.path.with_name(self.path.name + ".lock")):
+            _drop_torn_tail(self.path)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        self.rows.append(rec)
+        print(json.dumps(rec), flush=True)
+
+    def control(self, kind: str, init_seed, measure) -> None:
+        """A control's record, copied from another run's (marked ``copied_from``) or measured, unless there."""
+        if (kind, None, init_seed) in self.have:
+            return
+        other = self.shared.get((kind, init_seed))
+        if other is not None:
+            self.add({**{k: v for k, v in other.items() if k not in self.settings}, "copied_from": other["run"]})
+        else:
+            self.add({"kind": kind, "dataset": self.spec, **({} if kind in ("pixels", "pca_pixels") else
+                                                             {"arch": self.arch, "init_seed": init_seed}),
+                      **measure()})
+
+    def snapshot(self, kind: str, images: int, sha: str, measure) -> None:
+        """A snapshot's record of ``kind`` (trained, reliance, psnr), measured unless there."""
+        if (kind, images, None) not in self.have:
+            self.add({"kind": kind, "images_seen": images, "weights_sha256": sha, **measure()})
+
+    def check_weights(self, images: int, sha: str, stem) -> None:
+        """Refuse a snapshot whose weights differ from those recorded at the same images seen."""
+        old = self.recorded.get(("trained", images), sha)
+        if old not in (None, sha):
+            raise ValueError(f"{self.path}: run {self.settings['run']!r} was recorded at {images:,} images with "
+                             f"weights {old}, but {stem} holds weights {sha} (another trajectory in the same "
+                             f"folder?); measure it under another run folder name, or remove those records")
+
+
 def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float = ANALYSIS_SIGMA,
                 n_noise: int = ANALYSIS_NOISE, seed: int = 0, dataset: str | None = None,
                 current: bool = True, label: str | None = None) -> list[dict]:
@@ -122,75 +180,34 @@ def measure_run(run, out, n_test: int = 2000, n_train: int = 5000, sigma: float 
     the untrained networks, the same architecture) are copied, marked ``copied_from``, not measured again.
     ``label`` names the run in the records (default: `run_labels` of this run alone)."""
     run, out = Path(run), Path(out)
-    label = label or run_labels([run])[0]
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "curves.jsonl"
-    settings = {"run": label, "n_test": n_test, "n_train": n_train, "sigma": sigma, "n_noise": n_noise,
-                "seed": seed}
-    done = [r for r in _read(path) if all(r.get(k) == v for k, v in settings.items())]
-    have = {(r["kind"], r.get("images_seen"), r.get("init_seed")) for r in done}
-    recorded = {(r["kind"], r["images_seen"]): r.get("weights_sha256") for r in done if "images_seen" in r}
+    settings = {"run": label or run_labels([run])[0], "n_test": n_test, "n_train": n_train, "sigma": sigma,
+                "n_noise": n_noise, "seed": seed}
     snaps = snapshots(run, current)
     first = load_model(snaps[0][1])
-    meta = first.checkpoint_metadata
-    spec = dataset or meta["dataset"]
+    spec = dataset or first.checkpoint_metadata["dataset"]
     train, data = evidence_sets(spec, first.config.image_size, seed, n_test, n_train)
-    arch = json.dumps(first.config.to_dict(), sort_keys=True)
-    rows = []
-    # the controls depend on the images and the architecture only: reuse another run's when they match
-    others = [r for r in _read(path) if r.get("run") != label and r.get("dataset") == spec
-              and all(r.get(k) == v for k, v in settings.items() if k != "run")]
-    dims = int(first.config.mid_width)
-    shared = {(r["kind"], r.get("init_seed")): r for r in others
-              if r["kind"] == "pixels" or (r["kind"] == "pca_pixels" and r.get("dims") == dims)
-              or (r["kind"] in ("untrained", "reliance") and r.get("arch") == arch and "init_seed" in r)}
-
-    def add(rec):
-        rec = {**settings, **rec}
-        with waiting_lock(path.with_name(path.name + ".lock")):  # concurrent writers append whole lines
-            _drop_torn_tail(path)
-            with open(path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-        rows.append(rec)
-        print(json.dumps(rec), flush=True)
-
-    def control(kind, init_seed, measure):
-        if (kind, None, init_seed) in have:
-            return
-        other = shared.get((kind, init_seed))
-        if other is not None:
-            add({**{k: v for k, v in other.items() if k not in settings}, "copied_from": other["run"]})
-        else:
-            add({"kind": kind, "dataset": spec,
-                 **({} if kind in ("pixels", "pca_pixels") else {"arch": arch, "init_seed": init_seed}), **measure()})
-
-    control("pixels", None, lambda: pixel_evidence(data, seed, train))
-    control("pca_pixels", None, lambda: pca_pixel_evidence(data, train, dims, seed))
+    rec = _Records(out / "curves.jsonl", settings, spec, first)
+    # 1. the controls: pixels, PCA pixels, untrained networks
+    rec.control("pixels", None, lambda: pixel_evidence(data, seed, train))
+    rec.control("pca_pixels", None, lambda: pca_pixel_evidence(data, train, rec.dims, seed))
     for s in UNTRAINED_SEEDS:
-        control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
+        rec.control("untrained", s, lambda: model_evidence(untrained_twin(first, s), data, seed, train, sigma, n_noise))
+    # 2. the readout of every snapshot, its weights checked against what was recorded
     shas = {}
     for images, stem in snaps:
         model = load_model(stem)
-        shas[images] = sha = weights_sha256(model, 16)
-        old = recorded.get(("trained", images), sha)
-        if old not in (None, sha):
-            raise ValueError(f"{path}: run {label!r} was recorded at {images:,} images with weights {old}, but "
-                             f"{stem} holds weights {sha} (another trajectory in the same folder?); measure it "
-                             f"under another run folder name, or remove those records")
-        if ("trained", images, None) not in have:
-            add({"kind": "trained", "images_seen": images, "weights_sha256": sha,
-                 **model_evidence(model, data, seed, train, sigma, n_noise)})
+        shas[images] = weights_sha256(model, 16)
+        rec.check_weights(images, shas[images], stem)
+        rec.snapshot("trained", images, shas[images], lambda: model_evidence(model, data, seed, train, sigma, n_noise))
+    # 3. how much the decoder relies on the middle block, and the PSNR, on a few held-out images
     few = data.float()[:RELIANCE_IMAGES]
     for s in UNTRAINED_SEEDS:
-        control("reliance", s, lambda: reliance_record(untrained_twin(first, s), few))
+        rec.control("reliance", s, lambda: reliance_record(untrained_twin(first, s), few))
     for images, stem in snaps:
-        if ("reliance", images, None) not in have:
-            add({"kind": "reliance", "images_seen": images, "weights_sha256": shas[images],
-                 **reliance_record(load_model(stem), few)})
-        if ("psnr", images, None) not in have:
-            add({"kind": "psnr", "images_seen": images, "weights_sha256": shas[images],
-                 **psnr_record(load_model(stem), few)})
-    return done + rows
+        rec.snapshot("reliance", images, shas[images], lambda: reliance_record(load_model(stem), few))
+        rec.snapshot("psnr", images, shas[images], lambda: psnr_record(load_model(stem), few))
+    return rec.done + rec.rows
 
 
 def curve_table(records: list[dict]) -> dict:

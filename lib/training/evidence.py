@@ -20,16 +20,14 @@ import numpy as np
 from lib.core.paths import resolve
 from lib.data.datasets import load_dataset
 from lib.measure.channels import kurtotic_channels, participation_ratio
-from lib.measure.clustering import kmeans, scores
 from lib.measure.readout import (
     ANALYSIS_NOISE,
     ANALYSIS_SIGMA,
     PROBE_TRAIN_IMAGES,
-    knn_accuracy,
     liveness,
     pca_like,
-    probe,
     probe_with_controls,
+    score,
     untrained_twin,
 )
 from lib.model.checkpoint import load_model
@@ -45,22 +43,17 @@ def evidence_sets(spec: str, size: int, seed: int, n_test: int, n_train: int = E
 
 
 def representation_scores(X: np.ndarray, data, seed: int = 0, train_X=None, train=None) -> dict:
-    """k-means (k = number of classes) NMI/AMI/ARI against class (+instance/background where known) on the
-    held-out rows X; with a train split (``train_X`` rows of the ImageSet ``train``): the tuned probe's test
-    and train accuracy and the kNN accuracy."""
-    k = len(data.class_names)
-    lab = kmeans(X, min(k, len(X)), seed=seed, n_init=4)
-    out = {}
-    for name, y in ([("class", data.labels)]
-                    + [(f, data.factors[f]) for f in ("instance", "background") if f in data.factors]):
-        s = scores(lab, y)
-        for m in ("nmi", "ami", "ari"):
-            out[f"{name}_{m}"] = round(s[m], 4)
+    """The evidence records' keys for one representation, read by `lib.measure.readout.score`: k-means (k = the
+    number of classes) NMI/AMI/ARI against class (+instance/background where known) on the held-out rows X; with
+    a train split (``train_X`` rows of the ImageSet ``train``): the tuned probe's test and train accuracy and the
+    kNN accuracy. Rounded to 4 decimals, as the records keep them."""
+    factors = {f: data.factors[f] for f in ("instance", "background") if f in data.factors}
+    s = score(X, data.labels, train_X, None if train is None else train.labels, seed=seed, factors=factors,
+              k=min(len(data.class_names), len(X)), standardized=False)
+    out = {f"{name}_{m}": round(c[m], 4) for name, c in s.clusters.items() for m in ("nmi", "ami", "ari")}
     if train is not None:
-        p = probe(train_X, train.labels, X, data.labels, seed=seed)
-        out.update({"probe_acc": round(p["accuracy"], 4), "probe_train_acc": round(p["train_accuracy"], 4),
-                    "knn_acc": round(knn_accuracy(train_X, train.labels, X, data.labels), 4),
-                    "probe_train_images": len(train)})
+        out.update({"probe_acc": round(s.probe_acc, 4), "probe_train_acc": round(s.probe_train_acc, 4),
+                    "knn_acc": round(s.knn_acc, 4), "probe_train_images": len(train)})
     return out
 
 
@@ -115,7 +108,7 @@ def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 2000, seed: i
     un = model_evidence(untrained_twin(model, seed), data, seed)
     px = pixel_evidence(data, seed)
     factors = {f: data.factors[f] for f in ("background",) if f in data.factors}
-    pc = probe_with_controls(model, train, data, factors=factors)
+    pc = probe_with_controls(model, train, data, factors=factors).flat()
     return {"evidence_sigma": tr["evidence_sigma"], "mid_varying_fraction": tr["mid_varying_fraction"],
             "untrained_mid_varying_fraction": un["mid_varying_fraction"],
             "mid_pr_in": tr["mid_pr_in"], "mid_pr_out": tr["mid_pr_out"],

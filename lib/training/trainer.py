@@ -324,6 +324,8 @@ class Trainer:
         self.data_sha256 = None
         self._stop = False
         self._saved_step = None
+        self._t_log = None          # when the last loss line was logged (its images/s)
+        self._evidence_sets = None  # (train, held-out) ImageSets of the evidence records, loaded on first use
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self):
@@ -587,26 +589,9 @@ class Trainer:
         if pool.shape[1] != self.model.config.in_channels:
             raise ValueError(f"dataset {cfg.dataset}: {pool.shape[1]} channels, "
                              f"model expects {self.model.config.in_channels}")
-        self.data_sha256 = data_fingerprint(pool)
         stream = BatchStream(len(pool), cfg.batch_size, cfg.seed)
-        if not self.try_resume():
-            if self.continue_from is not None:
-                self.continue_checkpoint(pool, stream)
-            else:
-                self.lineage = [new_leg([], 0, 0, None, "fresh (from scratch)", self.data_sha256)]
-        if cfg.ema_decay and self.ema is None:  # from now on (a run that turns it on later: since these images)
-            self._ema_since = self.images_seen
-            self._init_ema()
-        if self.rank == 0:
-            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
-        if self.continue_from is not None and self._saved_step is None:
-            self.save()  # the new leg's starting state: rerunning the same command resumes from here
-        model = self.model
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.compile:
-            model = torch.compile(model)
+        self._start_leg(pool, stream)
+        model = self._wrapped()
         if self.step == 0 and self.rank == 0:
             self.log({"step": 0, "images": 0, "kind": "eval", "psnr": evaluate(self.model, val, self.device, self.amp)})
         old_handler = signal.signal(signal.SIGTERM, self._on_term) if self._main_thread() else None
@@ -614,46 +599,15 @@ class Trainer:
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress or self.rank != 0,
                    desc=f"train {cfg.out}", dynamic_ncols=True)
         model.train()
-        t_last, loss_acc, n_acc = time.time(), 0.0, 0
+        t_last, window = time.time(), [0.0, 0]  # loss sum and steps since the last loss line
         while self.step < cfg.total_steps and not self._stop:
-            for g in self.opt.param_groups:
-                g["lr"] = lr_at(cfg, self.step)
-            loss = self._loss(model, pool, stream, self.step)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; "
-                                         f"last checkpoint kept in {self.out}")
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            if self.ema is not None:
-                self._update_ema()
-            self.step += 1
-            self.images_seen += cfg.batch_size
-            loss_acc += loss.item()
-            n_acc += 1
+            loss = self._train_step(model, pool, stream)
+            window[0] += loss
+            window[1] += 1
             bar.update(1)
             now = time.time()
             self.wall += now - t_last
-            if self.step % cfg.log_every == 0:
-                self.log({"step": self.step, "images": self.images_seen, "loss": round(loss_acc / n_acc, 4),
-                          "lr": lr_at(cfg, self.step), "wall_s": round(self.wall, 1),
-                          "img_per_s": (round(n_acc * cfg.batch_size
-                                              / max(1e-9, now - getattr(self, "_t_log", now - 1)), 1)
-                                        if hasattr(self, "_t_log") else None)})
-                loss_acc, n_acc, self._t_log = 0.0, 0, time.time()
-            if snapshot_due(cfg, self.images_seen) and self.rank == 0:
-                save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
-                if self.ema is not None:
-                    save_model(self.out / "ema" / "snapshots" / f"img{self.images_seen:09d}", self.ema,
-                               self.metadata(ema=True))
-            if cfg.evidence_every_images and self.rank == 0 and (
-                    self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
-                self.log_evidence()
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.total_steps:
-                if self.rank == 0:
-                    self.log({"step": self.step, "images": self.images_seen, "kind": "eval",
-                              "psnr": evaluate(self.model, val, self.device, self.amp)})
-                self.save()
+            self._after_step(window, now, val)
             t_last = time.time()
         if self._stop and self.step % cfg.ckpt_every:
             self.save()
@@ -666,9 +620,81 @@ class Trainer:
             dist.destroy_process_group()
         return self.model
 
+    def _start_leg(self, pool, stream) -> None:
+        """Resume the run in ``cfg.out``, or continue a shipped checkpoint, or start from scratch; set up the EMA,
+        record the config, and save a continued leg's starting state."""
+        cfg = self.cfg
+        self.data_sha256 = data_fingerprint(pool)
+        if not self.try_resume():
+            if self.continue_from is not None:
+                self.continue_checkpoint(pool, stream)
+            else:
+                self.lineage = [new_leg([], 0, 0, None, "fresh (from scratch)", self.data_sha256)]
+        if cfg.ema_decay and self.ema is None:  # from now on (a run that turns it on later: since these images)
+            self._ema_since = self.images_seen
+            self._init_ema()
+        if self.rank == 0:
+            atomic_write_json(self.out / "train_config.json", dataclasses.asdict(cfg))
+        if self.continue_from is not None and self._saved_step is None:
+            self.save()  # the new leg's starting state: rerunning the same command resumes from here
+
+    def _wrapped(self):
+        """The model the steps run: DDP-wrapped across processes, compiled when asked."""
+        model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.cfg.compile:
+            model = torch.compile(model)
+        return model
+
+    def _train_step(self, model, pool, stream) -> float:
+        """One optimizer step (lr from the schedule, the EMA after it); its loss. A non-finite loss stops the
+        run with the last checkpoint kept."""
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.cfg, self.step)
+        loss = self._loss(model, pool, stream, self.step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; "
+                                     f"last checkpoint kept in {self.out}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.ema is not None:
+            self._update_ema()
+        self.step += 1
+        self.images_seen += self.cfg.batch_size
+        return loss.item()
+
+    def _after_step(self, window: list, now: float, val) -> None:
+        """What is due after a step: the loss line (``window``: loss sum and steps since the last one, reset
+        here), snapshots, the evidence record, and the evaluation with a checkpoint."""
+        cfg = self.cfg
+        if self.step % cfg.log_every == 0:
+            loss_sum, n = window
+            rate = (None if self._t_log is None
+                    else round(n * cfg.batch_size / max(1e-9, now - self._t_log), 1))
+            self.log({"step": self.step, "images": self.images_seen, "loss": round(loss_sum / n, 4),
+                      "lr": lr_at(cfg, self.step), "wall_s": round(self.wall, 1), "img_per_s": rate})
+            window[:] = [0.0, 0]
+            self._t_log = time.time()
+        if snapshot_due(cfg, self.images_seen) and self.rank == 0:
+            save_model(self.out / "snapshots" / f"img{self.images_seen:09d}", self.model, self.metadata())
+            if self.ema is not None:
+                save_model(self.out / "ema" / "snapshots" / f"img{self.images_seen:09d}", self.ema,
+                           self.metadata(ema=True))
+        if cfg.evidence_every_images and self.rank == 0 and (
+                self.images_seen % cfg.evidence_every_images < cfg.batch_size or self.step == cfg.total_steps):
+            self.log_evidence()
+        if self.step % cfg.ckpt_every == 0 or self.step == cfg.total_steps:
+            if self.rank == 0:
+                self.log({"step": self.step, "images": self.images_seen, "kind": "eval",
+                          "psnr": evaluate(self.model, val, self.device, self.amp)})
+            self.save()
+
     def log_evidence(self):
         """Sparsity, kurtosis, clustering and probe numbers on a fixed held-out set (lib.training.evidence)."""
-        if not hasattr(self, "_evidence_sets"):
+        if self._evidence_sets is None:
             self._evidence_sets = evidence_sets(self.cfg.dataset, self.cfg.size, self.cfg.seed, self.cfg.n_evidence)
         was = self.model.training
         self.model.eval()
