@@ -89,14 +89,6 @@ def pca_pixel_evidence(data, train, dims: int, seed: int = 0) -> dict:
     return {**representation_scores(te, data, seed, tr, train), "dims": int(tr.shape[1])}
 
 
-def evidence_with_controls(model, data, seed: int = 0, init_seed: int = 0, pixels: dict | None = None, train=None):
-    """(model, its untrained twin, pixels) evidence on ``data``; the twin has the model's config (same
-    initialisation scheme) and weights drawn from ``init_seed``; ``pixels``: a pixel result already computed."""
-    return (model_evidence(model, data, seed, train),
-            model_evidence(untrained_twin(model, init_seed), data, seed, train),
-            pixel_evidence(data, seed, train) if pixels is None else pixels)
-
-
 def default_evidence(checkpoint="data/checkpoints/tux32", n: int = 2000, seed: int = 0,
                      n_train: int = PROBE_TRAIN_IMAGES) -> dict:
     """The flat JSON of `make evidence`: the trained model's readout, its untrained twins (3 init seeds for

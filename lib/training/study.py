@@ -18,7 +18,7 @@ from lib.core.paths import FIGURES, ROOT
 from lib.measure.readout import DEGENERATE_BELOW, untrained_twin
 from lib.model.checkpoint import load_model
 from lib.model.unet import UNet, preset
-from lib.training.evidence import evidence_sets, evidence_with_controls, model_evidence, pixel_evidence
+from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
 from lib.training.trainer import TrainConfig, Trainer
 
 STUDY = ROOT / "configs" / "study.json"
@@ -69,8 +69,10 @@ def _final_evidence(cfg, model_stem: Path, n: int, seed: int, pixel_cache: dict)
     """The run's final model, its untrained twin and pixels on ``n`` held-out images (more than the
     curves' n_evidence, so the probe and k-means numbers of the table are less noisy)."""
     train, data = evidence_sets(cfg.dataset, cfg.size, cfg.seed, n)
-    tr, un, px = evidence_with_controls(load_model(model_stem), data, seed, cfg.seed, pixel_cache.get(cfg.dataset),
-                                        train)
+    model = load_model(model_stem)
+    tr = model_evidence(model, data, seed, train)
+    un = model_evidence(untrained_twin(model, cfg.seed), data, seed, train)  # the twin of the run's init seed
+    px = pixel_cache.get(cfg.dataset) or pixel_evidence(data, seed, train)
     pixel_cache[cfg.dataset] = px
     return {"trained": tr, "untrained": un, "pixels": px, "n_images": n}
 
