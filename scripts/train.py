@@ -16,7 +16,8 @@ from lib.core.checks import parse_amp, parse_bool, read_json, run_cli
 from lib.model.checkpoint import checkpoint_file
 from lib.model.unet import PRESETS
 from lib.training.lineage import DEFAULT_REESTIMATE_STEPS
-from lib.training.trainer import TrainConfig, Trainer
+from lib.training.recipe import TrainConfig
+from lib.training.trainer import Trainer
 from scripts import Parser, _dataset, _device, _out_dir, positive_int
 
 

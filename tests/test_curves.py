@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from lib.training.curves import RELIANCE_KEYS, curve_table, fit_gap, gap_row, measure_run, run_labels, snapshots
-from lib.training.trainer import TrainConfig, Trainer
+from lib.training.recipe import TrainConfig
+from lib.training.trainer import Trainer
 from scripts import curves as curves_cli
 
 

@@ -9,7 +9,7 @@ import torch
 
 from killutil import kill_when
 from lib.model.checkpoint import load_model, read_tensors
-from lib.training.trainer import BatchStream, TrainConfig, lr_at
+from lib.training.recipe import BatchStream, TrainConfig, lr_at
 from scripts.train import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_compiled_training_matches_eager(tmp_path):
 
 def test_loguniform_sigmas_and_log_spaced_snapshots():
     """sigma_dist=loguniform spans [sigma_min, sigma_max] evenly in log; snapshot_log keeps 1, 2, 5 x 10^k."""
-    from lib.training.trainer import log_milestones, sigma_from_uniform, snapshot_due
+    from lib.training.recipe import log_milestones, sigma_from_uniform, snapshot_due
     cfg = TrainConfig(sigma_dist="loguniform", sigma_min=0.01, sigma_max=1.0, snapshot_log=True, batch_size=64)
     s = sigma_from_uniform(cfg, torch.tensor([0.0, 0.5, 1.0]))
     assert torch.allclose(s, torch.tensor([0.01, 0.1, 1.0]))

@@ -28,7 +28,8 @@ from lib.data.pools import open_pool
 from lib.measure.kmeans import torch_kmeans
 from lib.model.unet import forward_flops, preset
 from lib.representation.extract import extract, load_cache
-from lib.training.trainer import TrainConfig, Trainer
+from lib.training.recipe import TrainConfig
+from lib.training.trainer import Trainer
 
 # dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets (SXM parts)
 PEAK_BF16_TFLOPS = {"GH200": 989.0, "H200": 989.0, "H100 PCIE": 756.0, "H100": 989.0, "H800": 989.0,

@@ -6,7 +6,7 @@ scratch. What a continuation needs, and where it comes from:
 
 - the weights: ``NAME.safetensors`` (fp32, exactly the trained ones);
 - the position: ``step`` and ``images_seen`` in ``NAME.json``; the data order and the noise of every step
-  are functions of (seed, step) (``lib.training.trainer.BatchStream``, ``noise_for_step``), so the next leg
+  are functions of (seed, step) (``lib.training.recipe.BatchStream``, ``noise_for_step``), so the next leg
   draws exactly the batches the uninterrupted run would have drawn;
 - the settings: ``train_config`` and ``history`` in ``NAME.json``, checked against the new config like a
   resume (``TrainConfig.compatible`` must match; ``schedule_fields`` may change only with ``--allow-changes``,

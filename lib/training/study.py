@@ -19,7 +19,8 @@ from lib.measure.readout import DEGENERATE_BELOW, untrained_twin
 from lib.model.checkpoint import load_model
 from lib.model.unet import UNet, preset
 from lib.training.evidence import evidence_sets, model_evidence, pixel_evidence
-from lib.training.trainer import TrainConfig, Trainer
+from lib.training.recipe import TrainConfig
+from lib.training.trainer import Trainer
 
 STUDY = ROOT / "configs" / "study.json"
 RUNS = ROOT / "runs" / "study"
