@@ -96,11 +96,11 @@ def train_phase(a, dev, work: Path) -> dict:
     tr = Trainer(cfg)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    timer = threading.Timer(a.train_seconds, lambda: setattr(tr, "_stop", True))
+    timer = threading.Timer(a.train_seconds, tr.request_stop)
     t0 = time.perf_counter()
 
     def start_timer_after_setup():  # the clock starts with the first step, not with data generation
-        while tr.step == 0 and not tr._stop:
+        while tr.step == 0 and not tr.stop_requested:
             time.sleep(0.01)
         timer.start()
     threading.Thread(target=start_timer_after_setup, daemon=True).start()

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lib.core.checks import amp_name, check_field_types
-from lib.representation.phi import check_sigma
+from lib.core.checks import amp_name, check_field_types, check_sigma
 
 
 @dataclass

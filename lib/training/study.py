@@ -57,7 +57,7 @@ def run(names=None, study=STUDY, runs_dir=RUNS, progress=True):
         print(f"== study run {name}", flush=True)
         t = Trainer(run_config(name, base, runs[name], runs_dir))
         t.run(progress=progress)
-        if t._stop:  # SIGTERM: the trainer saved its state; stop the study too (rerun to resume)
+        if t.stop_requested:  # SIGTERM: the trainer saved its state; stop the study too (rerun to resume)
             print(f"== stopped during {name}; rerun the same command to resume", flush=True)
             return
 

@@ -152,7 +152,7 @@ class Trainer:
         self.ema = None  # the EMA model when cfg.ema_decay > 0 (set up in _run)
         self._ema_since = 0
         self.data_sha256 = None
-        self._stop = False
+        self.stop_requested = False  # set by SIGTERM or request_stop(): the run saves its state and returns
         self._saved_step = None
         self._t_log = None          # when the last loss line was logged (its images/s)
         self._evidence_sets = None  # (train, held-out) ImageSets of the evidence records, loaded on first use
@@ -430,7 +430,7 @@ class Trainer:
                    desc=f"train {cfg.out}", dynamic_ncols=True)
         model.train()
         t_last, window = time.time(), [0.0, 0]  # loss sum and steps since the last loss line
-        while self.step < cfg.total_steps and not self._stop:
+        while self.step < cfg.total_steps and not self.stop_requested:
             loss = self._train_step(model, pool, stream)
             window[0] += loss
             window[1] += 1
@@ -439,7 +439,7 @@ class Trainer:
             self.wall += now - t_last
             self._after_step(window, now, val)
             t_last = time.time()
-        if self._stop and self.step % cfg.ckpt_every:
+        if self.stop_requested and self.step % cfg.ckpt_every:
             self.save()
         bar.close()
         if old_handler is not None:
@@ -533,8 +533,12 @@ class Trainer:
         self.model.train(was)
         self.log({"step": self.step, "images": self.images_seen, "kind": "evidence", **ev})
 
+    def request_stop(self) -> None:
+        """Stop after the current step: the state is saved and `run` returns (rerun the command to resume)."""
+        self.stop_requested = True
+
     def _on_term(self, *_):
-        self._stop = True
+        self.request_stop()
 
     @staticmethod
     def _main_thread():
