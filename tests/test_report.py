@@ -14,6 +14,16 @@ from lib.publish import readme as report
 from lib.publish import site
 
 
+def _site_pages(figures):
+    """The HTML pages of the site under ``figures``."""
+    return sorted((figures / site.SITE).glob("*.html"))
+
+
+def _image_sources(page):
+    """The img src attributes of a page."""
+    return re.findall(r'<img src="([^"]+)"', page.read_text())
+
+
 def test_readme_blocks_match_committed_numbers():
     """Fails when figures/*/numbers.json (or the study, or the catalog) changed and `python -m scripts.report`
     was not rerun: the README's numbers must be the generated ones."""
@@ -160,13 +170,13 @@ def test_site_is_deterministic_relative_and_prunes(tmp_path):
     (tmp_path / "site" / "99_gone.html").write_text("old")
     changed = site.build_site(tmp_path)
     assert "index.html" in changed and "99_gone.html" in changed and not (tmp_path / "site" / "99_gone.html").exists()
-    before = {p.name: p.read_bytes() for p in site.site_pages(tmp_path)}
+    before = {p.name: p.read_bytes() for p in _site_pages(tmp_path)}
     assert site.build_site(tmp_path) == []
-    assert before == {p.name: p.read_bytes() for p in site.site_pages(tmp_path)}
-    for page in site.site_pages(tmp_path):
+    assert before == {p.name: p.read_bytes() for p in _site_pages(tmp_path)}
+    for page in _site_pages(tmp_path):
         text = page.read_text()
         assert "data:image" not in text and str(ROOT) not in text and str(tmp_path) not in text
-        for s in site.image_sources(page):
+        for s in _image_sources(page):
             assert not s.startswith(("/", "http")), s
             if "explorer_screenshot" not in s:
                 assert (page.parent / s).resolve().is_file(), f"{page.name}: broken image {s}"

@@ -64,11 +64,6 @@ def find_notebooks(only=None) -> list[Path]:
     return nbs
 
 
-def notebook_parameters(nb: Path) -> list[str]:
-    """The names assigned in the notebook's cell tagged ``parameters``."""
-    return list(parameter_defaults(nb))
-
-
 def parameter_defaults(nb: Path) -> dict:
     """{name: default value} of the notebook's cell tagged ``parameters`` (None where not a literal)."""
     import nbformat

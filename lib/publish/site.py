@@ -283,13 +283,3 @@ def build_site(figures=FIGURES, check: bool = False) -> list[str]:
             if not check:
                 p.unlink()
     return changed
-
-
-def site_pages(figures=FIGURES) -> list[Path]:
-    """The HTML pages of the site under ``figures``."""
-    return sorted((Path(figures) / SITE).glob("*.html"))
-
-
-def image_sources(page: Path) -> list[str]:
-    """The img src attributes of a page (for tests)."""
-    return re.findall(r'<img src="([^"]+)"', Path(page).read_text())
