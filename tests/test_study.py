@@ -71,3 +71,23 @@ def test_tiny_study_runs_and_summarizes(tmp_path):
     lines = study.study_findings(fin)
     assert len(lines) == 2 and lines[1].startswith("- **bn** (tuxphoto, batch norm")
     assert (tmp_path / "out" / "study_curves.png").stat().st_size > 10_000
+
+
+def test_study_findings_read_liveness_and_skip_missing_factors():
+    """A degenerate phi is not read against the controls, and a dataset without backgrounds prints no background
+    AMI (it printed "nan" before)."""
+    def rep(ami, acc, **kw):
+        return {"class_ami": ami, "probe_acc": acc, "mid_pr_in": 0.5, "mid_pr_out": 0.3, **kw}
+    base = {"dataset": "shapes", "norm": "scale", "images": 96_000}
+    finals = {
+        "dead": {**base, "trained": rep(0.9, 0.9, mid_varying_fraction=0.001), "untrained": rep(0.1, 0.1),
+                 "pixels": rep(0.1, 0.1)},
+        "live": {**base, "trained": rep(0.9, 0.9, mid_varying_fraction=0.4, evidence_sigma=0.2,
+                                        background_ami=0.3), "untrained": rep(0.1, 0.1),
+                 "pixels": rep(0.1, 0.1, background_ami=0.5)},
+    }
+    dead, live = study.study_findings(finals)
+    assert "phi is degenerate" in dead and dead.endswith("on class: none (phi is degenerate).")
+    assert "background" not in dead and "nan" not in dead and "; →" not in dead
+    assert "sparsifies its input" in live and "background AMI 0.300 vs pixels 0.500" in live
+    assert live.endswith("on class: k-means class AMI, probe accuracy.")

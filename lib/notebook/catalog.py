@@ -55,7 +55,8 @@ NOTEBOOKS: dict[str, Notebook] = {
                                    "seen (0 = the untrained network); dotted: raw pixels.",
                                    sigma="recorded during training with the earlier readout (σ = 0, probe at 50/255)"),
             "study_curves": Fig("Factor study: the same effects for seven short runs that differ from the "
-                                "baseline in one factor each.", sigma="recorded with the earlier readout (σ = 0)"),
+                                "baseline in one factor each.",
+                                sigma="recorded during training with the readout (σ = 0.2, lib.measure.readout)"),
         }),
     "01_denoising_sparsity": Notebook(
         "Denoising performance and sparsity across blocks",

@@ -170,7 +170,6 @@ def study_table(finals: dict) -> str:
 def study_findings(finals: dict) -> list[str]:
     """One markdown line per run: does the middle block sparsify, is phi more class-semantic than both controls?"""
     out = []
-    nan = float("nan")
     for name, fin in finals.items():
         r, u, p = fin["trained"], fin["untrained"], fin["pixels"]
         sparser = r["mid_pr_out"] < r["mid_pr_in"]
@@ -186,10 +185,13 @@ def study_findings(finals: dict) -> list[str]:
         else:
             mid = (f"the middle block {'sparsifies' if sparser else 'does not sparsify'} its input ({pr} at "
                    f"σ = {r.get('evidence_sigma', 0):g}, {live:.0%} varying)")
+        bg = (f"; background AMI {r['background_ami']:.3f} vs pixels {p['background_ami']:.3f}"
+              if "background_ami" in r and "background_ami" in p else "")
+        degenerate = live is not None and live < DEGENERATE_BELOW
+        verdict = "none (phi is degenerate)" if degenerate else (", ".join(sem) or "neither")
         out.append(
             f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): {mid}; "
             f"class AMI {r['class_ami']:.3f} vs pixels {p['class_ami']:.3f} / untrained "
-            f"{u['class_ami']:.3f}; probe {r['probe_acc']:.3f} vs {p['probe_acc']:.3f} / {u['probe_acc']:.3f}; "
-            f"background AMI {r.get('background_ami', nan):.3f} vs pixels {p.get('background_ami', nan):.3f} "
-            f"→ phi above both controls on class: {', '.join(sem) or 'neither'}.")
+            f"{u['class_ami']:.3f}; probe {r['probe_acc']:.3f} vs {p['probe_acc']:.3f} / {u['probe_acc']:.3f}"
+            f"{bg} → phi above both controls on class: {verdict}.")
     return out
