@@ -91,6 +91,18 @@ def base_seed(generator: torch.Generator | None = None, seed: int | None = None)
     return int(seed or 0)
 
 
+def key_seed(*key) -> int:
+    """One 63-bit seed for the integers ``key``: the same key gives the same seed in every process."""
+    return hash(tuple(int(k) for k in key)) & (2**63 - 1)
+
+
+def seeded_generator(*key, device="cpu") -> torch.Generator:
+    """A generator on ``device`` seeded by the integers ``key`` (`key_seed`)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(key_seed(*key))
+    return g
+
+
 def per_sample_noise(n: int, shape, seed: int, draws: int = 1, offset: int = 0,
                      dtype=torch.float32) -> torch.Tensor:
     """Gaussian noise of shape (n, draws, *shape); sample i uses its own generator seeded with
@@ -98,7 +110,7 @@ def per_sample_noise(n: int, shape, seed: int, draws: int = 1, offset: int = 0,
     out = torch.empty((n, draws, *shape), dtype=dtype)
     g = torch.Generator()
     for i in range(n):
-        g.manual_seed(hash((int(seed), int(offset + i))) & (2**63 - 1))
+        g.manual_seed(key_seed(seed, offset + i))
         out[i] = torch.randn((draws, *shape), generator=g, dtype=dtype)
     return out
 

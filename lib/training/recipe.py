@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lib.core.checks import amp_name, check_field_types, check_sigma
+from lib.core.device import seeded_generator
 
 
 @dataclass
@@ -151,13 +152,6 @@ def _schedule_lr(cfg: TrainConfig, step: int) -> float:
         return cfg.lr if step * cfg.batch_size < cfg.lr_step_images else cfg.lr / 10
     t = min(1.0, step / cfg.total_steps)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
-
-
-def seeded_generator(*key, device="cpu") -> torch.Generator:
-    """A generator on ``device`` seeded by the integers ``key`` (the same key gives the same draws)."""
-    g = torch.Generator(device=device)
-    g.manual_seed(hash(tuple(int(k) for k in key)) & (2**63 - 1))
-    return g
 
 
 class BatchStream:

@@ -177,17 +177,17 @@ def study_findings(finals: dict) -> list[str]:
                                ("probe accuracy", r["probe_acc"] > max(p["probe_acc"], u["probe_acc"]))) if ok]
         pr = f"PR {r['mid_pr_in']:.2f} → {r['mid_pr_out']:.2f}"
         live = r.get("mid_varying_fraction")
+        degenerate = live is not None and live < DEGENERATE_BELOW
         if live is None:
             mid = (f"median {pr} on clean images (recorded before the liveness check, so not read as a verdict: "
                    "phi may not vary across images)")
-        elif live < DEGENERATE_BELOW:
+        elif degenerate:
             mid = f"phi is degenerate ({live:.1%} of its energy varies across images; {pr})"
         else:
             mid = (f"the middle block {'sparsifies' if sparser else 'does not sparsify'} its input ({pr} at "
                    f"σ = {r.get('evidence_sigma', 0):g}, {live:.0%} varying)")
         bg = (f"; background AMI {r['background_ami']:.3f} vs pixels {p['background_ami']:.3f}"
               if "background_ami" in r and "background_ami" in p else "")
-        degenerate = live is not None and live < DEGENERATE_BELOW
         verdict = "none (phi is degenerate)" if degenerate else (", ".join(sem) or "neither")
         out.append(
             f"- **{name}** ({fin['dataset']}, {fin['norm']} norm, {fin['images']:,} images): {mid}; "

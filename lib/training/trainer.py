@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from lib.core.checks import parse_amp
-from lib.core.device import apply_threads, autocast, pick_device, to_channels_last
+from lib.core.device import apply_threads, autocast, pick_device, seeded_generator, to_channels_last
 from lib.core.files import atomic_write_bytes, atomic_write_json, exclusive_lock
 from lib.core.hashing import weights_sha256
 from lib.core.metrics import psnr
@@ -75,7 +75,6 @@ from lib.training.recipe import (
     changes,
     lr_at,
     noise_for_step,
-    seeded_generator,
     snapshot_due,
 )
 
